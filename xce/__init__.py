@@ -1,0 +1,30 @@
+"""xce: the cross-entropy family of losses, written once against the Python array API.
+
+Any array type in (NumPy, PyTorch, CuPy, JAX, Dask, array-api-strict), the same namespace,
+device and dtype out; one numerics policy on every backend; clear errors instead of wrong
+numbers; and the analytic gradient in the same pass with :func:`value_and_grad`.
+"""
+
+from ._blocks import entropy, kl_divergence, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
+from ._grad import value_and_grad
+from ._losses import (
+    binary_cross_entropy,
+    categorical_cross_entropy,
+    sparse_categorical_cross_entropy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "binary_cross_entropy",
+    "categorical_cross_entropy",
+    "entropy",
+    "kl_divergence",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "softmax",
+    "sparse_categorical_cross_entropy",
+    "value_and_grad",
+]

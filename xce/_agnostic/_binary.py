@@ -1,0 +1,58 @@
+"""Element-wise binary cross entropy and its analytic gradient.
+
+Notation: q = (1-ε)·y + ε/2 the smoothed target, a = pos_weight (1 when ``None``). The loss is
+ℓ = (1-q)·(-log(1-p)) + a·q·(-log p); on logits -log p = softplus(-x), -log(1-p) = softplus(x).
+A term whose coefficient is 0 is 0, whatever the logit: x = +inf with y = 1 gives 0, not NaN.
+"""
+
+from __future__ import annotations
+
+
+def _coefficients(xp, y, *, pos_weight, smoothing):
+    q = y if smoothing == 0 else (1 - smoothing) * y + smoothing / 2
+    positive = q if pos_weight is None else pos_weight * q
+    return 1 - q, positive
+
+
+def _times(xp, coefficient, value):
+    """coefficient · value with 0 · inf = 0.
+
+    The value is replaced before the product, so no 0 · inf is ever formed: no NaN in the
+    discarded branch (which would poison autodiff gradients), no floating-point warning.
+    """
+    return coefficient * xp.where(coefficient == 0, xp.zeros_like(value), value)
+
+
+def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad):
+    """ℓ = (1-q)·softplus(x) + a·q·softplus(-x), with softplus(±x) = max(±x, 0) + log1p(e^-|x|)."""
+    negative, positive = _coefficients(xp, y, pos_weight=pos_weight, smoothing=smoothing)
+    e = xp.exp(-xp.abs(x))
+    tail = xp.log1p(e)
+    zero = xp.zeros_like(x)
+    softplus_pos = xp.maximum(x, zero) + tail
+    softplus_neg = xp.maximum(-x, zero) + tail
+    loss = _times(xp, negative, softplus_pos) + _times(xp, positive, softplus_neg)
+    if not with_grad:
+        return loss, None
+    # ∂ℓ/∂x = (1-q + a·q)·σ(x) - a·q; σ from the same e^-|x| as the loss.
+    sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return loss, (negative + positive) * sig - positive
+
+
+def probs_bce(xp, p, y, *, pos_weight, smoothing, eps, with_grad):
+    """ℓ = -(a·q·log pc + (1-q)·log(1-pc)), pc = clip(p, eps, 1-eps)."""
+    negative, positive = _coefficients(xp, y, pos_weight=pos_weight, smoothing=smoothing)
+    pc = xp.clip(p, eps, 1.0 - eps) if eps else p
+    one = xp.ones_like(pc)
+    # Replace the log's argument where the coefficient is 0, so 0·log 0 never forms.
+    log_p = xp.log(xp.where(positive == 0, one, pc))
+    log_not_p = xp.log1p(-xp.where(negative == 0, xp.zeros_like(pc), pc))
+    loss = -(positive * log_p + negative * log_not_p)
+    if not with_grad:
+        return loss, None
+    grad = negative / xp.where(negative == 0, one, 1 - pc) - positive / xp.where(
+        positive == 0, one, pc
+    )
+    if eps:
+        grad = xp.where((p >= eps) & (p <= 1 - eps), grad, xp.zeros_like(grad))
+    return loss, grad

@@ -1,0 +1,74 @@
+"""Stable building blocks on the array API standard (see the public docstrings in ``xce``).
+
+Every function takes the namespace ``xp`` first and uses nothing outside the standard.
+"""
+
+from __future__ import annotations
+
+
+def compute_dtype(xp, dtype):
+    """float16 / bfloat16 are computed in float32; other floating dtypes in themselves."""
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def finite_max(xp, x, axis, keepdims=True):
+    """Row max with non-finite maxima replaced by 0.
+
+    Shifting by the max keeps ``exp`` from overflowing; a row of all ``-inf`` (or one holding
+    ``+inf``) must not be shifted by an infinity, which would turn it into NaN.
+    """
+    m = xp.max(x, axis=axis, keepdims=keepdims)
+    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+
+
+def logsumexp(xp, x, *, axis=-1, keepdims=False):
+    m = finite_max(xp, x, axis)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def log_softmax(xp, x, *, axis=-1):
+    # (x - m) - log Σ exp(x - m), not x - logsumexp(x): at offsets of 1e8 the second form
+    # subtracts two huge, nearly equal numbers and keeps nothing of the difference.
+    z = x - finite_max(xp, x, axis)
+    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+
+
+def softmax(xp, x, *, axis=-1):
+    e = xp.exp(x - finite_max(xp, x, axis))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def log1p_exp_neg_abs(xp, x):
+    """log1p(exp(-|x|)), the bounded part shared by softplus, log-sigmoid and sigmoid."""
+    return xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def log_sigmoid(xp, x):
+    # log σ(x) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)): exp never overflows.
+    return xp.minimum(x, xp.zeros_like(x)) - log1p_exp_neg_abs(xp, x)
+
+
+def sigmoid(xp, x):
+    # Evaluate exp only at -|x| and pick the branch by sign: no overflow, no 1 - tiny.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def xlogy_zero(xp, coefficient, value):
+    """coefficient · log(value) with 0 · log(anything) = 0 (and no NaN in the unused branch).
+
+    The log's argument is replaced *before* the log where the coefficient is 0, so neither the
+    forward value nor an autodiff gradient sees 0 · (-inf).
+    """
+    safe = xp.where(coefficient == 0, xp.ones_like(value), value)
+    return coefficient * xp.log(safe)
+
+
+def entropy(xp, p, *, axis=-1):
+    return -xp.sum(xlogy_zero(xp, p, p), axis=axis)
+
+
+def kl_divergence(xp, p, q, *, axis=-1):
+    # Σ p (log p - log q); rows where p = 0 contribute 0 even where q = 0.
+    return xp.sum(xlogy_zero(xp, p, p) - xlogy_zero(xp, p, q), axis=axis)

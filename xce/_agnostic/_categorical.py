@@ -1,0 +1,164 @@
+"""Per-sample categorical cross entropy and its analytic gradient, class axis last.
+
+Inputs arrive validated, in the compute dtype, with the class axis moved to the end. Labels
+are already safe to index with (the public layer replaced out-of-range ones). Each kernel
+returns ``(loss, grad)`` where ``loss`` has the batch shape and ``grad`` = ∂loss/∂input per
+sample (or ``None`` when not asked for); weighting by samples and reduction happen later.
+
+Notation: x logits, p probabilities, y targets, q = (1-ε)·y + ε/C the smoothed target,
+w class weights (``None`` means all ones), ℓ = Σ_c w_c q_c (-log p_c).
+"""
+
+from __future__ import annotations
+
+from .._compat import device
+from ._blocks import finite_max
+
+
+def take_along_last_axis(xp, x, index):
+    """``x[..., index[..., 0]]`` kept as a trailing axis of length 1.
+
+    ``index`` must be in range. Namespaces without ``take_along_axis`` (Dask) get a
+    ``take`` on the flattened array instead: still a gather, never a one-hot product.
+    """
+    if hasattr(xp, "take_along_axis"):
+        return xp.take_along_axis(x, index, axis=-1)
+    n_classes = x.shape[-1]
+    rows = xp.reshape(xp.arange(index.size, dtype=index.dtype, device=device(x)), index.shape)
+    flat = xp.take(xp.reshape(x, (-1,)), xp.reshape(rows * n_classes + index, (-1,)))
+    return xp.reshape(flat, index.shape)
+
+
+def _label_mask(xp, labels, n_classes, on_device):
+    """Boolean (..., C) mask of the label positions, built only for the gradient's write."""
+    classes = xp.arange(n_classes, dtype=labels.dtype, device=on_device)
+    return labels[..., None] == classes
+
+
+def _softmax_stats(xp, x):
+    """Shifted logits z = x - m, e = exp(z) and log Σ e, all with keepdims."""
+    z = x - finite_max(xp, x, -1)
+    e = xp.exp(z)
+    s = xp.sum(e, axis=-1, keepdims=True)
+    return z, e, s, xp.log(s)
+
+
+def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad):
+    """ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c), from integer labels.
+
+    The target logit is gathered by index and subtracted from the *shifted* logits
+    (log Σ exp(x - m) - (x_y - m)), so that offsets of 1e8 lose nothing in float32.
+    """
+    n_classes = x.shape[-1]
+    z, e, s, log_s = _softmax_stats(xp, x)
+    index = labels[..., None]
+    nll = log_s - take_along_last_axis(xp, z, index)
+    w_y = None if class_weight is None else xp.take(class_weight, xp.reshape(labels, (-1,)))
+    if w_y is not None:
+        w_y = xp.reshape(w_y, index.shape)
+        nll = w_y * nll
+    loss = nll if smoothing == 0 else (1 - smoothing) * nll
+    if smoothing:
+        uniform = smoothing / n_classes
+        if class_weight is None:
+            total_weight, weighted_z = n_classes, xp.sum(z, axis=-1, keepdims=True)
+        else:
+            total_weight = xp.sum(class_weight)
+            weighted_z = xp.sum(_weighted(xp, class_weight, z), axis=-1, keepdims=True)
+        loss = loss + uniform * (total_weight * log_s - weighted_z)
+    loss = loss[..., 0]
+    if not with_grad:
+        return loss, None
+    # ∂ℓ/∂x = (Σ_c w_c q_c)·softmax(x) - w ⊙ q; the label's share is written through a mask.
+    p = e / s
+    hard = 1 - smoothing if w_y is None else (1 - smoothing) * w_y
+    if smoothing:
+        uniform = smoothing / n_classes
+        if class_weight is None:
+            grad = (hard + smoothing) * p - uniform
+        else:
+            grad = (hard + uniform * xp.sum(class_weight)) * p - uniform * class_weight
+    else:
+        grad = hard * p
+    grad = xp.where(_label_mask(xp, labels, n_classes, device(x)), grad - hard, grad)
+    return loss, grad
+
+
+def _weighted(xp, weight, z):
+    """weight · z with 0 · (-inf) = 0: a zero-weighted class may be a masked one."""
+    return weight * xp.where(weight == 0, xp.zeros_like(z), z)
+
+
+def _smoothed_weighted_target(xp, y, *, class_weight, smoothing):
+    n_classes = y.shape[-1]
+    q = y if smoothing == 0 else (1 - smoothing) * y + smoothing / n_classes
+    return q if class_weight is None else class_weight * q
+
+
+def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad):
+    """ℓ = Σ_c w_c q_c (lse - x_c) from soft (or one-hot) targets y."""
+    wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
+    z, e, s, log_s = _softmax_stats(xp, x)
+    mass = xp.sum(wq, axis=-1, keepdims=True)
+    # Σ wq·(log s - z) = log s·Σ wq - Σ wq·z; both terms are ≥ 0, so no cancellation, and a
+    # class with zero target mass adds 0 even where its logit is -inf.
+    loss = log_s * mass - xp.sum(_weighted(xp, wq, z), axis=-1, keepdims=True)
+    loss = loss[..., 0]
+    if not with_grad:
+        return loss, None
+    return loss, mass * (e / s) - wq
+
+
+def _clip_with_slope(xp, p, eps):
+    """clip(p, eps, 1) and where its derivative is 1 (``None``: everywhere, eps = 0)."""
+    clipped = xp.clip(p, eps, 1.0) if eps else p
+    inside = (p >= eps) & (p <= 1) if eps else None
+    return clipped, inside
+
+
+def _neg_log_grad(xp, coefficient, clipped, inside):
+    """∂/∂p of -coefficient·log(clip(p)): -coefficient/p inside the clip range, else 0."""
+    safe = xp.where(coefficient == 0, xp.ones_like(clipped), clipped)
+    grad = -coefficient / safe
+    return grad if inside is None else xp.where(inside, grad, xp.zeros_like(grad))
+
+
+def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad):
+    """ℓ = -(1-ε)·w_y·log p_y - (ε/C)·Σ_c w_c·log p_c, with p clipped to [eps, 1]."""
+    n_classes = p.shape[-1]
+    index = labels[..., None]
+    p_y = take_along_last_axis(xp, p, index)
+    clipped_y, inside_y = _clip_with_slope(xp, p_y, eps)
+    hard = xp.full_like(p_y, 1 - smoothing)
+    if class_weight is not None:
+        hard = hard * xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), index.shape)
+    loss = -hard * xp.log(clipped_y)
+    clipped = inside = None
+    if smoothing:
+        uniform = smoothing / n_classes
+        soft = uniform if class_weight is None else uniform * class_weight
+        clipped, inside = _clip_with_slope(xp, p, eps)
+        loss = loss - xp.sum(soft * xp.log(clipped), axis=-1, keepdims=True)
+    loss = loss[..., 0]
+    if not with_grad:
+        return loss, None
+    label_grad = _neg_log_grad(xp, hard, clipped_y, inside_y)
+    if smoothing:
+        grad = _neg_log_grad(xp, soft * xp.ones_like(p), clipped, inside)
+        grad = grad + xp.where(
+            _label_mask(xp, labels, n_classes, device(p)), label_grad, xp.zeros_like(grad)
+        )
+    else:
+        grad = xp.where(_label_mask(xp, labels, n_classes, device(p)), label_grad, xp.zeros_like(p))
+    return loss, grad
+
+
+def probs_ce_soft(xp, p, y, *, class_weight, smoothing, eps, with_grad):
+    """ℓ = -Σ_c w_c q_c log(clip(p_c, eps, 1)); classes with no target mass add 0."""
+    wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
+    clipped, inside = _clip_with_slope(xp, p, eps)
+    safe = xp.where(wq == 0, xp.ones_like(clipped), clipped)
+    loss = -xp.sum(wq * xp.log(safe), axis=-1)
+    if not with_grad:
+        return loss, None
+    return loss, _neg_log_grad(xp, wq, clipped, inside)

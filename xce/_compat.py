@@ -1,0 +1,73 @@
+"""The one module that imports array-api-compat; everything else imports from here.
+
+array-api-compat *is* the backend registry: ``array_namespace`` turns any supported array into
+its standard namespace. This module adds the two questions xce asks about an array beyond that:
+may its values be read cheaply (``is_eager_host``), and is it a JAX tracer (``is_jax_tracer``).
+"""
+
+from __future__ import annotations
+
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_array_api_obj,
+    is_array_api_strict_namespace,
+    is_cupy_namespace,
+    is_dask_array,
+    is_dask_namespace,
+    is_jax_array,
+    is_jax_namespace,
+    is_lazy_array,
+    is_numpy_array,
+    is_numpy_namespace,
+    is_torch_array,
+    is_torch_namespace,
+    to_device,
+)
+
+__all__ = [
+    "array_namespace",
+    "device",
+    "is_array_api_obj",
+    "is_array_api_strict_namespace",
+    "is_cupy_namespace",
+    "is_dask_array",
+    "is_dask_namespace",
+    "is_eager_host",
+    "is_jax_array",
+    "is_jax_namespace",
+    "is_jax_tracer",
+    "is_numpy_namespace",
+    "is_torch_namespace",
+    "library_name",
+    "to_device",
+]
+
+
+def is_eager_host(x) -> bool:
+    """True where reading values costs no device sync and no graph evaluation.
+
+    NumPy, array-api-strict and CPU torch tensors qualify. JAX arrays never do (they may be
+    tracers), nor do Dask arrays (lazy) or GPU arrays (a read would synchronise the device).
+    """
+    if is_numpy_array(x):
+        return True
+    if is_torch_array(x):
+        return x.device.type == "cpu"
+    if is_lazy_array(x):
+        return False
+    return is_array_api_strict_namespace(array_namespace(x))
+
+
+def is_jax_tracer(x) -> bool:
+    """True for an abstract JAX value (inside ``jax.jit``, ``jax.grad``, ``vmap``...)."""
+    if not is_jax_array(x):
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def library_name(x) -> str:
+    """The top-level package an array comes from, for error messages."""
+    return type(x).__module__.split(".", 1)[0]

@@ -1,0 +1,33 @@
+"""Native fast paths, one module per backend, chosen once per namespace.
+
+A fast path is taken only where its semantics match the generic array-API code exactly; the
+conformance suite runs with ``XCE_DISABLE_FAST_PATHS=1`` too, proving that both agree.
+Backend modules import their framework lazily, so importing xce imports no backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from .._compat import is_torch_namespace
+
+DISABLE_ENV = "XCE_DISABLE_FAST_PATHS"
+
+
+def enabled() -> bool:
+    return os.environ.get(DISABLE_ENV, "").strip().lower() in ("", "0", "false", "no")
+
+
+@functools.cache
+def _native_for(xp):
+    if is_torch_namespace(xp):
+        from . import _torch
+
+        return _torch
+    return None
+
+
+def native(xp):
+    """The fast-path module for ``xp``, or ``None`` (none exists, or disabled by the env)."""
+    return _native_for(xp) if enabled() else None

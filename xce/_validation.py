@@ -1,0 +1,238 @@
+"""Argument checks: metadata always, values only where reading them is free.
+
+Metadata checks (shapes, dtypes, options, libraries, devices) never touch data, so they run
+everywhere, under ``jax.jit`` too. Value checks (labels in range, probabilities in [0, 1])
+read data: they run where the arrays are eager on the host, or when forced.
+Every message names the argument and says how to fix the call.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from ._compat import (
+    array_namespace,
+    device,
+    is_array_api_obj,
+    is_dask_array,
+    is_eager_host,
+    is_jax_tracer,
+    library_name,
+)
+
+REDUCTIONS = ("none", "sum", "mean", "sum_and_count")
+
+
+def namespace_of(**arrays):
+    """The one namespace of all given arrays (``None`` values are skipped), checked for
+    mixed libraries and mixed devices. The first argument is the reference."""
+    present = {name: a for name, a in arrays.items() if a is not None}
+    for name, a in present.items():
+        if not is_array_api_obj(a):
+            raise TypeError(
+                f"{name} must be an array (NumPy, PyTorch, CuPy, JAX, Dask or any array-API "
+                f"array), got {type(a).__name__}; wrap it with your library's asarray()"
+            )
+    try:
+        xp = array_namespace(*present.values())
+    except TypeError:
+        libraries = ", ".join(f"{n} is a {library_name(a)} array" for n, a in present.items())
+        raise TypeError(
+            f"arrays from different libraries: {libraries}. Convert them all to the library "
+            "of y_pred before the call (xce never converts silently)"
+        ) from None
+    (ref_name, ref), *others = present.items()
+    ref_device = device(ref)
+    for name, a in others:
+        if device(a) != ref_device:
+            raise ValueError(
+                f"{name} is on device {device(a)!r} but {ref_name} is on {ref_device!r}; move "
+                f"{name} to {ref_name}'s device first"
+            )
+    return xp
+
+
+def check_options(*, reduction, label_smoothing, validate, eps):
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f"reduction={reduction!r} is not supported; use one of {', '.join(REDUCTIONS)}"
+        )
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
+        raise TypeError(
+            "label_smoothing must be a Python float in [0, 1], got "
+            f"{type(label_smoothing).__name__}"
+        )
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing={label_smoothing!r} must lie in [0, 1]")
+    if not (validate is True or validate is False or validate == "auto"):
+        raise ValueError(f"validate={validate!r} must be 'auto', True or False")
+    if eps is not None:
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+            raise TypeError(f"eps must be a Python float or None, got {type(eps).__name__}")
+        if not 0.0 <= eps < 0.5:
+            raise ValueError(f"eps={eps!r} must lie in [0, 0.5) (None picks the dtype's epsilon)")
+
+
+def check_floating(xp, x, name):
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{name} must have a real floating dtype, got {x.dtype}; cast it with "
+            f"astype(..., float32) (integer predictions are always a mistake)"
+        )
+
+
+def check_target_dtype(xp, y, name):
+    if not xp.isdtype(y.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{name} must hold real numbers or booleans, got {y.dtype}")
+
+
+def check_label_dtype(xp, y, name):
+    if not xp.isdtype(y.dtype, "integral"):
+        hint = (
+            "soft or one-hot float targets go to categorical_cross_entropy"
+            if xp.isdtype(y.dtype, "real floating")
+            else "cast the labels to an integer dtype"
+        )
+        raise TypeError(f"{name} must hold integer class labels, got {y.dtype}; {hint}")
+
+
+def normalise_axis(axis, ndim, name="axis"):
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(axis).__name__}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}={axis} is out of range for y_pred with {ndim} dimensions")
+    return axis % ndim
+
+
+def check_class_count(n_classes, loss_name):
+    if n_classes is not None and n_classes < 2:
+        raise ValueError(
+            f"y_pred has {n_classes} class along the class axis: a softmax over one class is "
+            "always 1 and its cross entropy always 0. For a single sigmoid output use "
+            f"binary_cross_entropy instead of {loss_name}"
+        )
+
+
+def check_same_shape(y_true, y_pred, *, hint=""):
+    if tuple(y_true.shape) != tuple(y_pred.shape):
+        raise ValueError(
+            f"y_true has shape {tuple(y_true.shape)} but y_pred has shape "
+            f"{tuple(y_pred.shape)}; they must match exactly (xce never broadcasts targets)"
+            + (f". {hint}" if hint else "")
+        )
+
+
+def batch_array(xp, a, name, batch_shape, dtype=None):
+    """``a`` broadcast to the batch shape by the prefix rule, or ``None``.
+
+    ``a`` must be 0-d or have a shape equal to the *leading* dimensions of the batch shape;
+    it is then repeated over the trailing ones. Standard broadcasting aligns shapes from the
+    right, which turns a per-sample weight (N,) against losses (N, 1) into an (N, N) matrix;
+    the prefix rule makes that case mean what it says and refuses everything ambiguous.
+    """
+    if a is None:
+        return None
+    if not is_array_api_obj(a):
+        raise TypeError(
+            f"{name} must be an array of the same library as y_pred, got {type(a).__name__}"
+        )
+    shape, batch_shape = tuple(a.shape), tuple(batch_shape)
+    if shape != batch_shape[: len(shape)]:
+        raise ValueError(
+            f"{name} has shape {shape}, which is neither () nor a leading part of the "
+            f"per-sample loss shape {batch_shape}; give it shape {batch_shape} (or a prefix "
+            "of it, e.g. one weight per sample)"
+        )
+    if dtype is not None:
+        a = xp.astype(a, dtype, copy=False)
+    if len(shape) < len(batch_shape):
+        a = xp.reshape(a, shape + (1,) * (len(batch_shape) - len(shape)))
+        a = xp.broadcast_to(a, batch_shape)
+    return a
+
+
+def check_where(xp, where):
+    if where is not None and is_array_api_obj(where) and not xp.isdtype(where.dtype, "bool"):
+        raise TypeError(f"where must be a boolean array, got dtype {where.dtype}")
+
+
+def class_weight_array(xp, class_weight, n_classes, dtype):
+    if class_weight is None:
+        return None
+    if not is_array_api_obj(class_weight):
+        raise TypeError(
+            f"class_weight must be an array of the same library as y_pred, got "
+            f"{type(class_weight).__name__}"
+        )
+    if tuple(class_weight.shape) != (n_classes,):
+        raise ValueError(
+            f"class_weight has shape {tuple(class_weight.shape)}; it needs one weight per "
+            f"class, shape ({n_classes},)"
+        )
+    return xp.astype(class_weight, dtype, copy=False)
+
+
+def pos_weight_array(xp, pos_weight, y_pred, dtype):
+    if pos_weight is None:
+        return None
+    if isinstance(pos_weight, numbers.Real) and not isinstance(pos_weight, bool):
+        return xp.asarray(pos_weight, dtype=dtype, device=device(y_pred))
+    if not is_array_api_obj(pos_weight):
+        raise TypeError(f"pos_weight must be a number or an array, got {type(pos_weight).__name__}")
+    shape = tuple(pos_weight.shape)
+    allowed = [()] + ([(y_pred.shape[-1],)] if y_pred.ndim else [])
+    if shape not in allowed:
+        raise ValueError(
+            f"pos_weight has shape {shape}; it must be a scalar or one weight per output along "
+            f"y_pred's last axis, shape {allowed[-1]}"
+        )
+    return xp.astype(pos_weight, dtype, copy=False)
+
+
+def values_checked(validate, *arrays):
+    """Whether to read values: ``"auto"`` reads eager host data only."""
+    arrays = [a for a in arrays if a is not None]
+    if validate == "auto":
+        return all(is_eager_host(a) for a in arrays)
+    if validate and any(is_jax_tracer(a) for a in arrays):
+        raise TypeError(
+            "validate=True cannot read the values of a traced JAX array (inside jax.jit or "
+            "jax.grad); use validate='auto' or False there, and validate outside the trace"
+        )
+    return bool(validate)
+
+
+def _read(flag):
+    """bool() of a 0-d result; Dask needs an explicit compute."""
+    return bool(flag.compute()) if is_dask_array(flag) else bool(flag)
+
+
+def check_labels(xp, labels, n_classes, *, ignore_index, where):
+    bad = (labels < 0) | (labels >= n_classes)
+    if ignore_index is not None:
+        bad = bad & (labels != ignore_index)
+    if where is not None:
+        bad = bad & where
+    if _read(xp.any(bad)):
+        found = sorted({int(v) for v in (xp.min(labels), xp.max(labels))})
+        ignored = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+        raise ValueError(
+            f"y_true holds labels outside [0, {n_classes}){ignored} (smallest/largest label: "
+            f"{found}); labels index the class axis of y_pred. Mark padding with ignore_index=... "
+            "or mask it with where=..."
+        )
+
+
+def check_unit_interval(xp, a, name, hint=""):
+    if xp.isdtype(a.dtype, "bool"):
+        return
+    outside = ~((a >= 0) & (a <= 1))  # NaN counts as outside
+    if _read(xp.any(outside)):
+        raise ValueError(
+            f"{name} holds values outside [0, 1] (or NaN) but must hold probabilities" + hint
+        )
+
+
+FROM_LOGITS_HINT = (
+    "; did you mean from_logits=True? (y_pred looks like raw scores, not probabilities)"
+)
