@@ -1,0 +1,84 @@
+"""One conformance suite, one nox session per array library.
+
+``nox`` runs the CPU matrix and lint; ``nox -s cupy torch_cuda`` runs the GPU sessions, which
+skip cleanly where there is no GPU. Each session sets ``XCE_BACKENDS`` so that the suite fails
+(instead of skipping) if its backend did not install. Backends with a native fast path run the
+suite a second time with ``XCE_DISABLE_FAST_PATHS=1``, proving fast and generic paths agree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.default_venv_backend = "virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+# An unpinned torch pulls several GB of CUDA wheels; the pinned CPU build is what these
+# machines install from a local file. Elsewhere, override: XCE_TORCH_SPEC="torch>=2.4".
+TORCH = os.environ.get("XCE_TORCH_SPEC", "torch==2.13.0")
+CUPY = os.environ.get("XCE_CUPY_SPEC", "cupy-cuda12x")
+
+CPU_BACKENDS = {
+    "numpy": [],
+    "array_api_strict": [],
+    "torch": [TORCH],
+    "jax": ["jax"],
+    "dask": ["dask[array]"],
+}
+HAS_FAST_PATH = {"torch", "torch_cuda"}
+
+nox.options.sessions = [*CPU_BACKENDS, "lint"]
+
+
+def _run_suite(session: nox.Session, backend: str) -> None:
+    env = {"XCE_BACKENDS": backend}
+    session.run("pytest", *session.posargs, env=env)
+    if backend in HAS_FAST_PATH:
+        session.run("pytest", *session.posargs, env={**env, "XCE_DISABLE_FAST_PATHS": "1"})
+
+
+def _cpu_session(backend: str, packages: list[str]):
+    @nox.session(name=backend)
+    def session(session: nox.Session) -> None:
+        session.install("-e", ".[test]", *packages)
+        _run_suite(session, backend)
+
+    return session
+
+
+for _name, _packages in CPU_BACKENDS.items():
+    globals()[f"tests_{_name}"] = _cpu_session(_name, _packages)
+
+
+def _gpu_present() -> bool:
+    return shutil.which("nvidia-smi") is not None
+
+
+@nox.session
+def cupy(session: nox.Session) -> None:
+    """CuPy on a CUDA GPU; skipped where there is none."""
+    if not _gpu_present():
+        session.skip("no NVIDIA GPU on this machine (nvidia-smi not found)")
+    session.install("-e", ".[test]", CUPY)
+    _run_suite(session, "cupy")
+
+
+@nox.session
+def torch_cuda(session: nox.Session) -> None:
+    """PyTorch on a CUDA GPU; skipped where there is none (install a CUDA torch build first
+    or set XCE_TORCH_SPEC)."""
+    if not _gpu_present():
+        session.skip("no NVIDIA GPU on this machine (nvidia-smi not found)")
+    session.install("-e", ".[test]", TORCH)
+    _run_suite(session, "torch_cuda")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
