@@ -147,8 +147,11 @@ def _demo(args) -> int:
             row += f"{value:>18.10f}"
         print(row)
     ok = worst <= args.tolerance
-    print(f"\nbackends: {', '.join(names)}; largest relative difference from NumPy "
-          f"{worst:.2e} ({'agree' if ok else 'DISAGREE'}, tolerance {args.tolerance:g})")  # fmt: skip
+    verdict = "agree" if ok else "DISAGREE"
+    print(
+        f"\nbackends: {', '.join(names)}; largest relative difference from NumPy "
+        f"{worst:.2e} ({verdict}, tolerance {args.tolerance:g})"
+    )
     return 0 if ok else 1
 
 
