@@ -40,6 +40,7 @@ __all__ = [
     "is_numpy_namespace",
     "is_torch_namespace",
     "library_name",
+    "may_be_differentiated",
     "to_device",
 ]
 
@@ -66,6 +67,14 @@ def is_jax_tracer(x) -> bool:
     import jax
 
     return isinstance(x, jax.core.Tracer)
+
+
+def may_be_differentiated(x) -> bool:
+    """True where an autodiff system may trace through ``x``: a torch tensor that requires
+    grad, or a JAX tracer (inside ``jax.grad``, ``jit``...)."""
+    if is_torch_array(x):
+        return x.requires_grad
+    return is_jax_tracer(x)
 
 
 def library_name(x) -> str:

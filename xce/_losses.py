@@ -11,7 +11,7 @@ import numbers
 
 from . import _agnostic as agnostic
 from . import _fast
-from ._compat import device
+from ._compat import device, may_be_differentiated
 from ._validation import (
     FROM_LOGITS_HINT,
     batch_array,
@@ -94,6 +94,20 @@ def _finish(xp, value, grad, out_dtype, class_axis):
     return value, cast(grad)
 
 
+def _without_excluded(xp, arrays, valid, class_axis):
+    """Zero the excluded entries of the inputs when an autodiff system traces them.
+
+    Excluded entries (padding, ignored labels) may hold NaN or inf logits, e.g. from a fully
+    masked attention row. Their loss is masked out, but reverse-mode autodiff still forms
+    0 · NaN = NaN on the way back; replacing them before the math keeps the gradient 0.
+    Eager NumPy/CuPy data skips this pass: value_and_grad masks its gradient itself.
+    """
+    if valid is None or not any(may_be_differentiated(a) for a in arrays):
+        return arrays
+    mask = valid[..., None] if class_axis else valid
+    return [xp.where(mask, a, xp.zeros_like(a)) for a in arrays]
+
+
 def _eps_for(xp, dtype, eps):
     return float(xp.finfo(dtype).eps) if eps is None else float(eps)
 
@@ -125,6 +139,7 @@ def _binary(
             check_unit_interval(xp, y_pred, "y_pred", FROM_LOGITS_HINT)
     x = xp.astype(y_pred, dtype, copy=False)
     y = xp.astype(y_true, dtype, copy=False)
+    x, y = _without_excluded(xp, [x, y], valid, class_axis=False)
     if from_logits:
         loss, grad = agnostic.sigmoid_bce(
             xp, x, y, pos_weight=pw, smoothing=label_smoothing, with_grad=with_grad
@@ -249,6 +264,7 @@ def _categorical(
             check_unit_interval(xp, y_pred, "y_pred", FROM_LOGITS_HINT)
     x = _classes_last(xp, y_pred, axis, dtype)
     y = _classes_last(xp, y_true, axis, dtype)
+    x, y = _without_excluded(xp, [x, y], valid, class_axis=True)
     omega = None if cw is None else xp.sum(cw * y, axis=-1)
     if from_logits:
         loss, grad = agnostic.softmax_ce_soft(
@@ -391,6 +407,7 @@ def _sparse(
     if cw is not None:
         omega = xp.reshape(xp.take(cw, xp.reshape(labels, (-1,))), labels.shape)
     x = _classes_last(xp, y_pred, axis, dtype)
+    (x,) = _without_excluded(xp, [x], valid, class_axis=True)
     native = _fast.native(xp)
     if from_logits and not with_grad and native is not None:
         loss, grad = (

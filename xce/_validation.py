@@ -44,7 +44,8 @@ def namespace_of(**arrays):
     (ref_name, ref), *others = present.items()
     ref_device = device(ref)
     for name, a in others:
-        if device(a) != ref_device:
+        # A JAX tracer has no device (None): nothing to compare.
+        if ref_device is not None and device(a) is not None and device(a) != ref_device:
             raise ValueError(
                 f"{name} is on device {device(a)!r} but {ref_name} is on {ref_device!r}; move "
                 f"{name} to {ref_name}'s device first"

@@ -7,6 +7,10 @@ A term whose coefficient is 0 is 0, whatever the logit: x = +inf with y = 1 give
 
 from __future__ import annotations
 
+import math
+
+from ._blocks import log_or_neg_inf
+
 
 def _coefficients(xp, y, *, pos_weight, smoothing):
     q = y if smoothing == 0 else (1 - smoothing) * y + smoothing / 2
@@ -45,8 +49,16 @@ def probs_bce(xp, p, y, *, pos_weight, smoothing, eps, with_grad):
     pc = xp.clip(p, eps, 1.0 - eps) if eps else p
     one = xp.ones_like(pc)
     # Replace the log's argument where the coefficient is 0, so 0·log 0 never forms.
-    log_p = xp.log(xp.where(positive == 0, one, pc))
-    log_not_p = xp.log1p(-xp.where(negative == 0, xp.zeros_like(pc), pc))
+    p_pos = xp.where(positive == 0, one, pc)
+    p_neg = xp.where(negative == 0, xp.zeros_like(pc), pc)
+    if eps:  # pc and 1 - pc are positive
+        log_p, log_not_p = xp.log(p_pos), xp.log1p(-p_neg)
+    else:  # unclipped: log 0 = -inf is the right answer, formed without a warning
+        certain = p_neg == 1
+        log_p = log_or_neg_inf(xp, p_pos)
+        log_not_p = xp.where(
+            certain, xp.full_like(pc, -math.inf), xp.log1p(-xp.where(certain, 0 * pc, p_neg))
+        )
     loss = -(positive * log_p + negative * log_not_p)
     if not with_grad:
         return loss, None

@@ -5,6 +5,10 @@ Every function takes the namespace ``xp`` first and uses nothing outside the sta
 
 from __future__ import annotations
 
+import math
+
+from .._compat import device
+
 
 def compute_dtype(xp, dtype):
     """float16 / bfloat16 are computed in float32; other floating dtypes in themselves."""
@@ -17,13 +21,34 @@ def finite_max(xp, x, axis, keepdims=True):
     Shifting by the max keeps ``exp`` from overflowing; a row of all ``-inf`` (or one holding
     ``+inf``) must not be shifted by an infinity, which would turn it into NaN.
     """
+    if x.size == 0:  # an empty batch: some reducers (Dask) refuse a max over nothing
+        shape = _reduced_shape(x.shape, axis, keepdims)
+        return xp.zeros(shape, dtype=x.dtype, device=device(x))
     m = xp.max(x, axis=axis, keepdims=keepdims)
     return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
+def _reduced_shape(shape, axis, keepdims):
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    if keepdims:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def log_or_neg_inf(xp, a):
+    """log(a) with log(0) = -inf formed by selection, not by the log.
+
+    The result is the same, but NumPy (and Dask at compute time) would emit a
+    divide-by-zero warning for a result that is correct: a slice of all -inf logits, an
+    explicitly unclipped probability of 0. Used on row sums, so it costs O(rows).
+    """
+    zero = a == 0
+    return xp.where(zero, xp.full_like(a, -math.inf), xp.log(xp.where(zero, xp.ones_like(a), a)))
+
+
 def logsumexp(xp, x, *, axis=-1, keepdims=False):
     m = finite_max(xp, x, axis)
-    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    out = log_or_neg_inf(xp, xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
@@ -31,7 +56,7 @@ def log_softmax(xp, x, *, axis=-1):
     # (x - m) - log Σ exp(x - m), not x - logsumexp(x): at offsets of 1e8 the second form
     # subtracts two huge, nearly equal numbers and keeps nothing of the difference.
     z = x - finite_max(xp, x, axis)
-    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+    return z - log_or_neg_inf(xp, xp.sum(xp.exp(z), axis=axis, keepdims=True))
 
 
 def softmax(xp, x, *, axis=-1):
@@ -62,7 +87,7 @@ def xlogy_zero(xp, coefficient, value):
     forward value nor an autodiff gradient sees 0 · (-inf).
     """
     safe = xp.where(coefficient == 0, xp.ones_like(value), value)
-    return coefficient * xp.log(safe)
+    return coefficient * log_or_neg_inf(xp, safe)
 
 
 def entropy(xp, p, *, axis=-1):

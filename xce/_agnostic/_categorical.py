@@ -12,7 +12,7 @@ w class weights (``None`` means all ones), ℓ = Σ_c w_c q_c (-log p_c).
 from __future__ import annotations
 
 from .._compat import device
-from ._blocks import finite_max
+from ._blocks import finite_max, log_or_neg_inf
 
 
 def take_along_last_axis(xp, x, index):
@@ -40,7 +40,7 @@ def _softmax_stats(xp, x):
     z = x - finite_max(xp, x, -1)
     e = xp.exp(z)
     s = xp.sum(e, axis=-1, keepdims=True)
-    return z, e, s, xp.log(s)
+    return z, e, s, log_or_neg_inf(xp, s)
 
 
 def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad):
@@ -116,6 +116,11 @@ def _clip_with_slope(xp, p, eps):
     return clipped, inside
 
 
+def _log(xp, clipped, eps):
+    """log of clipped probabilities: plain when eps > 0 keeps them positive."""
+    return xp.log(clipped) if eps else log_or_neg_inf(xp, clipped)
+
+
 def _neg_log_grad(xp, coefficient, clipped, inside):
     """∂/∂p of -coefficient·log(clip(p)): -coefficient/p inside the clip range, else 0."""
     safe = xp.where(coefficient == 0, xp.ones_like(clipped), clipped)
@@ -132,13 +137,13 @@ def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad):
     hard = xp.full_like(p_y, 1 - smoothing)
     if class_weight is not None:
         hard = hard * xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), index.shape)
-    loss = -hard * xp.log(clipped_y)
+    loss = -hard * _log(xp, clipped_y, eps)
     clipped = inside = None
     if smoothing:
         uniform = smoothing / n_classes
         soft = uniform if class_weight is None else uniform * class_weight
         clipped, inside = _clip_with_slope(xp, p, eps)
-        loss = loss - xp.sum(soft * xp.log(clipped), axis=-1, keepdims=True)
+        loss = loss - xp.sum(soft * _log(xp, clipped, eps), axis=-1, keepdims=True)
     loss = loss[..., 0]
     if not with_grad:
         return loss, None
@@ -158,7 +163,7 @@ def probs_ce_soft(xp, p, y, *, class_weight, smoothing, eps, with_grad):
     wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
     clipped, inside = _clip_with_slope(xp, p, eps)
     safe = xp.where(wq == 0, xp.ones_like(clipped), clipped)
-    loss = -xp.sum(wq * xp.log(safe), axis=-1)
+    loss = -xp.sum(wq * _log(xp, safe, eps), axis=-1)
     if not with_grad:
         return loss, None
     return loss, _neg_log_grad(xp, wq, clipped, inside)
