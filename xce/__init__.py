@@ -6,6 +6,7 @@ numbers; and the analytic gradient in the same pass with :func:`value_and_grad`.
 """
 
 from ._blocks import entropy, kl_divergence, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
+from ._focal import binary_focal_cross_entropy, categorical_focal_cross_entropy, poly1_cross_entropy
 from ._grad import value_and_grad
 from ._losses import (
     binary_cross_entropy,
@@ -17,12 +18,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "binary_cross_entropy",
+    "binary_focal_cross_entropy",
     "categorical_cross_entropy",
+    "categorical_focal_cross_entropy",
     "entropy",
     "kl_divergence",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "poly1_cross_entropy",
     "sigmoid",
     "softmax",
     "sparse_categorical_cross_entropy",

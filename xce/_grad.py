@@ -20,8 +20,10 @@ def value_and_grad(loss_fn):
     Parameters
     ----------
     loss_fn : callable
-        :func:`xce.binary_cross_entropy`, :func:`xce.categorical_cross_entropy` or
-        :func:`xce.sparse_categorical_cross_entropy`.
+        :func:`xce.binary_cross_entropy`, :func:`xce.categorical_cross_entropy`,
+        :func:`xce.sparse_categorical_cross_entropy`, or the focal and poly-1 losses
+        (:func:`xce.binary_focal_cross_entropy`, :func:`xce.categorical_focal_cross_entropy`,
+        :func:`xce.poly1_cross_entropy`).
 
     Returns
     -------

@@ -6,6 +6,7 @@ analytic gradient; :func:`xce.value_and_grad` calls the same driver with ``with_
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 
@@ -108,6 +109,33 @@ def _without_excluded(xp, arrays, valid, class_axis):
     return [xp.where(mask, a, xp.zeros_like(a)) for a in arrays]
 
 
+def _reduced(
+    xp, kernel, *, batch_shape, dtype, weight, valid, omega, bad, reduction, with_grad,
+    class_axis, on_device,
+):  # fmt: skip
+    """Run ``kernel(with_grad=, grad_scale=)`` and apply the shared reduction rule.
+
+    The count and the gradient scale depend on targets and weights only, so they are
+    computed first and the kernel folds the scale into its single write of the gradient.
+    """
+    total_count = None
+    if reduction in ("mean", "sum_and_count"):
+        total_count = agnostic.count(
+            xp, batch_shape, dtype, on_device, weight=weight, valid=valid, omega=omega
+        )
+    scale = None
+    if with_grad:
+        scale = agnostic.gradient_scale(xp, total_count, weight=weight, reduction=reduction)
+    loss, grad = kernel(with_grad=with_grad, grad_scale=scale)
+    value = agnostic.reduce_loss(
+        xp, loss, weight=weight, valid=valid, bad=bad, reduction=reduction,
+        total_count=total_count,
+    )  # fmt: skip
+    if grad is not None:
+        grad = agnostic.mask_gradient(xp, grad, valid=valid, bad=bad, class_axis=class_axis)
+    return value, grad
+
+
 def _eps_for(xp, dtype, eps):
     return float(xp.finfo(dtype).eps) if eps is None else float(eps)
 
@@ -141,17 +169,18 @@ def _binary(
     y = xp.astype(y_true, dtype, copy=False)
     x, y = _without_excluded(xp, [x, y], valid, class_axis=False)
     if from_logits:
-        loss, grad = agnostic.sigmoid_bce(
-            xp, x, y, pos_weight=pw, smoothing=label_smoothing, with_grad=with_grad
+        kernel = functools.partial(
+            agnostic.sigmoid_bce, xp, x, y, pos_weight=pw, smoothing=label_smoothing
         )
     else:
-        loss, grad = agnostic.probs_bce(
-            xp, x, y, pos_weight=pw, smoothing=label_smoothing,
-            eps=_eps_for(xp, dtype, eps), with_grad=with_grad,
+        kernel = functools.partial(
+            agnostic.probs_bce, xp, x, y, pos_weight=pw, smoothing=label_smoothing,
+            eps=_eps_for(xp, dtype, eps),
         )  # fmt: skip
-    value, grad = agnostic.reduce(
-        xp, loss, grad, weight=weight, valid=valid, omega=None, bad=None,
-        reduction=reduction, class_axis=False,
+    value, grad = _reduced(
+        xp, kernel, batch_shape=tuple(y_pred.shape), dtype=dtype, weight=weight, valid=valid,
+        omega=None, bad=None, reduction=reduction, with_grad=with_grad, class_axis=False,
+        on_device=device(y_pred),
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, None)
 
@@ -267,17 +296,18 @@ def _categorical(
     x, y = _without_excluded(xp, [x, y], valid, class_axis=True)
     omega = None if cw is None else xp.sum(cw * y, axis=-1)
     if from_logits:
-        loss, grad = agnostic.softmax_ce_soft(
-            xp, x, y, class_weight=cw, smoothing=label_smoothing, with_grad=with_grad
+        kernel = functools.partial(
+            agnostic.softmax_ce_soft, xp, x, y, class_weight=cw, smoothing=label_smoothing
         )
     else:
-        loss, grad = agnostic.probs_ce_soft(
-            xp, x, y, class_weight=cw, smoothing=label_smoothing,
-            eps=_eps_for(xp, dtype, eps), with_grad=with_grad,
+        kernel = functools.partial(
+            agnostic.probs_ce_soft, xp, x, y, class_weight=cw, smoothing=label_smoothing,
+            eps=_eps_for(xp, dtype, eps),
         )  # fmt: skip
-    value, grad = agnostic.reduce(
-        xp, loss, grad, weight=weight, valid=valid, omega=omega, bad=None,
-        reduction=reduction, class_axis=True,
+    value, grad = _reduced(
+        xp, kernel, batch_shape=batch, dtype=dtype, weight=weight, valid=valid, omega=omega,
+        bad=None, reduction=reduction, with_grad=with_grad, class_axis=True,
+        on_device=device(y_pred),
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, axis)
 
@@ -409,23 +439,24 @@ def _sparse(
     x = _classes_last(xp, y_pred, axis, dtype)
     (x,) = _without_excluded(xp, [x], valid, class_axis=True)
     native = _fast.native(xp)
-    if from_logits and not with_grad and native is not None:
-        loss, grad = (
-            native.softmax_ce_labels(x, labels, class_weight=cw, smoothing=label_smoothing),
-            None,
+    if from_logits and native is not None and native.handles(x):
+        kernel = functools.partial(
+            native.softmax_ce_labels, x, labels, class_weight=cw, smoothing=label_smoothing
         )
     elif from_logits:
-        loss, grad = agnostic.softmax_ce_labels(
-            xp, x, labels, class_weight=cw, smoothing=label_smoothing, with_grad=with_grad
-        )
-    else:
-        loss, grad = agnostic.probs_ce_labels(
-            xp, x, labels, class_weight=cw, smoothing=label_smoothing,
-            eps=_eps_for(xp, dtype, eps), with_grad=with_grad,
+        kernel = functools.partial(
+            agnostic.softmax_ce_labels, xp, x, labels, class_weight=cw,
+            smoothing=label_smoothing,
         )  # fmt: skip
-    value, grad = agnostic.reduce(
-        xp, loss, grad, weight=weight, valid=valid, omega=omega, bad=bad,
-        reduction=reduction, class_axis=True,
+    else:
+        kernel = functools.partial(
+            agnostic.probs_ce_labels, xp, x, labels, class_weight=cw,
+            smoothing=label_smoothing, eps=_eps_for(xp, dtype, eps),
+        )  # fmt: skip
+    value, grad = _reduced(
+        xp, kernel, batch_shape=batch, dtype=dtype, weight=weight, valid=valid, omega=omega,
+        bad=bad, reduction=reduction, with_grad=with_grad, class_axis=True,
+        on_device=device(y_pred),
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, axis)
 

@@ -16,19 +16,22 @@ from ._blocks import (
     softmax,
 )
 from ._categorical import probs_ce_labels, probs_ce_soft, softmax_ce_labels, softmax_ce_soft
-from ._reduce import reduce
+from ._reduce import count, gradient_scale, mask_gradient, reduce_loss
 
 __all__ = [
     "compute_dtype",
+    "count",
     "entropy",
+    "gradient_scale",
     "kl_divergence",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "mask_gradient",
     "probs_bce",
     "probs_ce_labels",
     "probs_ce_soft",
-    "reduce",
+    "reduce_loss",
     "sigmoid",
     "sigmoid_bce",
     "softmax",

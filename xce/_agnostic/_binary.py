@@ -27,7 +27,7 @@ def _times(xp, coefficient, value):
     return coefficient * xp.where(coefficient == 0, xp.zeros_like(value), value)
 
 
-def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad):
+def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad, grad_scale=None):
     """ℓ = (1-q)·softplus(x) + a·q·softplus(-x), with softplus(±x) = max(±x, 0) + log1p(e^-|x|)."""
     negative, positive = _coefficients(xp, y, pos_weight=pos_weight, smoothing=smoothing)
     e = xp.exp(-xp.abs(x))
@@ -40,10 +40,11 @@ def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad):
         return loss, None
     # ∂ℓ/∂x = (1-q + a·q)·σ(x) - a·q; σ from the same e^-|x| as the loss.
     sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
-    return loss, (negative + positive) * sig - positive
+    grad = (negative + positive) * sig - positive
+    return loss, grad if grad_scale is None else grad_scale * grad
 
 
-def probs_bce(xp, p, y, *, pos_weight, smoothing, eps, with_grad):
+def probs_bce(xp, p, y, *, pos_weight, smoothing, eps, with_grad, grad_scale=None):
     """ℓ = -(a·q·log pc + (1-q)·log(1-pc)), pc = clip(p, eps, 1-eps)."""
     negative, positive = _coefficients(xp, y, pos_weight=pos_weight, smoothing=smoothing)
     pc = xp.clip(p, eps, 1.0 - eps) if eps else p
@@ -67,4 +68,4 @@ def probs_bce(xp, p, y, *, pos_weight, smoothing, eps, with_grad):
     )
     if eps:
         grad = xp.where((p >= eps) & (p <= 1 - eps), grad, xp.zeros_like(grad))
-    return loss, grad
+    return loss, grad if grad_scale is None else grad_scale * grad

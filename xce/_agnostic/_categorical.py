@@ -43,7 +43,7 @@ def _softmax_stats(xp, x):
     return z, e, s, log_or_neg_inf(xp, s)
 
 
-def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad):
+def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad_scale=None):
     """ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c), from integer labels.
 
     The target logit is gathered by index and subtracted from the *shifted* logits
@@ -69,19 +69,28 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad):
     loss = loss[..., 0]
     if not with_grad:
         return loss, None
-    # ∂ℓ/∂x = (Σ_c w_c q_c)·softmax(x) - w ⊙ q; the label's share is written through a mask.
-    p = e / s
-    hard = 1 - smoothing if w_y is None else (1 - smoothing) * w_y
+    # ∂ℓ/∂x = (Σ_c w_c q_c)·softmax(x) - w ⊙ q, times the row's scale r: e·(A·r/s) - r·w ⊙ q,
+    # with the label's share written through a mask.
+    r = row_scale(xp, grad_scale)
+    hard = (1 - smoothing) * r if w_y is None else (1 - smoothing) * w_y * r
     if smoothing:
         uniform = smoothing / n_classes
         if class_weight is None:
-            grad = (hard + smoothing) * p - uniform
+            grad = e * (r / s) - uniform * r
         else:
-            grad = (hard + uniform * xp.sum(class_weight)) * p - uniform * class_weight
+            mass = (1 - smoothing) * w_y + uniform * xp.sum(class_weight)
+            grad = e * (mass * r / s) - (uniform * r) * class_weight
     else:
-        grad = hard * p
+        grad = e * (hard / s)
     grad = xp.where(_label_mask(xp, labels, n_classes, device(x)), grad - hard, grad)
     return loss, grad
+
+
+def row_scale(xp, grad_scale):
+    """The per-row gradient scale shaped to broadcast over the class axis (1 when None)."""
+    if grad_scale is None:
+        return 1.0
+    return grad_scale if grad_scale.ndim == 0 else grad_scale[..., None]
 
 
 def _weighted(xp, weight, z):
@@ -95,7 +104,7 @@ def _smoothed_weighted_target(xp, y, *, class_weight, smoothing):
     return q if class_weight is None else class_weight * q
 
 
-def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad):
+def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad, grad_scale=None):
     """ℓ = Σ_c w_c q_c (lse - x_c) from soft (or one-hot) targets y."""
     wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
     z, e, s, log_s = _softmax_stats(xp, x)
@@ -106,7 +115,8 @@ def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad):
     loss = loss[..., 0]
     if not with_grad:
         return loss, None
-    return loss, mass * (e / s) - wq
+    r = row_scale(xp, grad_scale)
+    return loss, e * (mass * r / s) - r * wq
 
 
 def _clip_with_slope(xp, p, eps):
@@ -128,7 +138,7 @@ def _neg_log_grad(xp, coefficient, clipped, inside):
     return grad if inside is None else xp.where(inside, grad, xp.zeros_like(grad))
 
 
-def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad):
+def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad, grad_scale=None):
     """ℓ = -(1-ε)·w_y·log p_y - (ε/C)·Σ_c w_c·log p_c, with p clipped to [eps, 1]."""
     n_classes = p.shape[-1]
     index = labels[..., None]
@@ -155,10 +165,10 @@ def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad):
         )
     else:
         grad = xp.where(_label_mask(xp, labels, n_classes, device(p)), label_grad, xp.zeros_like(p))
-    return loss, grad
+    return loss, grad if grad_scale is None else row_scale(xp, grad_scale) * grad
 
 
-def probs_ce_soft(xp, p, y, *, class_weight, smoothing, eps, with_grad):
+def probs_ce_soft(xp, p, y, *, class_weight, smoothing, eps, with_grad, grad_scale=None):
     """ℓ = -Σ_c w_c q_c log(clip(p_c, eps, 1)); classes with no target mass add 0."""
     wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
     clipped, inside = _clip_with_slope(xp, p, eps)
@@ -166,4 +176,5 @@ def probs_ce_soft(xp, p, y, *, class_weight, smoothing, eps, with_grad):
     loss = -xp.sum(wq * _log(xp, safe, eps), axis=-1)
     if not with_grad:
         return loss, None
-    return loss, _neg_log_grad(xp, wq, clipped, inside)
+    grad = _neg_log_grad(xp, wq, clipped, inside)
+    return loss, grad if grad_scale is None else row_scale(xp, grad_scale) * grad
