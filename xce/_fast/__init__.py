@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 
-from .._compat import is_torch_namespace
+from .._compat import is_numpy_namespace, is_torch_namespace
 
 DISABLE_ENV = "XCE_DISABLE_FAST_PATHS"
 
@@ -25,6 +25,10 @@ def _native_for(xp):
         from . import _torch
 
         return _torch
+    if is_numpy_namespace(xp):
+        from . import _numpy
+
+        return _numpy
     return None
 
 

@@ -1,0 +1,70 @@
+"""Problems large enough to cross the fast paths' block and thread boundaries.
+
+The rest of the suite uses tiny arrays, which a blocked, threaded kernel handles in one block on
+one thread. Here (257, 1031) logits (265 k values) take the NumPy path through several
+cache-sized blocks on every core, with a ragged last block. Run with
+``XCE_DISABLE_FAST_PATHS=1`` too (nox does): both paths must match the same float64 oracle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xce
+from tests import reference
+from tests.helpers import assert_close
+
+N_ROWS, N_CLASSES = 257, 1031
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(1234)
+    logits = rng.normal(scale=4.0, size=(N_ROWS, N_CLASSES))
+    logits[5, 7:900] = -np.inf  # masked classes inside a block
+    labels = rng.integers(0, N_CLASSES, size=N_ROWS)
+    labels[5] = 3
+    return logits, labels, rng.uniform(0.5, 2.0, size=N_CLASSES)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "class_weight"])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_large_sparse_loss_matches_reference(
+    xp, make, dtype, device, problem, smoothing, weighted, reduction
+):
+    logits, labels, weights = problem
+    if smoothing:  # smoothing puts mass on masked classes (+inf loss): keep them finite here
+        logits = np.where(np.isinf(logits), -30.0, logits)
+    x = make(logits)
+    options = {"from_logits": True, "label_smoothing": smoothing, "reduction": reduction}
+    ref_options = dict(options)
+    if weighted:
+        options["class_weight"] = make(weights)
+        ref_options["class_weight"] = weights
+    got = xce.sparse_categorical_cross_entropy(make(labels, "int64"), x, **options)
+    expected = reference.sparse_categorical_cross_entropy(labels, logits, **ref_options)
+    assert_close(got, expected, xp=xp, dtype=dtype, device=device, rtol=1e-5 if
+                 dtype == xp.float32 else 1e-11)  # fmt: skip
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_large_sparse_gradient_is_scaled_softmax_minus_target(
+    xp, make, dtype, device, problem, smoothing
+):
+    logits, labels, weights = problem
+    logits = np.where(np.isinf(logits), -30.0, logits) if smoothing else logits
+    grad_fn = xce.value_and_grad(xce.sparse_categorical_cross_entropy)
+    _, grad = grad_fn(
+        make(labels, "int64"), make(logits), from_logits=True, class_weight=make(weights),
+        label_smoothing=smoothing,
+    )  # fmt: skip
+    # Oracle: (Σ_c w_c q_c)·softmax - w ⊙ q per row, divided by Σ w[y] (the mean).
+    q = np.full((N_ROWS, N_CLASSES), smoothing / N_CLASSES)
+    q[np.arange(N_ROWS), labels] += 1 - smoothing
+    wq = weights * q
+    expected = wq.sum(1, keepdims=True) * reference.softmax(logits) - wq
+    expected /= weights[labels].sum()
+    assert_close(grad, expected, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-4 if dtype == xp.float32 else 1e-10, atol=1e-9)  # fmt: skip
