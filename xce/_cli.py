@@ -1,5 +1,5 @@
-"""``python -m xce`` / ``xce``: ``info`` (backends found) and ``demo`` (the family on every
-installed backend, checked to agree with NumPy float64)."""
+"""``python -m xce`` / ``xce``: ``info`` (backends found), ``demo`` (the family on every
+installed backend, checked to agree with NumPy float64) and ``bench`` (see xce._bench)."""
 
 from __future__ import annotations
 
@@ -156,6 +156,11 @@ def _demo(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser: see xce._bench
+        from ._bench import main as bench
+
+        return bench(argv[1:])
     parser = argparse.ArgumentParser(prog="xce", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="installed backends, versions and devices").set_defaults(
@@ -164,5 +169,8 @@ def main(argv=None) -> int:
     demo = commands.add_parser("demo", help="evaluate the family on every installed backend")
     demo.add_argument("--tolerance", type=float, default=1e-9)
     demo.set_defaults(run=_demo)
+    commands.add_parser(
+        "bench", help="side-by-side benchmark against the peers (xce bench --help)", add_help=False
+    )
     args = parser.parse_args(argv)
     return args.run(args)
