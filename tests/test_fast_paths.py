@@ -68,3 +68,52 @@ def test_large_sparse_gradient_is_scaled_softmax_minus_target(
     expected /= weights[labels].sum()
     assert_close(grad, expected, xp=xp, dtype=dtype, device=device,
                  rtol=1e-4 if dtype == xp.float32 else 1e-10, atol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
+def test_large_soft_targets_and_gradient(xp, make, dtype, device, problem, from_logits):
+    """Soft targets go through the generic kernels in row blocks on eager backends."""
+    logits, _, weights = problem
+    logits = np.where(np.isinf(logits), -30.0, logits)
+    targets = reference.softmax(np.roll(logits, 3, axis=1) / 2)
+    # Probabilities well above float32's clip (eps = 1.2e-7), so no entry is clipped.
+    y_pred = logits if from_logits else reference.softmax(logits / 8)
+    options = {"from_logits": from_logits, "label_smoothing": 0.05}
+    loss, grad = xce.value_and_grad(xce.categorical_cross_entropy)(
+        make(targets), make(y_pred), class_weight=make(weights), reduction="sum", **options
+    )
+    expected = reference.categorical_cross_entropy(
+        targets, y_pred, class_weight=weights, reduction="sum", **options
+    )
+    assert_close(loss, expected, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip
+    q = 0.95 * targets + 0.05 / N_CLASSES
+    if from_logits:
+        wq = weights * q
+        expected_grad = wq.sum(1, keepdims=True) * reference.softmax(logits) - wq
+    else:
+        expected_grad = -weights * q / y_pred
+    assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-4 if dtype == xp.float32 else 1e-10, atol=1e-9)  # fmt: skip
+
+
+def test_large_binary_with_weights(xp, make, dtype, device, problem):
+    logits, _, weights = problem
+    logits = np.where(np.isinf(logits), -30.0, logits)
+    targets = (logits > 0.3).astype(np.float64)
+    sample_weight = np.linspace(0.5, 1.5, N_ROWS)
+    loss, grad = xce.value_and_grad(xce.binary_cross_entropy)(
+        make(targets), make(logits), from_logits=True, pos_weight=make(weights),
+        sample_weight=make(sample_weight),
+    )  # fmt: skip
+    expected = reference.binary_cross_entropy(
+        targets, logits, from_logits=True, pos_weight=weights, sample_weight=sample_weight
+    )
+    assert_close(loss, expected, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip
+    # ∂/∂x of s·[(1-y)·softplus(x) + a·y·softplus(-x)] / Σ s = s·((1-y+a·y)·σ(x) - a·y) / Σ s
+    s = np.broadcast_to(sample_weight[:, None], logits.shape)
+    expected_grad = s * ((1 - targets + weights * targets) * reference.sigmoid(logits)
+                         - weights * targets) / s.sum()  # fmt: skip
+    assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-4 if dtype == xp.float32 else 1e-10, atol=1e-10)  # fmt: skip

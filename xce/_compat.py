@@ -22,6 +22,7 @@ from array_api_compat import (
     is_numpy_namespace,
     is_torch_array,
     is_torch_namespace,
+    size,
     to_device,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "is_torch_namespace",
     "library_name",
     "may_be_differentiated",
+    "size",
     "to_device",
 ]
 

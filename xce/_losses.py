@@ -111,12 +111,15 @@ def _without_excluded(xp, arrays, valid, class_axis):
 
 def _reduced(
     xp, kernel, *, batch_shape, dtype, weight, valid, omega, bad, reduction, with_grad,
-    class_axis, on_device,
+    class_axis, on_device, x=None, row_args=(),
 ):  # fmt: skip
-    """Run ``kernel(with_grad=, grad_scale=)`` and apply the shared reduction rule.
+    """Run the kernel and apply the shared reduction rule.
 
     The count and the gradient scale depend on targets and weights only, so they are
     computed first and the kernel folds the scale into its single write of the gradient.
+    With ``x`` given, the kernel is ``kernel(x, *row_args, with_grad=, grad_scale=)`` and runs
+    over cache-sized row blocks where that pays (see ``_agnostic/_rows.py``); without, it is
+    ``kernel(with_grad=, grad_scale=)``.
     """
     total_count = None
     if reduction in ("mean", "sum_and_count"):
@@ -126,7 +129,12 @@ def _reduced(
     scale = None
     if with_grad:
         scale = agnostic.gradient_scale(xp, total_count, weight=weight, reduction=reduction)
-    loss, grad = kernel(with_grad=with_grad, grad_scale=scale)
+    if x is None:
+        loss, grad = kernel(with_grad=with_grad, grad_scale=scale)
+    else:
+        loss, grad = agnostic.in_row_blocks(
+            xp, kernel, x, row_args, with_grad=with_grad, grad_scale=scale
+        )
     value = agnostic.reduce_loss(
         xp, loss, weight=weight, valid=valid, bad=bad, reduction=reduction,
         total_count=total_count,
@@ -170,17 +178,17 @@ def _binary(
     x, y = _without_excluded(xp, [x, y], valid, class_axis=False)
     if from_logits:
         kernel = functools.partial(
-            agnostic.sigmoid_bce, xp, x, y, pos_weight=pw, smoothing=label_smoothing
+            agnostic.sigmoid_bce, xp, pos_weight=pw, smoothing=label_smoothing
         )
     else:
         kernel = functools.partial(
-            agnostic.probs_bce, xp, x, y, pos_weight=pw, smoothing=label_smoothing,
+            agnostic.probs_bce, xp, pos_weight=pw, smoothing=label_smoothing,
             eps=_eps_for(xp, dtype, eps),
         )  # fmt: skip
     value, grad = _reduced(
         xp, kernel, batch_shape=tuple(y_pred.shape), dtype=dtype, weight=weight, valid=valid,
         omega=None, bad=None, reduction=reduction, with_grad=with_grad, class_axis=False,
-        on_device=device(y_pred),
+        on_device=device(y_pred), x=x, row_args=(y,),
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, None)
 
@@ -297,17 +305,17 @@ def _categorical(
     omega = None if cw is None else xp.sum(cw * y, axis=-1)
     if from_logits:
         kernel = functools.partial(
-            agnostic.softmax_ce_soft, xp, x, y, class_weight=cw, smoothing=label_smoothing
+            agnostic.softmax_ce_soft, xp, class_weight=cw, smoothing=label_smoothing
         )
     else:
         kernel = functools.partial(
-            agnostic.probs_ce_soft, xp, x, y, class_weight=cw, smoothing=label_smoothing,
+            agnostic.probs_ce_soft, xp, class_weight=cw, smoothing=label_smoothing,
             eps=_eps_for(xp, dtype, eps),
         )  # fmt: skip
     value, grad = _reduced(
         xp, kernel, batch_shape=batch, dtype=dtype, weight=weight, valid=valid, omega=omega,
         bad=None, reduction=reduction, with_grad=with_grad, class_axis=True,
-        on_device=device(y_pred),
+        on_device=device(y_pred), x=x, row_args=(y,),
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, axis)
 
@@ -440,23 +448,26 @@ def _sparse(
     (x,) = _without_excluded(xp, [x], valid, class_axis=True)
     native = _fast.native(xp)
     if from_logits and native is not None and native.handles(x):
+        # Native kernels walk the rows their own way: run them whole-array.
         kernel = functools.partial(
             native.softmax_ce_labels, x, labels, class_weight=cw, smoothing=label_smoothing
         )
-    elif from_logits:
-        kernel = functools.partial(
-            agnostic.softmax_ce_labels, xp, x, labels, class_weight=cw,
-            smoothing=label_smoothing,
-        )  # fmt: skip
+        rows = {}
     else:
-        kernel = functools.partial(
-            agnostic.probs_ce_labels, xp, x, labels, class_weight=cw,
-            smoothing=label_smoothing, eps=_eps_for(xp, dtype, eps),
-        )  # fmt: skip
+        if from_logits:
+            kernel = functools.partial(
+                agnostic.softmax_ce_labels, xp, class_weight=cw, smoothing=label_smoothing
+            )
+        else:
+            kernel = functools.partial(
+                agnostic.probs_ce_labels, xp, class_weight=cw, smoothing=label_smoothing,
+                eps=_eps_for(xp, dtype, eps),
+            )  # fmt: skip
+        rows = {"x": x, "row_args": (labels,)}
     value, grad = _reduced(
         xp, kernel, batch_shape=batch, dtype=dtype, weight=weight, valid=valid, omega=omega,
         bad=bad, reduction=reduction, with_grad=with_grad, class_axis=True,
-        on_device=device(y_pred),
+        on_device=device(y_pred), **rows,
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, axis)
 

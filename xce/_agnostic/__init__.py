@@ -17,12 +17,14 @@ from ._blocks import (
 )
 from ._categorical import probs_ce_labels, probs_ce_soft, softmax_ce_labels, softmax_ce_soft
 from ._reduce import count, gradient_scale, mask_gradient, reduce_loss
+from ._rows import in_row_blocks
 
 __all__ = [
     "compute_dtype",
     "count",
     "entropy",
     "gradient_scale",
+    "in_row_blocks",
     "kl_divergence",
     "log_sigmoid",
     "log_softmax",

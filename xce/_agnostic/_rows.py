@@ -1,0 +1,74 @@
+"""Evaluate a per-row kernel over cache-sized blocks of rows.
+
+A kernel written whole-array makes several (N, C) temporaries: for large inputs they spill out
+of cache and multiply peak memory. On eager namespaces whose arrays can be written (NumPy,
+torch, CuPy, array-api-strict) the same kernel runs here on blocks of about ``BLOCK_BYTES`` of
+logits, and each block's loss and gradient are written into output arrays allocated here, so
+the gradient is written to memory once and temporaries stay bounded by the block.
+JAX (immutable; XLA fuses anyway) and Dask (lazy; chunks are its blocks) run whole-array.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .._compat import device, is_dask_namespace, is_jax_namespace, may_be_differentiated, size
+
+BLOCK_BYTES = int(os.environ.get("XCE_BLOCK_BYTES", 1024 * 1024))
+
+
+def _worth_blocking(xp, x):
+    n = size(x)
+    if is_jax_namespace(xp) or is_dask_namespace(xp) or x.ndim == 0 or n is None:
+        return False
+    if may_be_differentiated(x):  # writes into fresh buffers would detach autograd's graph
+        return False
+    return n * (xp.finfo(x.dtype).bits // 8) > BLOCK_BYTES
+
+
+def _as_rows(xp, a, x_shape):
+    """``a`` reshaped so that its leading axis runs over the flattened rows of x."""
+    if a is None or a.ndim == 0:
+        return a
+    if tuple(a.shape) == tuple(x_shape):
+        return xp.reshape(a, (-1, x_shape[-1]))
+    return xp.reshape(a, (-1,))  # one value per row (labels, per-row scales)
+
+
+def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale):
+    """``kernel(x, *row_args, with_grad=, grad_scale=)`` over row blocks, or whole-array.
+
+    ``row_args`` and ``grad_scale`` have one entry per row of ``x`` (shape ``x.shape[:-1]``)
+    or per element (``x.shape``), or are 0-d / ``None``.
+    """
+    if not _worth_blocking(xp, x):
+        return kernel(x, *row_args, with_grad=with_grad, grad_scale=grad_scale)
+    n_cols = x.shape[-1]
+    rows_x = xp.reshape(x, (-1, n_cols))
+    rows_args = [_as_rows(xp, a, x.shape) for a in row_args]
+    rows_scale = _as_rows(xp, grad_scale, x.shape)
+    n_rows = rows_x.shape[0]
+    step = max(1, BLOCK_BYTES // (n_cols * (xp.finfo(x.dtype).bits // 8)))
+    loss = grad = None
+    for lo in range(0, n_rows, step):
+        hi = min(lo + step, n_rows)
+        block = slice(lo, hi)
+
+        def cut(a, block=block):
+            return a if a is None or a.ndim == 0 else a[block, ...]
+
+        block_loss, block_grad = kernel(
+            rows_x[block, ...], *(cut(a) for a in rows_args),
+            with_grad=with_grad, grad_scale=cut(rows_scale),
+        )  # fmt: skip
+        if loss is None:
+            loss = xp.empty((n_rows, *block_loss.shape[1:]), dtype=block_loss.dtype,
+                            device=device(x))  # fmt: skip
+            if with_grad:
+                grad = xp.empty(rows_x.shape, dtype=block_grad.dtype, device=device(x))
+        loss[block, ...] = block_loss
+        if with_grad:
+            grad[block, ...] = block_grad
+    loss_shape = x.shape if loss.ndim == 2 else x.shape[:-1]
+    loss = xp.reshape(loss, loss_shape)
+    return loss, None if grad is None else xp.reshape(grad, x.shape)
