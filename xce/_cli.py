@@ -60,14 +60,13 @@ def _available():
 
 
 def _info(_args) -> int:
-    import array_api_compat
-    import array_api_extra
+    from importlib.metadata import version as package_version
 
     import xce
 
     print(f"xce {xce.__version__} on Python {sys.version.split()[0]}")
-    print(f"array-api-compat {array_api_compat.__version__}, "
-          f"array-api-extra {array_api_extra.__version__}")  # fmt: skip
+    print(f"array-api-compat {package_version('array-api-compat')}, "
+          f"array-api-extra {package_version('array-api-extra')}")  # fmt: skip
     print(f"{'backend':<18}{'version':<16}devices")
     for name, found in _available().items():
         if isinstance(found, Exception):
