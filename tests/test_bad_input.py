@@ -389,8 +389,13 @@ def test_mixed_devices(kind, backend, xp, device):
         kind, lambda d, t="float64": xp.asarray(np.asarray(d), dtype=getattr(xp, t), device=device)
     )
     y_other = xp.asarray(to_numpy(y), device=other)
-    with pytest.raises(ValueError, match=r"y_true|y_pred|device"):
+    with pytest.raises(ValueError, match=r"y_true|y_pred"):
         fn(y_other, p, from_logits=True)
+    with pytest.raises(ValueError, match="sample_weight"):
+        fn(y, p, from_logits=True, sample_weight=xp.asarray(np.ones(N), device=other))
+    if kind != "binary":
+        with pytest.raises(ValueError, match="class_weight"):
+            fn(y, p, from_logits=True, class_weight=xp.asarray(np.ones(C), device=other))
 
 
 # ---------------------------------------------------------------------------------------------

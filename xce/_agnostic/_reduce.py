@@ -59,8 +59,10 @@ def reduce_loss(xp, loss, *, weight, valid, bad, reduction, total_count):
     if reduction == "sum_and_count":
         return total, total_count
     empty = total_count == 0
-    # 0·total keeps a NaN total NaN while an empty mean becomes 0.
-    return xp.where(empty, 0 * total, total / xp.where(empty, 1, total_count))
+    # An empty mean is 0, but a NaN total (unchecked bad labels) stays NaN. Selected, not
+    # computed as 0·total, which would warn (and turn an infinite total into NaN).
+    nothing = xp.where(xp.isnan(total), total, xp.zeros_like(total))
+    return xp.where(empty, nothing, total / xp.where(empty, 1, total_count))
 
 
 def mask_gradient(xp, grad, *, valid, bad, class_axis):
