@@ -29,7 +29,7 @@ CPU_BACKENDS = {
     "jax": ["jax"],
     "dask": ["dask[array]"],
 }
-HAS_FAST_PATH = {"numpy", "torch", "torch_cuda"}
+HAS_FAST_PATH = {"numpy", "torch", "torch_cuda", "jax"}
 
 nox.options.sessions = [*CPU_BACKENDS, "lint"]
 

@@ -132,9 +132,8 @@ def _reduced(
     if x is None:
         loss, grad = kernel(with_grad=with_grad, grad_scale=scale)
     else:
-        loss, grad = agnostic.in_row_blocks(
-            xp, kernel, x, row_args, with_grad=with_grad, grad_scale=scale
-        )
+        run = _fast.kernel_runner(xp)
+        loss, grad = run(xp, kernel, x, row_args, with_grad=with_grad, grad_scale=scale)
     value = agnostic.reduce_loss(
         xp, loss, weight=weight, valid=valid, bad=bad, reduction=reduction,
         total_count=total_count,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import os
 
-from .._compat import is_numpy_namespace, is_torch_namespace
+from .._agnostic import in_row_blocks
+from .._compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 
 DISABLE_ENV = "XCE_DISABLE_FAST_PATHS"
 
@@ -35,3 +36,12 @@ def _native_for(xp):
 def native(xp):
     """The fast-path module for ``xp``, or ``None`` (none exists, or disabled by the env)."""
     return _native_for(xp) if enabled() else None
+
+
+def kernel_runner(xp):
+    """How to run a generic kernel over ``x``: compiled whole (JAX) or in row blocks."""
+    if enabled() and is_jax_namespace(xp):
+        from ._jax import run_kernel
+
+        return run_kernel
+    return in_row_blocks
