@@ -17,6 +17,7 @@ from ._compat import (
     is_dask_array,
     is_eager_host,
     is_jax_tracer,
+    is_numpy_namespace,
     library_name,
 )
 
@@ -42,6 +43,8 @@ def namespace_of(**arrays):
             "of y_pred before the call (xce never converts silently)"
         ) from None
     (ref_name, ref), *others = present.items()
+    if not others or is_numpy_namespace(xp):  # NumPy has one device: nothing to compare
+        return xp
     ref_device = device(ref)
     for name, a in others:
         # A JAX tracer has no device (None): nothing to compare.

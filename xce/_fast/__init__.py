@@ -16,8 +16,13 @@ from .._compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 DISABLE_ENV = "XCE_DISABLE_FAST_PATHS"
 
 
+# Read once, when xce is imported: the switch is for test runs and benchmarks, and an
+# environment lookup on every call would cost as much as a small loss itself.
+_ENABLED = os.environ.get(DISABLE_ENV, "").strip().lower() in ("", "0", "false", "no")
+
+
 def enabled() -> bool:
-    return os.environ.get(DISABLE_ENV, "").strip().lower() in ("", "0", "false", "no")
+    return _ENABLED
 
 
 @functools.cache
