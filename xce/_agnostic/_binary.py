@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ._blocks import log_or_neg_inf
+from ._blocks import log_or_neg_inf, neg_abs, negative_part, positive_part
 
 
 def _coefficients(xp, y, *, pos_weight, smoothing):
@@ -30,11 +30,10 @@ def _times(xp, coefficient, value):
 def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad, grad_scale=None):
     """ℓ = (1-q)·softplus(x) + a·q·softplus(-x), with softplus(±x) = max(±x, 0) + log1p(e^-|x|)."""
     negative, positive = _coefficients(xp, y, pos_weight=pos_weight, smoothing=smoothing)
-    e = xp.exp(-xp.abs(x))
+    e = xp.exp(neg_abs(xp, x))
     tail = xp.log1p(e)
-    zero = xp.zeros_like(x)
-    softplus_pos = xp.maximum(x, zero) + tail
-    softplus_neg = xp.maximum(-x, zero) + tail
+    softplus_pos = positive_part(xp, x) + tail
+    softplus_neg = negative_part(xp, x) + tail
     loss = _times(xp, negative, softplus_pos) + _times(xp, positive, softplus_neg)
     if not with_grad:
         return loss, None

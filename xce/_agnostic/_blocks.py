@@ -64,19 +64,38 @@ def softmax(xp, x, *, axis=-1):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
+def neg_abs(xp, x):
+    """-|x| chosen by the sign test ``x >= 0``, like every other branch here.
+
+    Autodiff must see one consistent branch at x = 0: JAX takes |x|' = 1 there but splits
+    max(x, 0)' = 1/2, which would make the gradient of softplus at 0 wrong (0 + ... ≠ σ(0)).
+    """
+    return xp.where(x >= 0, -x, x)
+
+
+def positive_part(xp, x):
+    """max(x, 0) with the same branch choice as :func:`neg_abs`."""
+    return xp.where(x >= 0, x, xp.zeros_like(x))
+
+
+def negative_part(xp, x):
+    """max(-x, 0), also chosen by the sign of x (not of -x) for the same reason."""
+    return xp.where(x >= 0, xp.zeros_like(x), -x)
+
+
 def log1p_exp_neg_abs(xp, x):
     """log1p(exp(-|x|)), the bounded part shared by softplus, log-sigmoid and sigmoid."""
-    return xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.log1p(xp.exp(neg_abs(xp, x)))
 
 
 def log_sigmoid(xp, x):
     # log σ(x) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)): exp never overflows.
-    return xp.minimum(x, xp.zeros_like(x)) - log1p_exp_neg_abs(xp, x)
+    return -negative_part(xp, x) - log1p_exp_neg_abs(xp, x)
 
 
 def sigmoid(xp, x):
     # Evaluate exp only at -|x| and pick the branch by sign: no overflow, no 1 - tiny.
-    e = xp.exp(-xp.abs(x))
+    e = xp.exp(neg_abs(xp, x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
