@@ -4,6 +4,8 @@
 skip cleanly where there is no GPU. Each session sets ``XCE_BACKENDS`` so that the suite fails
 (instead of skipping) if its backend did not install. Backends with a native fast path run the
 suite a second time with ``XCE_DISABLE_FAST_PATHS=1``, proving fast and generic paths agree.
+The ``compat`` session installs the real frameworks and runs ``tests/compat`` (``xce.compat``
+against them, on every CPU backend) with ``XCE_REQUIRE_PEERS=1``: a missing peer fails.
 """
 
 from __future__ import annotations
@@ -31,14 +33,16 @@ CPU_BACKENDS = {
 }
 HAS_FAST_PATH = {"numpy", "torch", "torch_cuda", "jax"}
 
-nox.options.sessions = [*CPU_BACKENDS, "lint"]
+nox.options.sessions = [*CPU_BACKENDS, "compat", "lint"]
 
 
 def _run_suite(session: nox.Session, backend: str) -> None:
     env = {"XCE_BACKENDS": backend}
-    session.run("pytest", *session.posargs, env=env)
+    # tests/compat compares against the real frameworks: the compat session runs it.
+    args = ["--ignore=tests/compat", *session.posargs]
+    session.run("pytest", *args, env=env)
     if backend in HAS_FAST_PATH:
-        session.run("pytest", *session.posargs, env={**env, "XCE_DISABLE_FAST_PATHS": "1"})
+        session.run("pytest", *args, env={**env, "XCE_DISABLE_FAST_PATHS": "1"})
 
 
 def _cpu_session(backend: str, packages: list[str]):
@@ -52,6 +56,24 @@ def _cpu_session(backend: str, packages: list[str]):
 
 for _name, _packages in CPU_BACKENDS.items():
     globals()[f"tests_{_name}"] = _cpu_session(_name, _packages)
+
+
+# The libraries xce.compat imitates (tensorflow-cpu installs from the registry in about a
+# minute here).
+COMPAT_PEERS = [TORCH, "jax", "keras", "optax", "scikit-learn", "tensorflow-cpu"]
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """xce.compat against the real Keras (JAX backend), PyTorch, TensorFlow, Optax and
+    scikit-learn, with every CPU backend's arrays as input; a missing peer fails."""
+    session.install("-e", ".[test]", "dask[array]", *COMPAT_PEERS)
+    env = {
+        "KERAS_BACKEND": "jax",
+        "XCE_REQUIRE_PEERS": "1",
+        "XCE_BACKENDS": ",".join(CPU_BACKENDS),
+    }
+    session.run("pytest", "tests/compat", *session.posargs, env=env)
 
 
 def _gpu_present() -> bool:

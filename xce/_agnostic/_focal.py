@@ -88,15 +88,21 @@ def sigmoid_binary_focal(xp, x, y, *, gamma, alpha, smoothing, with_grad, grad_s
     u = q·σ(-x) + (1-q)·σ(x): both sigmoids are evaluated directly, so u keeps its relative
     accuracy when the prediction is confidently right (no 1 - p_t cancellation).
     """
-    bce, bce_grad = sigmoid_bce(
-        xp, x, y, pos_weight=None, smoothing=smoothing, with_grad=with_grad
-    )
+    bce, bce_grad = sigmoid_bce(xp, x, y, pos_weight=None, smoothing=smoothing, with_grad=with_grad)
     q = _smoothed(y, smoothing)
     p, not_p = sigmoid(xp, x), sigmoid(xp, -x)
     u = q * not_p + (1 - q) * p
     du = (1 - 2 * q) * p * not_p if with_grad else None
     return _binary_focal(
-        xp, bce, bce_grad, u, du, q=q, gamma=gamma, alpha=alpha, with_grad=with_grad,
+        xp,
+        bce,
+        bce_grad,
+        u,
+        du,
+        q=q,
+        gamma=gamma,
+        alpha=alpha,
+        with_grad=with_grad,
         grad_scale=grad_scale,
     )
 
@@ -110,7 +116,15 @@ def probs_binary_focal(xp, p, y, *, gamma, alpha, smoothing, eps, with_grad, gra
     u = q * (1 - p) + (1 - q) * p
     du = 1 - 2 * q if with_grad else None
     return _binary_focal(
-        xp, bce, bce_grad, u, du, q=q, gamma=gamma, alpha=alpha, with_grad=with_grad,
+        xp,
+        bce,
+        bce_grad,
+        u,
+        du,
+        q=q,
+        gamma=gamma,
+        alpha=alpha,
+        with_grad=with_grad,
         grad_scale=grad_scale,
     )
 
@@ -121,7 +135,7 @@ def probs_binary_focal(xp, p, y, *, gamma, alpha, smoothing, eps, with_grad, gra
 
 
 def _neg_log_times(xp, coefficient, neg_log):
-    """coefficient · (-log p) with 0 where the coefficient is 0 (a masked class has -log p = inf)."""
+    """coefficient · (-log p), 0 where the coefficient is 0 (a masked class has -log p = inf)."""
     return coefficient * _zero_where(xp, coefficient == 0, neg_log)
 
 
@@ -179,9 +193,7 @@ def probs_focal_soft(xp, p, y, *, gamma, alpha, smoothing, eps, with_grad, grad_
 # ---------------------------------------------------------------------------------------------
 
 
-def softmax_poly1_soft(
-    xp, x, y, *, epsilon, class_weight, smoothing, with_grad, grad_scale=None
-):
+def softmax_poly1_soft(xp, x, y, *, epsilon, class_weight, smoothing, with_grad, grad_scale=None):
     """Cross entropy from ``softmax_ce_soft`` plus ε₁·Σ_c w_c q_c (1 - p_c).
 
     Gradient of the extra term: ε₁·p_k·(Σ_c w_c q_c p_c - w_k q_k).

@@ -1,0 +1,125 @@
+"""Translation helpers shared by the compatibility layers (no loss math lives here).
+
+They turn a framework's conventions (its reductions, its broadcasting, its axis tuples, its
+float labels) into the arguments of the core losses, and read values only where the core
+would: on eager host data (``validate="auto"``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .._compat import device, is_array_api_obj
+from .._losses import _index_dtype
+from .._validation import _read, namespace_of, values_checked
+
+__all__ = [
+    "as_array",
+    "broadcast_to",
+    "checked",
+    "divide_or_nan",
+    "ensure",
+    "flatten_axes",
+    "integral_labels",
+    "namespace_of",
+    "normalise_axes",
+]
+
+
+def checked(*arrays):
+    """Whether values may be read: the core's ``validate="auto"`` rule (eager host data)."""
+    return values_checked("auto", *arrays)
+
+
+def ensure(xp, bad, message):
+    """Raise ``ValueError(message)`` if any entry of the boolean array ``bad`` is true."""
+    if _read(xp.any(bad)):
+        raise ValueError(message)
+
+
+def divide_or_nan(xp, total, count):
+    """total / count with 0/0 = NaN, as the frameworks' means over nothing, without the
+    floating-point warning NumPy would emit for the division."""
+    empty = count == 0
+    quotient = total / xp.where(empty, xp.ones_like(count), count)
+    return xp.where(empty, xp.full_like(quotient, math.nan), quotient)
+
+
+def as_array(xp, value, like, name):
+    """A Python number, or an array of ``like``'s namespace, as an array of ``like``'s dtype
+    and device."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return xp.asarray(float(value), dtype=like.dtype, device=device(like))
+    if not is_array_api_obj(value):
+        raise TypeError(
+            f"{name} must be a number or an array of the same library as the predictions, "
+            f"got {type(value).__name__}"
+        )
+    return xp.astype(value, like.dtype, copy=False)
+
+
+def broadcast_to(xp, a, shape, name, target_name):
+    """``a`` broadcast to ``shape`` (standard right-aligned broadcasting, as the frameworks
+    do), never enlarging ``shape``: a shape that would is an error naming both arguments."""
+    shape = tuple(shape)
+    if tuple(a.shape) == shape:
+        return a
+    try:
+        return xp.broadcast_to(a, shape)
+    except (ValueError, RuntimeError, TypeError):
+        raise ValueError(
+            f"{name} has shape {tuple(a.shape)}, which does not broadcast to the shape "
+            f"{shape} of {target_name}"
+        ) from None
+
+
+def normalise_axes(axis, ndim, name="axis"):
+    """An int or a tuple of ints as a tuple of non-negative axes, in the given order."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}={axis!r} is out of range for an array with {ndim} dims")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axis!r} repeats an axis")
+    return tuple(out)
+
+
+def flatten_axes(xp, a, axes):
+    """Move ``axes`` to the end (in the given order) and merge them into one last axis: the
+    layout in which a tuple ``axis`` is one class axis of size Π shape[axes]."""
+    batch = tuple(i for i in range(a.ndim) if i not in axes)
+    order = batch + tuple(axes)
+    if order != tuple(range(a.ndim)):
+        a = xp.permute_dims(a, order)
+    size = math.prod(a.shape[len(batch) :])
+    return xp.reshape(a, (*a.shape[: len(batch)], size))
+
+
+def integral_labels(xp, labels, n_classes, *, ignore, name="y_true"):
+    """Float class labels (Keras accepts 1.0 for class 1) as integers.
+
+    On eager host data a non-integer, infinite or NaN label is an error. Elsewhere it becomes
+    the out-of-range label ``n_classes`` (``n_classes + 1`` when that is the ignored value),
+    which the core turns into a NaN row: a fractional label is never truncated into a class.
+    """
+    if xp.isdtype(labels.dtype, "integral"):
+        return labels
+    if not xp.isdtype(labels.dtype, "real floating"):
+        raise TypeError(f"{name} must hold class labels (integers, or whole floats), got "
+                        f"{labels.dtype}")  # fmt: skip
+    whole = (labels == xp.floor(labels)) & (xp.abs(labels) <= 2.0**31)
+    if checked(labels):
+        ensure(
+            xp, ~whole,
+            f"{name} holds labels that are not whole numbers (or NaN/inf); class labels "
+            f"index the class axis: 0, 1, ..., {n_classes - 1}",
+        )  # fmt: skip
+        return xp.astype(labels, _index_dtype(xp, device(labels)))
+    poison = n_classes + 1 if ignore == n_classes else n_classes
+    safe = xp.where(whole, labels, xp.full_like(labels, float(poison)))
+    return xp.astype(safe, _index_dtype(xp, device(labels)))

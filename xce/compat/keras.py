@@ -1,0 +1,283 @@
+"""Keras's loss functions (``keras.losses.<name>``, Keras 3) on any array type.
+
+Each function returns what the function of the same name in ``keras.losses`` returns: the
+unreduced per-sample loss, with Keras's shapes and rules, computed by the xce core:
+
+- ``epsilon()`` = 1e-7 (Keras's default; a value changed with ``keras.config.set_epsilon``
+  is not read). Binary losses clip probabilities to [ε, 1 - ε]; categorical ones first
+  renormalise ``y_pred`` along ``axis`` (``p / Σ p``), then clip to [ε, 1 - ε]; KL clips
+  both arguments to [ε, 1]; Poisson uses ``log(ŷ + ε)``. Logits are never clipped.
+- Label smoothing: binary y·(1 - s) + s/2, categorical y·(1 - s) + s/C.
+- ``binary_crossentropy``, ``binary_focal_crossentropy`` and ``poisson`` average over
+  ``axis`` (the last one by default): one value per sample, not per output.
+- ``y_true`` may be integer or float, as Keras casts it; sparse labels may be whole floats
+  (``1.0``) and may carry a trailing axis of length 1 (Keras squeezes it).
+
+On JAX arrays every function works under ``jax.jit`` and ``jax.grad``; on torch tensors,
+under autograd.
+
+Deliberate divergences (where Keras returns a wrong number without a word):
+
+- Labels outside [0, C) other than ``ignore_class`` (Keras on JAX: a silent loss of 0),
+  fractional float labels (silently truncated), probabilities that are negative, NaN or
+  infinite, a row of probabilities summing to 0 (NaN in Keras), ``y_true`` outside [0, 1]
+  for the cross entropies and negative ``y_pred`` for Poisson: a ``ValueError`` on eager
+  host data (NumPy, array-api-strict, CPU torch); elsewhere (JAX, Dask, GPU) the row is NaN.
+  Unnormalised non-negative probabilities are accepted, since Keras renormalises them.
+- ``y_true`` and ``y_pred`` must have the same shape (``kl_divergence`` and ``poisson`` do not
+  broadcast; the sparse loss takes ``y_pred``'s shape without ``axis``, or with a 1 there).
+- With ``label_smoothing`` and ``axis`` other than -1, Keras divides s by the size of the
+  *last* axis; here C is the size of ``axis``.
+- float16 / bfloat16 inputs are computed in float32 (Keras computes in the input dtype).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from .. import _blocks, _focal, _losses
+from .._compat import device, is_array_api_obj
+from .._validation import check_floating, check_same_shape, normalise_axis
+from ._common import checked, divide_or_nan, ensure, integral_labels, namespace_of
+
+__all__ = [
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "kl_divergence",
+    "poisson",
+    "sparse_categorical_crossentropy",
+]
+
+EPSILON = 1e-7  # keras.config.epsilon()
+
+
+def _arrays(y_true, y_pred):
+    xp = namespace_of(y_pred=y_pred, y_true=y_true)
+    check_floating(xp, y_pred, "y_pred")
+    return xp
+
+
+def _renormalised(xp, y_pred, axis, *, check_values):
+    """Keras's probability preprocessing: p / Σ p along ``axis``, then clip to [ε, 1 - ε]."""
+    if check_values:
+        ensure(
+            xp, ~(xp.isfinite(y_pred) & (y_pred >= 0)),
+            "y_pred holds negative, NaN or infinite values but must hold probabilities "
+            "(Keras renormalises them); did you mean from_logits=True?",
+        )  # fmt: skip
+    total = xp.sum(y_pred, axis=axis, keepdims=True)
+    if check_values:
+        ensure(
+            xp, total == 0,
+            "y_pred has a row of zeros along the class axis: Keras would divide it by its "
+            "sum, 0, and return NaN",
+        )  # fmt: skip
+    return xp.clip(divide_or_nan(xp, y_pred, total), EPSILON, 1.0 - EPSILON)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """``keras.losses.binary_crossentropy``: the element-wise binary cross entropy, averaged
+    over ``axis``; shape ``y_pred.shape`` without ``axis``.
+
+    Native: ``xce.binary_cross_entropy(y_true, y_pred, eps=1e-7, reduction="none")``, then
+    the mean over ``axis``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import keras
+    >>> keras.binary_crossentropy(np.array([[0, 1], [0, 0]]), np.array([[0.6, 0.4], [0.4, 0.6]]))
+    array([0.91629073, 0.71355818])
+    """
+    xp = _arrays(y_true, y_pred)
+    per_output = _losses.binary_cross_entropy(
+        y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing,
+        eps=EPSILON, reduction="none",
+    )  # fmt: skip
+    return xp.mean(per_output, axis=axis)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """``keras.losses.categorical_crossentropy``: one value per sample (``axis`` reduced).
+
+    Probabilities are renormalised along ``axis`` and clipped to [1e-7, 1 - 1e-7] first.
+    Native: ``xce.categorical_cross_entropy(y_true, y_pred, axis=axis, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import keras
+    >>> keras.categorical_crossentropy(np.array([[0, 1, 0], [0, 0, 1]]),
+    ...                                np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]]))
+    array([0.05129329, 2.30258509])
+    """
+    xp = _arrays(y_true, y_pred)
+    eps = None
+    if not from_logits:
+        axis = normalise_axis(axis, y_pred.ndim) if y_pred.ndim else axis
+        y_pred = _renormalised(xp, y_pred, axis, check_values=checked(y_true, y_pred))
+        eps = 0.0  # clipped above, to Keras's bounds
+    return _losses.categorical_cross_entropy(
+        y_true, y_pred, from_logits=from_logits, axis=axis, label_smoothing=label_smoothing,
+        eps=eps, reduction="none",
+    )  # fmt: skip
+
+
+def _ignore_class(ignore_class):
+    if ignore_class is None:
+        return None
+    if isinstance(ignore_class, bool) or not isinstance(ignore_class, numbers.Integral):
+        raise TypeError(f"ignore_class must be an int or None, got {type(ignore_class).__name__}")
+    return int(ignore_class)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    """``keras.losses.sparse_categorical_crossentropy``: shape ``y_pred.shape`` without
+    ``axis``; entries whose label is ``ignore_class`` are 0.
+
+    ``y_true`` may have a trailing 1 along ``axis`` and may hold whole floats. Native:
+    ``xce.sparse_categorical_cross_entropy(labels, y_pred, axis=axis,
+    ignore_index=ignore_class, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import keras
+    >>> keras.sparse_categorical_crossentropy(np.array([1, 2]),
+    ...                                       np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]]))
+    array([0.05129329, 2.30258509])
+    """
+    xp = _arrays(y_true, y_pred)
+    ignore_class = _ignore_class(ignore_class)
+    if y_pred.ndim == 0:
+        raise ValueError("y_pred is 0-d; sparse_categorical_crossentropy needs a class axis")
+    axis = normalise_axis(axis, y_pred.ndim)
+    if y_true.ndim == y_pred.ndim and y_true.shape[axis] == 1:
+        y_true = xp.squeeze(y_true, axis=axis)
+    labels = integral_labels(xp, y_true, y_pred.shape[axis], ignore=ignore_class)
+    eps = None
+    if not from_logits:
+        if ignore_class is not None and tuple(labels.shape) == (
+            tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
+        ):
+            # Keras zeroes the predictions of ignored entries; whatever they hold is unused.
+            kept = xp.expand_dims(labels != ignore_class, axis=axis)
+            y_pred = xp.where(kept, y_pred, xp.ones_like(y_pred))
+        y_pred = _renormalised(xp, y_pred, axis, check_values=checked(y_true, y_pred))
+        eps = 0.0
+    return _losses.sparse_categorical_cross_entropy(
+        labels, y_pred, from_logits=from_logits, axis=axis, ignore_index=ignore_class,
+        eps=eps, reduction="none",
+    )  # fmt: skip
+
+
+def binary_focal_crossentropy(
+    y_true,
+    y_pred,
+    apply_class_balancing=False,
+    alpha=0.25,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    axis=-1,
+):
+    """``keras.losses.binary_focal_crossentropy``: averaged over ``axis``.
+
+    Keras applies the sigmoid to logits and then clips like probabilities, so logits go
+    through ``xce.sigmoid`` here too. Native: ``xce.binary_focal_cross_entropy(y_true,
+    y_pred, gamma=gamma, alpha=alpha if apply_class_balancing else None, eps=1e-7,
+    reduction="none")``, then the mean over ``axis``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import keras
+    >>> keras.binary_focal_crossentropy(np.array([[0, 1], [0, 0]]),
+    ...                                 np.array([[0.6, 0.4], [0.4, 0.6]]), gamma=2.0)
+    array([0.32986466, 0.20579838])
+    """
+    xp = _arrays(y_true, y_pred)
+    if from_logits:
+        y_pred = _blocks.sigmoid(y_pred)
+    per_output = _focal.binary_focal_cross_entropy(
+        y_true, y_pred, gamma=gamma, alpha=alpha if apply_class_balancing else None,
+        label_smoothing=label_smoothing, eps=EPSILON, reduction="none",
+    )  # fmt: skip
+    return xp.mean(per_output, axis=axis)
+
+
+def categorical_focal_crossentropy(
+    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1
+):
+    """``keras.losses.categorical_focal_crossentropy``: one value per sample.
+
+    ``alpha`` is a float or one weight per class (a list or an array). Logits go through the
+    softmax, then, like probabilities, are renormalised and clipped to [1e-7, 1 - 1e-7].
+    Native: ``xce.categorical_focal_cross_entropy(y_true, y_pred, gamma=gamma, alpha=alpha,
+    axis=axis, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import keras
+    >>> keras.categorical_focal_crossentropy(np.array([[0, 1, 0], [0, 0, 1]]),
+    ...                                      np.array([[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]]))
+    array([2.63401289e-04, 6.75912094e-01])
+    """
+    xp = _arrays(y_true, y_pred)
+    if y_pred.ndim == 0:
+        raise ValueError("y_pred is 0-d; categorical_focal_crossentropy needs a class axis")
+    axis = normalise_axis(axis, y_pred.ndim)
+    if from_logits:
+        y_pred = _blocks.softmax(y_pred, axis=axis)
+    y_pred = _renormalised(
+        xp, y_pred, axis, check_values=not from_logits and checked(y_true, y_pred)
+    )
+    if isinstance(alpha, (list, tuple)):
+        alpha = xp.asarray(alpha, dtype=y_pred.dtype, device=device(y_pred))
+    elif is_array_api_obj(alpha):
+        alpha = xp.astype(alpha, y_pred.dtype, copy=False)
+    return _focal.categorical_focal_cross_entropy(
+        y_true, y_pred, axis=axis, gamma=gamma, alpha=alpha, label_smoothing=label_smoothing,
+        eps=0.0, reduction="none",
+    )  # fmt: skip
+
+
+def kl_divergence(y_true, y_pred):
+    """``keras.losses.kl_divergence``: Σ y·log(y / ŷ) over the last axis, both clipped to
+    [1e-7, 1] (Keras's documented clipping, not an error). Native: ``xce.kl_divergence``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import keras
+    >>> keras.kl_divergence(np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]]))
+    array([0.51082562])
+    """
+    xp = _arrays(y_true, y_pred)
+    check_same_shape(y_true, y_pred)
+    y_true = xp.clip(xp.astype(y_true, y_pred.dtype), EPSILON, 1.0)
+    y_pred = xp.clip(y_pred, EPSILON, 1.0)
+    return _blocks.kl_divergence(y_true, y_pred, axis=-1)
+
+
+def poisson(y_true, y_pred):
+    """``keras.losses.poisson``: mean over the last axis of ŷ - y·log(ŷ + 1e-7).
+
+    Poisson is not a cross entropy and has no native xce loss; this is its one-line formula.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import keras
+    >>> keras.poisson(np.array([[1.0, 0.0]]), np.array([[1.0, 0.5]]))
+    array([0.74999995])
+    """
+    xp = _arrays(y_true, y_pred)
+    check_same_shape(y_true, y_pred)
+    if checked(y_true, y_pred):
+        ensure(xp, ~(y_pred >= 0), "y_pred holds negative or NaN rates; Poisson needs ŷ ≥ 0")
+    y_true = xp.astype(y_true, y_pred.dtype)
+    return xp.mean(y_pred - y_true * xp.log(y_pred + EPSILON), axis=-1)

@@ -1,0 +1,287 @@
+"""Optax's classification losses (``optax.losses``, Optax 0.2) on any array type.
+
+Each function takes Optax's arguments (logits first, then labels) and returns Optax's
+per-example losses, unreduced, computed by the xce core:
+
+- ``axis`` may be an int, a tuple of ints (the class axes, flattened into one in order, so
+  integer labels index the flattened slice) or ``None`` (every axis), where Optax allows it.
+- ``where`` masks classes: an array of ``logits``' shape, or of the batch shape (then it
+  masks whole examples). Masked classes leave the softmax and the sum; an example with no
+  class left has loss 0.
+- ``labels`` broadcast to the shape of ``logits``; the result has ``logits``' shape without
+  the class axes (element-wise losses: ``logits``' shape).
+
+On JAX arrays every function works under ``jax.jit`` and ``jax.grad`` (no value is read); on
+torch tensors, under autograd.
+
+Deliberate divergences (where Optax returns NaN or a silently wrong number):
+
+- ``softmax_cross_entropy`` treats a zero label on a -inf logit as 0, like
+  ``safe_softmax_cross_entropy`` (Optax: NaN). The KL divergences give 0 where the target is
+  0 even if the log-prediction is -inf (Optax: NaN).
+- An integer label outside [0, C): ``ValueError`` on eager host data (NumPy,
+  array-api-strict, CPU torch); NaN in that example elsewhere (Optax: NaN, or -1 silently
+  read as the last class). A label whose class is masked out by ``where`` gives +inf (Optax
+  subtracts a logit that is not in the softmax).
+- Labels outside [0, 1] and negative KL targets: ``ValueError`` on eager host data.
+- ``labels`` must broadcast to ``logits``' shape: ``logits`` are never broadcast up to the
+  labels' shape ((N, 1) logits with (N,) labels is an error, not an (N, N) result).
+- ``alpha``, ``gamma`` and ``epsilon`` are Python numbers (Optax also takes arrays).
+- float16 / bfloat16 inputs are computed in float32.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .. import _focal, _losses
+from .._agnostic._blocks import log_or_neg_inf
+from .._validation import check_floating, check_where
+from ._common import broadcast_to, checked, ensure, flatten_axes, namespace_of, normalise_axes
+
+__all__ = [
+    "kl_divergence",
+    "kl_divergence_with_log_targets",
+    "poly_loss_cross_entropy",
+    "safe_softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+]
+
+
+def _axes(axis, ndim):
+    return tuple(range(ndim)) if axis is None else normalise_axes(axis, ndim)
+
+
+def _class_mask(xp, where, logits, axes):
+    """Optax's ``where`` as a boolean mask of ``logits``' shape (``None``: no mask)."""
+    if where is None:
+        return None
+    check_where(xp, where)
+    if where.ndim != logits.ndim:
+        for a in sorted(axes):  # a batch-shaped mask: expand over the class axes, as Optax
+            where = xp.expand_dims(where, axis=a)
+    return broadcast_to(xp, where, logits.shape, "where", "logits")
+
+
+def _classes_last(xp, logits, labels, where, axis, *, labels_like_logits):
+    """Logits, labels and the class mask with the class axes merged into one last axis.
+
+    Masked classes become -inf logits with zero labels (the core's masked class: finite,
+    zero gradient); an example with no class left gets finite stand-ins and is excluded
+    through the core's ``where``.
+    """
+    axes = _axes(axis, logits.ndim)
+    mask = _class_mask(xp, where, logits, axes)
+    logits = flatten_axes(xp, logits, axes)
+    if labels_like_logits:
+        labels = flatten_axes(xp, labels, axes)
+    if mask is None:
+        return logits, labels, None
+    mask = flatten_axes(xp, mask, axes)
+    rows = xp.any(mask, axis=-1)
+    masked_value = xp.where(rows[..., None], xp.full_like(logits, -math.inf), xp.zeros_like(logits))
+    logits = xp.where(mask, logits, masked_value)
+    if labels_like_logits:
+        labels = xp.where(mask, labels, xp.zeros_like(labels))
+    return logits, labels, rows
+
+
+def _prepared(logits, labels, where=None):
+    xp = namespace_of(logits=logits, labels=labels, where=where)
+    check_floating(xp, logits, "logits")
+    return xp
+
+
+def softmax_cross_entropy(logits, labels, axis=-1, where=None):
+    """``optax.losses.softmax_cross_entropy``: -Σ labels·log_softmax(logits) over ``axis``.
+
+    Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True, axis=axis,
+    reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.softmax_cross_entropy(np.array([[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]]),
+    ...                             np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    array([0.27612971, 2.9517988 ])
+    """
+    xp = _prepared(logits, labels, where)
+    labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
+    x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
+    return _losses.categorical_cross_entropy(y, x, from_logits=True, where=rows, reduction="none")
+
+
+def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1, where=None):
+    """``optax.losses.softmax_cross_entropy_with_integer_labels``: logsumexp(logits) minus
+    the label's logit; with a tuple ``axis`` a label is a flat index into those axes.
+
+    Native: ``xce.sparse_categorical_cross_entropy(labels, logits, from_logits=True,
+    axis=axis, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.softmax_cross_entropy_with_integer_labels(
+    ...     np.array([[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]]), np.array([0, 1]))
+    array([0.27612971, 2.9517988 ])
+    """
+    xp = _prepared(logits, labels, where)
+    x, _, rows = _classes_last(xp, logits, None, where, axis, labels_like_logits=False)
+    return _losses.sparse_categorical_cross_entropy(
+        labels, x, from_logits=True, where=rows, reduction="none"
+    )
+
+
+def safe_softmax_cross_entropy(logits, labels):
+    """``optax.losses.safe_softmax_cross_entropy``: softmax cross entropy over the last
+    axis where a zero label on a -inf logit adds 0.
+
+    Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True,
+    reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.safe_softmax_cross_entropy(np.array([[0.0, -np.inf]]), np.array([[1.0, 0.0]]))
+    array([0.])
+    """
+    xp = _prepared(logits, labels)
+    labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
+    return _losses.categorical_cross_entropy(labels, logits, from_logits=True, reduction="none")
+
+
+def sigmoid_binary_cross_entropy(logits, labels):
+    """``optax.losses.sigmoid_binary_cross_entropy``: element-wise, shape of ``logits``.
+
+    Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.sigmoid_binary_cross_entropy(np.array([2.0, -1.0]), np.array([1.0, 0.0]))
+    array([0.12692801, 0.31326169])
+    """
+    xp = _prepared(logits, labels)
+    labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
+    return _losses.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
+
+
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        try:
+            return float(value)  # an eager 0-d array
+        except TypeError:
+            raise TypeError(f"{name} must be a Python number, got {type(value).__name__}") from None
+    return float(value)
+
+
+def sigmoid_focal_loss(logits, labels, alpha=None, gamma=2.0):
+    """``optax.losses.sigmoid_focal_loss``: α_t·(1 - p_t)^γ·sigmoid cross entropy,
+    element-wise (α_t = α·y + (1-α)·(1-y), 1 without ``alpha``).
+
+    Native: ``xce.binary_focal_cross_entropy(labels, logits, from_logits=True, gamma=gamma,
+    alpha=alpha, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.sigmoid_focal_loss(np.array([2.0, -1.0]), np.array([1.0, 0.0]), alpha=0.25)
+    array([0.00045089, 0.01699354])
+    """
+    xp = _prepared(logits, labels)
+    labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
+    return _focal.binary_focal_cross_entropy(
+        labels, logits, from_logits=True, gamma=_number(gamma, "gamma"),
+        alpha=None if alpha is None else _number(alpha, "alpha"), reduction="none",
+    )  # fmt: skip
+
+
+def poly_loss_cross_entropy(logits, labels, epsilon=2.0, axis=-1, where=None):
+    """``optax.losses.poly_loss_cross_entropy``: softmax cross entropy plus
+    ε·Σ labels·(1 - softmax(logits)) over ``axis``.
+
+    Native: ``xce.poly1_cross_entropy(labels, logits, from_logits=True, epsilon=epsilon,
+    axis=axis, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.poly_loss_cross_entropy(np.array([[1.0, 2.0, 0.5]]), np.array([[0.0, 1.0, 0.0]]))
+    array([1.20730535])
+    """
+    xp = _prepared(logits, labels, where)
+    labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
+    x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
+    return _focal.poly1_cross_entropy(
+        y, x, from_logits=True, epsilon=_number(epsilon, "epsilon"), where=rows,
+        reduction="none",
+    )  # fmt: skip
+
+
+def _summed(xp, terms, axis, where):
+    """Optax's ``sum(terms, axis, where=where)``: ``where`` masks elements."""
+    if where is not None:
+        check_where(xp, where)
+        mask = broadcast_to(xp, where, terms.shape, "where", "the loss terms")
+        terms = xp.where(mask, terms, xp.zeros_like(terms))
+    return xp.sum(terms, axis=_axes(axis, terms.ndim))
+
+
+def kl_divergence(log_predictions, targets, axis=-1, where=None):
+    """``optax.losses.kl_divergence``: Σ targets·(log targets - log_predictions) over
+    ``axis``, a zero target adding 0.
+
+    Native, for probabilities: ``xce.kl_divergence(targets, predictions, axis=axis)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.kl_divergence(np.log(np.array([[0.9, 0.1]])), np.array([[0.5, 0.5]]))
+    array([0.51082562])
+    """
+    xp = namespace_of(log_predictions=log_predictions, targets=targets, where=where)
+    check_floating(xp, log_predictions, "log_predictions")
+    t = broadcast_to(
+        xp, xp.astype(targets, log_predictions.dtype), log_predictions.shape, "targets",
+        "log_predictions",
+    )  # fmt: skip
+    if checked(log_predictions, targets):
+        ensure(xp, ~(t >= 0), "targets holds negative or NaN probabilities")
+    zero = t == 0
+    log_t = log_or_neg_inf(xp, xp.where(zero, xp.ones_like(t), t))
+    terms = xp.where(zero, xp.zeros_like(t), t * (log_t - log_predictions))
+    return _summed(xp, terms, axis, where)
+
+
+def kl_divergence_with_log_targets(log_predictions, log_targets, axis=-1, where=None):
+    """``optax.losses.kl_divergence_with_log_targets``: Σ exp(log_targets)·(log_targets -
+    log_predictions) over ``axis``, a target of probability 0 adding 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import optax
+    >>> optax.kl_divergence_with_log_targets(np.log(np.array([[0.9, 0.1]])),
+    ...                                      np.log(np.array([[0.5, 0.5]])))
+    array([0.51082562])
+    """
+    xp = namespace_of(log_predictions=log_predictions, log_targets=log_targets, where=where)
+    check_floating(xp, log_predictions, "log_predictions")
+    lt = broadcast_to(
+        xp, xp.astype(log_targets, log_predictions.dtype), log_predictions.shape, "log_targets",
+        "log_predictions",
+    )  # fmt: skip
+    weight = xp.exp(lt)
+    diff = xp.where(weight == 0, xp.zeros_like(lt), lt - log_predictions)
+    return _summed(xp, weight * diff, axis, where)

@@ -1,0 +1,129 @@
+"""TensorFlow's ``tf.nn`` cross entropies with logits on any array type.
+
+Each function returns what its ``tf.nn`` namesake returns (labels first, unreduced, the shape
+of ``logits`` without the class axis for the softmax losses), computed by the xce core:
+
+- ``sigmoid_cross_entropy_with_logits``: max(x, 0) - x·z + log1p(exp(-|x|)), element-wise
+  (evaluated in the equivalent form (1-z)·softplus(x) + z·softplus(-x)).
+- ``weighted_cross_entropy_with_logits``: (1-z)·x + (1 + (q-1)·z)·(log1p(exp(-|x|)) +
+  max(-x, 0)), ``pos_weight`` q a number or an array broadcasting to ``logits``.
+- ``softmax_cross_entropy_with_logits``: -Σ labels·log_softmax(logits) along ``axis``, as
+  log Σ exp(x - m) - (x - m) with m the row max.
+- ``sparse_softmax_cross_entropy_with_logits``: the same with integer labels, class axis
+  last.
+
+On JAX arrays the functions run under ``jax.jit`` and ``jax.grad``, on torch tensors under
+autograd. Like ``tf.nn`` they take ``labels`` and ``logits`` positionally or by keyword;
+``name`` is not accepted.
+
+Deliberate divergences:
+
+- A label outside [0, C) in the sparse loss: ``ValueError`` on eager host data (TF raises on
+  CPU and returns NaN on GPU); NaN in that entry on unchecked data (JAX, Dask, GPU).
+- Labels outside [0, 1] (soft or binary): ``ValueError`` on eager host data (TF computes a
+  number that is not a cross entropy).
+- A zero label on a -inf logit adds 0 (TF: NaN).
+- float16 / bfloat16 inputs are computed in float32.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from .. import _losses
+from .._validation import check_same_shape
+from ._common import as_array, broadcast_to, namespace_of
+
+__all__ = [
+    "sigmoid_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits",
+    "sparse_softmax_cross_entropy_with_logits",
+    "weighted_cross_entropy_with_logits",
+]
+
+
+def sigmoid_cross_entropy_with_logits(labels, logits):
+    """``tf.nn.sigmoid_cross_entropy_with_logits``: element-wise, shape of ``logits``.
+
+    Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import tf
+    >>> tf.sigmoid_cross_entropy_with_logits(np.array([1.0, 0.0]), np.array([2.0, -1.0]))
+    array([0.12692801, 0.31326169])
+    """
+    return _losses.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
+
+
+def weighted_cross_entropy_with_logits(labels, logits, pos_weight):
+    """``tf.nn.weighted_cross_entropy_with_logits``: element-wise, positives weighted by
+    ``pos_weight`` (a number or an array broadcasting to ``logits``).
+
+    Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True,
+    pos_weight=pos_weight, reduction="none")`` (``pos_weight`` scalar or per last-axis entry).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import tf
+    >>> tf.weighted_cross_entropy_with_logits(np.array([1.0, 0.0]), np.array([2.0, -1.0]), 3.0)
+    array([0.38078403, 0.31326169])
+    """
+    xp = namespace_of(
+        logits=logits, labels=labels, pos_weight=None if _is_number(pos_weight) else pos_weight
+    )
+    check_same_shape(labels, logits)
+    q = broadcast_to(
+        xp, as_array(xp, pos_weight, logits, "pos_weight"), logits.shape, "pos_weight", "logits"
+    )
+    shape, flat = tuple(logits.shape), (-1,)
+    # Element-wise: flattened, every broadcast shape of pos_weight is one weight per element.
+    loss = _losses.binary_cross_entropy(
+        xp.reshape(labels, flat), xp.reshape(logits, flat), from_logits=True,
+        pos_weight=xp.reshape(q, flat), reduction="none",
+    )  # fmt: skip
+    return xp.reshape(loss, shape)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
+    """``tf.nn.softmax_cross_entropy_with_logits``: shape of ``logits`` without ``axis``.
+
+    Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True, axis=axis,
+    reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import tf
+    >>> tf.softmax_cross_entropy_with_logits(np.array([[0.0, 1.0, 0.0]]),
+    ...                                      np.array([[1.0, 2.0, 0.5]]))
+    array([0.46436878])
+    """
+    return _losses.categorical_cross_entropy(
+        labels, logits, from_logits=True, axis=axis, reduction="none"
+    )
+
+
+def sparse_softmax_cross_entropy_with_logits(labels, logits):
+    """``tf.nn.sparse_softmax_cross_entropy_with_logits``: integer ``labels`` of the shape of
+    ``logits`` without its last axis.
+
+    Native: ``xce.sparse_categorical_cross_entropy(labels, logits, from_logits=True,
+    reduction="none")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import tf
+    >>> tf.sparse_softmax_cross_entropy_with_logits(np.array([1]), np.array([[1.0, 2.0, 0.5]]))
+    array([0.46436878])
+    """
+    return _losses.sparse_categorical_cross_entropy(
+        labels, logits, from_logits=True, reduction="none"
+    )

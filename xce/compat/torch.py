@@ -1,0 +1,350 @@
+"""PyTorch's ``torch.nn.functional`` cross-entropy family on any array type.
+
+Each function has the signature and the numbers of its ``torch.nn.functional`` namesake,
+computed by the xce core:
+
+- The class dimension is 1 (``(N, C)``, ``(N, C, d1, ..., dk)``), or 0 for an unbatched
+  ``(C,)`` input; integer targets are class indices, floating targets class probabilities.
+- ``reduction="mean"`` with index targets is Σ w[yᵢ]·ℓᵢ / Σ w[yᵢ] over the targets that are
+  not ``ignore_index``, so a batch where every target is ignored (or an empty one) gives NaN,
+  as in PyTorch; with probability targets it divides by the number of samples N·d1···dk.
+  Label smoothing follows PyTorch: (1-ε)·NLL + ε/C·Σ_c -w_c·log p_c for indices (normalised
+  by Σ w[yᵢ] too), targets q·(1-ε) + ε/C for probabilities.
+- ``binary_cross_entropy`` clamps each log at -100 (a term is at most 100); ``weight`` and
+  ``pos_weight`` broadcast against the input as in PyTorch, and ``"mean"`` divides by the
+  number of elements.
+- ``kl_div`` is target·(log target - input) (with ``log_target``: exp(t)·(t - input)),
+  ``"batchmean"`` divides by N, and ``"mean"`` warns as PyTorch does.
+
+On torch tensors the functions run under ``torch.autograd`` (and on CUDA); on JAX arrays
+under ``jax.jit`` and ``jax.grad``.
+
+Deliberate divergences (where PyTorch raises an opaque error or returns a wrong number):
+
+- A class index outside [0, C) other than ``ignore_index``: ``ValueError`` naming the target
+  on eager host data (PyTorch: ``IndexError`` on CPU, a device-side assert on CUDA); on
+  unchecked data (JAX, Dask, CUDA) a NaN in that entry, never a wrapped or clamped index.
+- Targets outside [0, 1] for the binary and probability losses, probabilities outside
+  [0, 1], negative KL targets and negative rates for ``poisson_nll_loss(log_input=False)``:
+  ``ValueError`` on eager host data (PyTorch raises only for ``binary_cross_entropy``).
+- A zero target where the input is -inf contributes 0 to ``kl_div`` (PyTorch: NaN); likewise
+  a zero probability target on a -inf logit in ``cross_entropy``.
+- ``input`` and ``target`` must have the same shape where PyTorch would broadcast them
+  (``kl_div``, ``poisson_nll_loss``); index targets may be any integer dtype (PyTorch wants
+  int64 or uint8); the deprecated ``size_average`` and ``reduce`` arguments do not exist.
+- float16 / bfloat16 inputs are computed in float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+from .. import _agnostic as agnostic
+from .. import _losses
+from .._agnostic._blocks import xlogy_zero
+from .._agnostic._categorical import take_along_last_axis
+from .._compat import device
+from .._validation import (
+    check_floating,
+    check_label_dtype,
+    check_labels,
+    check_unit_interval,
+    class_weight_array,
+)
+from ._common import as_array, broadcast_to, checked, divide_or_nan, ensure, namespace_of
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "kl_div",
+    "nll_loss",
+    "poisson_nll_loss",
+]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _check_reduction(reduction, allowed=_REDUCTIONS):
+    if reduction not in allowed:
+        raise ValueError(
+            f"reduction={reduction!r} is not a valid value; use one of {', '.join(allowed)}"
+        )
+
+
+def _class_axis(input):
+    if input.ndim == 0:
+        raise ValueError("input is 0-d; it needs a class dimension: (C,), (N, C) or (N, C, ...)")
+    return 1 if input.ndim >= 2 else 0
+
+
+def _same_shape(input, target):
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(
+            f"target has shape {tuple(target.shape)} but input has shape {tuple(input.shape)}; "
+            "they must match (xce never broadcasts targets)"
+        )
+
+
+def _mean_over(xp, total, n):
+    return divide_or_nan(xp, total, xp.asarray(float(n), dtype=total.dtype, device=device(total)))
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):  # fmt: skip
+    """``torch.nn.functional.cross_entropy``: softmax cross entropy on logits ``input`` of
+    shape (C,), (N, C) or (N, C, d1, ..., dk), with class-index or class-probability targets.
+
+    Native: ``xce.sparse_categorical_cross_entropy(target, input, from_logits=True, axis=1,
+    class_weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)`` (whose
+    mean over nothing is 0, not NaN), or ``xce.categorical_cross_entropy`` for probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import torch as F
+    >>> F.cross_entropy(np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]]), np.array([1, 2]))
+    array(0.27964587)
+    """
+    xp = namespace_of(input=input, target=target, weight=weight)
+    _check_reduction(reduction)
+    axis = _class_axis(input)
+    if not xp.isdtype(target.dtype, "real floating"):
+        core_reduction = "sum_and_count" if reduction == "mean" else reduction
+        out = _losses.sparse_categorical_cross_entropy(
+            target, input, from_logits=True, axis=axis, ignore_index=ignore_index,
+            class_weight=weight, label_smoothing=label_smoothing, reduction=core_reduction,
+        )  # fmt: skip
+        return divide_or_nan(xp, *out) if reduction == "mean" else out
+    per_sample = _losses.categorical_cross_entropy(
+        target, input, from_logits=True, axis=axis, class_weight=weight,
+        label_smoothing=label_smoothing, reduction="none",
+    )  # fmt: skip
+    if reduction == "none":
+        return per_sample
+    total = xp.sum(per_sample)
+    # With probability targets PyTorch's mean divides by the number of samples, not Σ w.
+    return total if reduction == "sum" else _mean_over(xp, total, math.prod(per_sample.shape))
+
+
+def _nll_kernel(xp, x, labels, class_weight, *, with_grad, grad_scale=None):
+    """-w[y]·x[y], gathered by index: NLL is a weighted pick, there is no log to take."""
+    picked = take_along_last_axis(xp, x, labels[..., None])[..., 0]
+    if class_weight is not None:
+        w_y = xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), labels.shape)
+        picked = w_y * picked
+    return -picked, None
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """``torch.nn.functional.nll_loss``: -weight[target]·input[target] on log-probabilities
+    ``input`` of shape (C,), (N, C) or (N, C, d1, ..., dk); no softmax is taken.
+
+    ``"mean"`` divides by Σ weight[target] over the non-ignored targets (NaN when none is
+    left). Native, for normalised log-probabilities:
+    ``xce.sparse_categorical_cross_entropy(target, input, from_logits=True, axis=1, ...)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import torch as F
+    >>> F.nll_loss(np.log(np.array([[0.2, 0.8], [0.5, 0.5]])), np.array([1, -100]))
+    array(0.22314355)
+    """
+    xp = namespace_of(input=input, target=target, weight=weight)
+    _check_reduction(reduction)
+    check_floating(xp, input, "input")
+    check_label_dtype(xp, target, "target")
+    axis, n_classes, batch = _losses._class_problem(xp, input, _class_axis(input), "nll_loss")
+    if tuple(target.shape) != batch:
+        raise ValueError(
+            f"target has shape {tuple(target.shape)} but input of shape {tuple(input.shape)} "
+            f"needs class indices of shape {batch}"
+        )
+    dtype = agnostic.compute_dtype(xp, input.dtype)
+    cw = class_weight_array(xp, weight, n_classes, dtype)
+    labels = xp.astype(target, _losses._index_dtype(xp, device(target)), copy=False)
+    valid = labels != ignore_index
+    bad = None
+    if checked(target, input):
+        check_labels(xp, labels, n_classes, ignore_index=ignore_index, where=None)
+        labels = xp.where(valid, labels, xp.zeros_like(labels))
+    else:  # an out-of-range index poisons its entry, never wraps
+        in_range = (labels >= 0) & (labels < n_classes)
+        bad = ~in_range & valid
+        labels = xp.where(in_range, labels, xp.zeros_like(labels))
+    omega = None if cw is None else xp.reshape(xp.take(cw, xp.reshape(labels, (-1,))), batch)
+    x = _losses._classes_last(xp, input, axis, dtype)
+    kernel = functools.partial(_nll_kernel, xp, x, labels, cw)
+    core_reduction = "sum_and_count" if reduction == "mean" else reduction
+    value, _ = _losses._reduced(
+        xp, kernel, batch_shape=batch, dtype=dtype, weight=None, valid=valid, omega=omega,
+        bad=bad, reduction=core_reduction, with_grad=False, class_axis=True,
+        on_device=device(input),
+    )  # fmt: skip
+    value, _ = _losses._finish(xp, value, None, input.dtype, None)
+    return divide_or_nan(xp, *value) if reduction == "mean" else value
+
+
+def _elementwise_reduction(xp, loss, reduction):
+    if reduction == "none":
+        return loss
+    total = xp.sum(loss)
+    return total if reduction == "sum" else _mean_over(xp, total, math.prod(loss.shape))
+
+
+def _weight_like(xp, weight, input, name="weight"):
+    if weight is None:
+        return None
+    return broadcast_to(xp, as_array(xp, weight, input, name), input.shape, name, "input")
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """``torch.nn.functional.binary_cross_entropy``: -(t·log p + (1-t)·log(1-p)) with each
+    log clamped at -100, element-wise, times ``weight`` (broadcast to ``input``).
+
+    Native: ``xce.binary_cross_entropy(target, input, sample_weight=...)``, which clips p to
+    [eps, 1 - eps] instead of clamping the log.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import torch as F
+    >>> F.binary_cross_entropy(np.array([0.0, 0.5, 1.0]), np.array([1.0, 1.0, 1.0]),
+    ...                        reduction="none")
+    array([100.        ,   0.69314718,   0.        ])
+    """
+    xp = namespace_of(input=input, target=target, weight=weight)
+    _check_reduction(reduction)
+    check_floating(xp, input, "input")
+    _same_shape(input, target)
+    if checked(input, target):
+        check_unit_interval(xp, target, "target", " (binary targets are 0/1 or in between)")
+    # The two logs separately (xce's loss with targets 1 and 0, unclipped), so that each can
+    # be clamped at -100 as PyTorch does; the first call checks that input lies in [0, 1].
+    neg_log_p = _losses.binary_cross_entropy(xp.ones_like(input), input, eps=0.0, reduction="none")
+    neg_log_not_p = _losses.binary_cross_entropy(
+        xp.zeros_like(input), input, eps=0.0, reduction="none", validate=False
+    )
+    t = xp.astype(target, input.dtype)
+    loss = t * xp.clip(neg_log_p, max=100.0) + (1 - t) * xp.clip(neg_log_not_p, max=100.0)
+    w = _weight_like(xp, weight, input)
+    return _elementwise_reduction(xp, loss if w is None else loss * w, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):  # fmt: skip
+    """``torch.nn.functional.binary_cross_entropy_with_logits``: the stable sigmoid cross
+    entropy, element-wise, with ``weight`` and ``pos_weight`` broadcast against ``input``.
+
+    Native: ``xce.binary_cross_entropy(target, input, from_logits=True,
+    pos_weight=pos_weight, sample_weight=weight)`` (``pos_weight`` of shape (C,), the last
+    axis; ``sample_weight`` by the prefix rule, and ``"mean"`` divides by Σ weight).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import torch as F
+    >>> F.binary_cross_entropy_with_logits(np.array([2.0, -1.0]), np.array([1.0, 0.0]),
+    ...                                    pos_weight=np.array(3.0))
+    array(0.34702286)
+    """
+    xp = namespace_of(input=input, target=target, weight=weight, pos_weight=pos_weight)
+    _check_reduction(reduction)
+    check_floating(xp, input, "input")
+    _same_shape(input, target)
+    shape = tuple(input.shape)
+    # Element-wise loss: flattening lets every weight shape PyTorch broadcasts reach the
+    # core as one weight per element.
+    flat = (-1,)
+    w = _weight_like(xp, weight, input)
+    pw = _weight_like(xp, pos_weight, input, "pos_weight")
+    loss = _losses.binary_cross_entropy(
+        xp.reshape(target, flat), xp.reshape(input, flat), from_logits=True,
+        pos_weight=None if pw is None else xp.reshape(pw, flat),
+        sample_weight=None if w is None else xp.reshape(w, flat),
+        reduction="none" if reduction == "none" else "sum",
+    )  # fmt: skip
+    if reduction == "none":
+        return xp.reshape(loss, shape)
+    return loss if reduction == "sum" else _mean_over(xp, loss, math.prod(shape))
+
+
+_KL_MEAN_WARNING = (
+    "reduction: 'mean' divides the total loss by both the batch size and the support size. "
+    "'batchmean' divides only by the batch size, and aligns with the KL div math definition. "
+    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
+)
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """``torch.nn.functional.kl_div``: target·(log target - input) element-wise, ``input``
+    being log-probabilities (with ``log_target``: exp(target)·(target - input)).
+
+    ``"batchmean"`` divides the sum by N = ``input.shape[0]`` (the KL divergence per sample);
+    ``"mean"`` divides by the number of elements and warns, as PyTorch does. Native, for
+    probabilities p and q: ``xce.kl_divergence(p, q)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import torch as F
+    >>> F.kl_div(np.log(np.array([[0.9, 0.1]])), np.array([[0.5, 0.5]]), reduction="batchmean")
+    array(0.51082562)
+    """
+    xp = namespace_of(input=input, target=target)
+    _check_reduction(reduction, ("none", "batchmean", "sum", "mean"))
+    check_floating(xp, input, "input")
+    _same_shape(input, target)
+    t = xp.astype(target, input.dtype)
+    if log_target:
+        weight = xp.exp(t)
+        # exp(-inf)·(-inf - input) is 0, not NaN: a class with no target mass adds nothing.
+        diff = xp.where(weight == 0, xp.zeros_like(t), t - input)
+        loss = weight * diff
+    else:
+        if checked(input, target):
+            ensure(xp, ~(t >= 0), "target holds negative or NaN probabilities")
+        loss = xlogy_zero(xp, t, t) - t * xp.where(t == 0, xp.zeros_like(input), input)
+    if reduction == "mean":
+        warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=2)
+    if reduction != "batchmean":
+        return _elementwise_reduction(xp, loss, reduction)
+    total = xp.sum(loss)
+    return total if input.ndim == 0 else _mean_over(xp, total, input.shape[0])
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
+    """``torch.nn.functional.poisson_nll_loss``: exp(input) - target·input (``log_input``),
+    or input - target·log(input + eps); with ``full`` the Stirling term
+    t·log t - t + ½·log(2πt) is added where t > 1.
+
+    Poisson is not a cross entropy and has no native xce loss; this is its formula.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat import torch as F
+    >>> F.poisson_nll_loss(np.array([0.5, 2.0]), np.array([3.0, 0.5]), full=True,
+    ...                    reduction="none")
+    array([1.91280281, 6.3890561 ])
+    """
+    xp = namespace_of(input=input, target=target)
+    _check_reduction(reduction)
+    check_floating(xp, input, "input")
+    _same_shape(input, target)
+    t = xp.astype(target, input.dtype)
+    if log_input:
+        loss = xp.exp(input) - t * input
+    else:
+        if checked(input, target):
+            ensure(xp, ~(input >= 0), "input holds negative or NaN rates (log_input=False)")
+        loss = input - t * xp.log(input + eps)
+    if full:
+        large = t > 1
+        safe = xp.where(large, t, xp.ones_like(t))
+        stirling = safe * xp.log(safe) - safe + 0.5 * xp.log(2 * math.pi * safe)
+        loss = loss + xp.where(large, stirling, xp.zeros_like(stirling))
+    return _elementwise_reduction(xp, loss, reduction)
