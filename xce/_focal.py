@@ -11,31 +11,21 @@ import functools
 import math
 import numbers
 
-from . import _agnostic as agnostic
 from ._agnostic import _focal as focal
 from ._compat import device, is_array_api_obj
 from ._losses import (
     FUSED,
-    _class_problem,
-    _classes_last,
+    _binary_inputs,
     _eps_for,
     _finish,
     _reduced,
+    _soft_inputs,
     _with_common_doc,
-    _without_excluded,
 )
 from ._validation import (
-    FROM_LOGITS_HINT,
-    batch_array,
-    check_floating,
     check_options,
-    check_same_shape,
-    check_target_dtype,
-    check_unit_interval,
-    check_where,
     class_weight_array,
     namespace_of,
-    values_checked,
 )
 
 
@@ -71,23 +61,10 @@ def _binary_focal(
     check_options(reduction=reduction, label_smoothing=label_smoothing, validate=validate, eps=eps)
     _check_gamma(gamma)
     alpha = None if alpha is None else _scalar_alpha(alpha)
-    check_floating(xp, y_pred, "y_pred")
-    check_target_dtype(xp, y_true, "y_true")
-    check_where(xp, where)
-    check_same_shape(
-        y_true, y_pred,
-        hint="For one sigmoid output per sample give both the same shape, (N,) or (N, 1)",
+    dtype, weight, valid, x, y = _binary_inputs(
+        xp, y_true, y_pred, from_logits=from_logits, sample_weight=sample_weight, where=where,
+        validate=validate,
     )  # fmt: skip
-    dtype = agnostic.compute_dtype(xp, y_pred.dtype)
-    weight = batch_array(xp, sample_weight, "sample_weight", y_pred.shape, dtype)
-    valid = batch_array(xp, where, "where", y_pred.shape)
-    if values_checked(validate, y_true, y_pred):
-        check_unit_interval(xp, y_true, "y_true", " (binary targets are 0/1 or in between)")
-        if not from_logits:
-            check_unit_interval(xp, y_pred, "y_pred", FROM_LOGITS_HINT)
-    x = xp.astype(y_pred, dtype, copy=False)
-    y = xp.astype(y_true, dtype, copy=False)
-    x, y = _without_excluded(xp, [x, y], valid, class_axis=False)
     if from_logits:
         kernel = functools.partial(
             focal.sigmoid_binary_focal, xp, x, y, gamma=gamma, alpha=alpha,
@@ -179,23 +156,6 @@ def binary_focal_cross_entropy(
     )[0]  # fmt: skip
 
 
-def _soft_problem(xp, y_true, y_pred, axis, loss_name, validate, from_logits):
-    """Shared checks of the soft-target losses; returns the class axis, C and S."""
-    check_floating(xp, y_pred, "y_pred")
-    check_target_dtype(xp, y_true, "y_true")
-    axis, n_classes, batch = _class_problem(xp, y_pred, axis, loss_name)
-    check_same_shape(
-        y_true, y_pred,
-        hint="integer labels go through their one-hot (xce never broadcasts targets)"
-        if tuple(y_true.shape) == batch else "",
-    )  # fmt: skip
-    if values_checked(validate, y_true, y_pred):
-        check_unit_interval(xp, y_true, "y_true", " (soft or one-hot targets)")
-        if not from_logits:
-            check_unit_interval(xp, y_pred, "y_pred", FROM_LOGITS_HINT)
-    return axis, n_classes, batch
-
-
 def _alpha_array(xp, alpha, n_classes, dtype):
     if alpha is None:
         return None
@@ -220,17 +180,11 @@ def _categorical_focal(
     )  # fmt: skip
     check_options(reduction=reduction, label_smoothing=label_smoothing, validate=validate, eps=eps)
     _check_gamma(gamma)
-    check_where(xp, where)
-    axis, n_classes, batch = _soft_problem(
-        xp, y_true, y_pred, axis, "categorical_focal_cross_entropy", validate, from_logits
-    )
-    dtype = agnostic.compute_dtype(xp, y_pred.dtype)
+    axis, n_classes, batch, dtype, weight, valid, x, y = _soft_inputs(
+        xp, y_true, y_pred, axis=axis, loss_name="categorical_focal_cross_entropy",
+        from_logits=from_logits, sample_weight=sample_weight, where=where, validate=validate,
+    )  # fmt: skip
     alpha = _alpha_array(xp, alpha, n_classes, dtype)
-    weight = batch_array(xp, sample_weight, "sample_weight", batch, dtype)
-    valid = batch_array(xp, where, "where", batch)
-    x = _classes_last(xp, y_pred, axis, dtype)
-    y = _classes_last(xp, y_true, axis, dtype)
-    x, y = _without_excluded(xp, [x, y], valid, class_axis=True)
     if from_logits:
         kernel = functools.partial(
             focal.softmax_focal_soft, xp, x, y, gamma=gamma, alpha=alpha,
@@ -332,17 +286,11 @@ def _poly1(
     )  # fmt: skip
     check_options(reduction=reduction, label_smoothing=label_smoothing, validate=validate, eps=eps)
     _check_epsilon(epsilon)
-    check_where(xp, where)
-    axis, n_classes, batch = _soft_problem(
-        xp, y_true, y_pred, axis, "poly1_cross_entropy", validate, from_logits
-    )
-    dtype = agnostic.compute_dtype(xp, y_pred.dtype)
+    axis, n_classes, batch, dtype, weight, valid, x, y = _soft_inputs(
+        xp, y_true, y_pred, axis=axis, loss_name="poly1_cross_entropy", from_logits=from_logits,
+        sample_weight=sample_weight, where=where, validate=validate,
+    )  # fmt: skip
     cw = class_weight_array(xp, class_weight, n_classes, dtype)
-    weight = batch_array(xp, sample_weight, "sample_weight", batch, dtype)
-    valid = batch_array(xp, where, "where", batch)
-    x = _classes_last(xp, y_pred, axis, dtype)
-    y = _classes_last(xp, y_true, axis, dtype)
-    x, y = _without_excluded(xp, [x, y], valid, class_axis=True)
     omega = None if cw is None else xp.sum(cw * y, axis=-1)
     if from_logits:
         kernel = functools.partial(

@@ -147,16 +147,13 @@ def _eps_for(xp, dtype, eps):
     return float(xp.finfo(dtype).eps) if eps is None else float(eps)
 
 
-def _binary(
-    y_true, y_pred, *, from_logits, pos_weight, sample_weight, label_smoothing, where,
-    reduction, eps, validate, with_grad,
-):  # fmt: skip
-    array_pos_weight = None if isinstance(pos_weight, numbers.Real) else pos_weight
-    xp = namespace_of(
-        y_pred=y_pred, y_true=y_true, pos_weight=array_pos_weight,
-        sample_weight=sample_weight, where=where,
-    )  # fmt: skip
-    check_options(reduction=reduction, label_smoothing=label_smoothing, validate=validate, eps=eps)
+def _binary_inputs(xp, y_true, y_pred, *, from_logits, sample_weight, where, validate):
+    """The checks and preparation every element-wise (binary) loss shares.
+
+    Returns the compute dtype, the sample weights and validity mask broadcast to
+    ``y_pred.shape``, and the inputs cast to the compute dtype (excluded entries zeroed when
+    an autodiff system traces them).
+    """
     check_floating(xp, y_pred, "y_pred")
     check_target_dtype(xp, y_true, "y_true")
     check_where(xp, where)
@@ -167,7 +164,6 @@ def _binary(
     dtype = agnostic.compute_dtype(xp, y_pred.dtype)
     weight = batch_array(xp, sample_weight, "sample_weight", y_pred.shape, dtype)
     valid = batch_array(xp, where, "where", y_pred.shape)
-    pw = pos_weight_array(xp, pos_weight, y_pred, dtype)
     if values_checked(validate, y_true, y_pred):
         check_unit_interval(xp, y_true, "y_true", " (binary targets are 0/1 or in between)")
         if not from_logits:
@@ -175,6 +171,55 @@ def _binary(
     x = xp.astype(y_pred, dtype, copy=False)
     y = xp.astype(y_true, dtype, copy=False)
     x, y = _without_excluded(xp, [x, y], valid, class_axis=False)
+    return dtype, weight, valid, x, y
+
+
+def _soft_inputs(
+    xp, y_true, y_pred, *, axis, loss_name, from_logits, sample_weight, where, validate
+):
+    """The checks and preparation every soft-target (categorical) loss shares.
+
+    Returns the class axis, C, the per-sample shape S, the compute dtype, the sample weights
+    and validity mask broadcast to S, and both inputs cast with their classes last.
+    """
+    check_floating(xp, y_pred, "y_pred")
+    check_target_dtype(xp, y_true, "y_true")
+    check_where(xp, where)
+    axis, n_classes, batch = _class_problem(xp, y_pred, axis, loss_name)
+    labels_like = tuple(y_true.shape) == batch and xp.isdtype(y_true.dtype, "integral")
+    check_same_shape(
+        y_true, y_pred,
+        hint="y_true looks like integer labels: use sparse_categorical_cross_entropy, or "
+        "pass their one-hot" if labels_like else "",
+    )  # fmt: skip
+    dtype = agnostic.compute_dtype(xp, y_pred.dtype)
+    weight = batch_array(xp, sample_weight, "sample_weight", batch, dtype)
+    valid = batch_array(xp, where, "where", batch)
+    if values_checked(validate, y_true, y_pred):
+        check_unit_interval(xp, y_true, "y_true", " (soft or one-hot targets)")
+        if not from_logits:
+            check_unit_interval(xp, y_pred, "y_pred", FROM_LOGITS_HINT)
+    x = _classes_last(xp, y_pred, axis, dtype)
+    y = _classes_last(xp, y_true, axis, dtype)
+    x, y = _without_excluded(xp, [x, y], valid, class_axis=True)
+    return axis, n_classes, batch, dtype, weight, valid, x, y
+
+
+def _binary(
+    y_true, y_pred, *, from_logits, pos_weight, sample_weight, label_smoothing, where,
+    reduction, eps, validate, with_grad,
+):  # fmt: skip
+    array_pos_weight = None if isinstance(pos_weight, numbers.Real) else pos_weight
+    xp = namespace_of(
+        y_pred=y_pred, y_true=y_true, pos_weight=array_pos_weight,
+        sample_weight=sample_weight, where=where,
+    )  # fmt: skip
+    check_options(reduction=reduction, label_smoothing=label_smoothing, validate=validate, eps=eps)
+    dtype, weight, valid, x, y = _binary_inputs(
+        xp, y_true, y_pred, from_logits=from_logits, sample_weight=sample_weight, where=where,
+        validate=validate,
+    )  # fmt: skip
+    pw = pos_weight_array(xp, pos_weight, y_pred, dtype)
     if from_logits:
         kernel = functools.partial(
             agnostic.sigmoid_bce, xp, pos_weight=pw, smoothing=label_smoothing
@@ -280,27 +325,11 @@ def _categorical(
         sample_weight=sample_weight, where=where,
     )  # fmt: skip
     check_options(reduction=reduction, label_smoothing=label_smoothing, validate=validate, eps=eps)
-    check_floating(xp, y_pred, "y_pred")
-    check_target_dtype(xp, y_true, "y_true")
-    check_where(xp, where)
-    axis, n_classes, batch = _class_problem(xp, y_pred, axis, "categorical_cross_entropy")
-    labels_like = tuple(y_true.shape) == batch and xp.isdtype(y_true.dtype, "integral")
-    check_same_shape(
-        y_true, y_pred,
-        hint="y_true looks like integer labels: use sparse_categorical_cross_entropy"
-        if labels_like else "",
+    axis, n_classes, batch, dtype, weight, valid, x, y = _soft_inputs(
+        xp, y_true, y_pred, axis=axis, loss_name="categorical_cross_entropy",
+        from_logits=from_logits, sample_weight=sample_weight, where=where, validate=validate,
     )  # fmt: skip
-    dtype = agnostic.compute_dtype(xp, y_pred.dtype)
     cw = class_weight_array(xp, class_weight, n_classes, dtype)
-    weight = batch_array(xp, sample_weight, "sample_weight", batch, dtype)
-    valid = batch_array(xp, where, "where", batch)
-    if values_checked(validate, y_true, y_pred):
-        check_unit_interval(xp, y_true, "y_true", " (soft or one-hot targets)")
-        if not from_logits:
-            check_unit_interval(xp, y_pred, "y_pred", FROM_LOGITS_HINT)
-    x = _classes_last(xp, y_pred, axis, dtype)
-    y = _classes_last(xp, y_true, axis, dtype)
-    x, y = _without_excluded(xp, [x, y], valid, class_axis=True)
     omega = None if cw is None else xp.sum(cw * y, axis=-1)
     if from_logits:
         kernel = functools.partial(
