@@ -1,9 +1,11 @@
 """Problems large enough to cross the fast paths' block and thread boundaries.
 
 The rest of the suite uses tiny arrays, which a blocked, threaded kernel handles in one block on
-one thread. Here (257, 1031) logits (265 k values) take the NumPy path through several
-cache-sized blocks on every core, with a ragged last block. Run with
-``XCE_DISABLE_FAST_PATHS=1`` too (nox does): both paths must match the same float64 oracle.
+one thread. Here (257, 1031) logits (265 k values) with the block size cut to 64 KiB take the
+NumPy path through many row blocks on every core, with a ragged last block, and the generic
+path through its row blocks on the other eager backends. Some rows sit far from 0, so a block
+mixes rows the NumPy kernel exponentiates as they are and rows it shifts by their max. Run
+with ``XCE_DISABLE_FAST_PATHS=1`` too (nox does): both paths must match the same oracle.
 """
 
 from __future__ import annotations
@@ -12,16 +14,30 @@ import numpy as np
 import pytest
 
 import xce
+import xce._agnostic._rows
+import xce._fast._numpy
 from tests import reference
 from tests.helpers import assert_close
 
 N_ROWS, N_CLASSES = 257, 1031
 
 
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(xce._fast._numpy, "_BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(xce._fast._numpy, "_PARALLEL_MIN_ELEMENTS", 1 << 14)
+    monkeypatch.setattr(xce._agnostic._rows, "BLOCK_BYTES", 64 * 1024)
+
+
 @pytest.fixture
 def problem():
     rng = np.random.default_rng(1234)
     logits = rng.normal(scale=4.0, size=(N_ROWS, N_CLASSES))
+    logits[17] += 1000.0  # row maxima outside [-20, 64]: the NumPy kernel shifts these rows
+    logits[18] -= 200.0
+    logits[100:104] += 70.0
+    # float32-exact values, so the float32 inputs are the float64 oracle's inputs
+    logits = logits.astype(np.float32).astype(np.float64)
     logits[5, 7:900] = -np.inf  # masked classes inside a block
     labels = rng.integers(0, N_CLASSES, size=N_ROWS)
     labels[5] = 3

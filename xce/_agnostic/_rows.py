@@ -35,11 +35,18 @@ def _as_rows(xp, a, x_shape):
     return xp.reshape(a, (-1,))  # one value per row (labels, per-row scales)
 
 
-def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale):
+def _serial(n_rows, rows_per_block, n_elements, block):
+    for lo in range(0, n_rows, rows_per_block):
+        block(lo, min(lo + rows_per_block, n_rows))
+
+
+def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale, spread=_serial):
     """``kernel(x, *row_args, with_grad=, grad_scale=)`` over row blocks, or whole-array.
 
     ``row_args`` and ``grad_scale`` have one entry per row of ``x`` (shape ``x.shape[:-1]``)
-    or per element (``x.shape``), or are 0-d / ``None``.
+    or per element (``x.shape``), or are 0-d / ``None``. ``spread(n_rows, rows_per_block,
+    n_elements, block)`` calls ``block(lo, hi)`` for every block: in order here, or shared
+    among threads by a native fast path (the blocks write disjoint rows of the outputs).
     """
     if not _worth_blocking(xp, x):
         return kernel(x, *row_args, with_grad=with_grad, grad_scale=grad_scale)
@@ -49,26 +56,36 @@ def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale):
     rows_scale = _as_rows(xp, grad_scale, x.shape)
     n_rows = rows_x.shape[0]
     step = max(1, BLOCK_BYTES // (n_cols * (xp.finfo(x.dtype).bits // 8)))
-    loss = grad = None
-    for lo in range(0, n_rows, step):
-        hi = min(lo + step, n_rows)
-        block = slice(lo, hi)
 
-        def cut(a, block=block):
-            return a if a is None or a.ndim == 0 else a[block, ...]
+    def run(lo, hi):
+        def cut(a):
+            return a if a is None or a.ndim == 0 else a[lo:hi, ...]
 
-        block_loss, block_grad = kernel(
-            rows_x[block, ...], *(cut(a) for a in rows_args),
+        return kernel(
+            rows_x[lo:hi, ...], *(cut(a) for a in rows_args),
             with_grad=with_grad, grad_scale=cut(rows_scale),
         )  # fmt: skip
-        if loss is None:
-            loss = xp.empty((n_rows, *block_loss.shape[1:]), dtype=block_loss.dtype,
-                            device=device(x))  # fmt: skip
-            if with_grad:
-                grad = xp.empty(rows_x.shape, dtype=block_grad.dtype, device=device(x))
-        loss[block, ...] = block_loss
+
+    # The first block runs alone: its results tell the outputs' dtype and trailing shape.
+    first_hi = min(step, n_rows)
+    first_loss, first_grad = run(0, first_hi)
+    loss = xp.empty((n_rows, *first_loss.shape[1:]), dtype=first_loss.dtype, device=device(x))
+    grad = None
+    if with_grad:
+        grad = xp.empty(rows_x.shape, dtype=first_grad.dtype, device=device(x))
+
+    def write(lo, hi, block_loss, block_grad):
+        loss[lo:hi, ...] = block_loss
         if with_grad:
-            grad[block, ...] = block_grad
+            grad[lo:hi, ...] = block_grad
+
+    write(0, first_hi, first_loss, first_grad)
+    rest = n_rows - first_hi
+    if rest:
+        spread(
+            rest, step, rest * n_cols,
+            lambda lo, hi: write(first_hi + lo, first_hi + hi, *run(first_hi + lo, first_hi + hi)),
+        )  # fmt: skip
     loss_shape = x.shape if loss.ndim == 2 else x.shape[:-1]
     loss = xp.reshape(loss, loss_shape)
     return loss, None if grad is None else xp.reshape(grad, x.shape)

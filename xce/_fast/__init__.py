@@ -44,9 +44,19 @@ def native(xp):
 
 
 def kernel_runner(xp):
-    """How to run a generic kernel over ``x``: compiled whole (JAX) or in row blocks."""
-    if enabled() and is_jax_namespace(xp):
+    """How to run a generic kernel over ``x``: compiled whole (JAX), or in row blocks, shared
+    among threads on NumPy."""
+    return _runner_for(xp) if enabled() else in_row_blocks
+
+
+@functools.cache
+def _runner_for(xp):
+    if is_jax_namespace(xp):
         from ._jax import run_kernel
 
         return run_kernel
+    if is_numpy_namespace(xp):
+        from ._numpy import spread
+
+        return functools.partial(in_row_blocks, spread=spread)
     return in_row_blocks
