@@ -419,10 +419,37 @@ def _index_dtype(xp, on_device):
         return xp.int64
 
 
+def _is_plain(axis, ignore_index, class_weight, sample_weight, label_smoothing, where,
+              reduction, eps, validate):  # fmt: skip
+    """Whether a sparse call uses no option beyond the defaults (any reduction but
+    ``"sum_and_count"``): the case a native ``plain_sparse`` may serve in a few calls."""
+    return (
+        type(axis) is int
+        and axis == -1
+        and ignore_index is None
+        and class_weight is None
+        and sample_weight is None
+        and where is None
+        and type(label_smoothing) in (int, float)
+        and label_smoothing == 0
+        and eps is None
+        and (validate is True or (type(validate) is str and validate == "auto"))
+        and type(reduction) is str
+        and reduction in ("mean", "sum", "none")
+    )
+
+
 def _sparse(
     y_true, y_pred, *, from_logits, axis, ignore_index, class_weight, sample_weight,
     label_smoothing, where, reduction, eps, validate, with_grad,
 ):  # fmt: skip
+    if from_logits and _is_plain(axis, ignore_index, class_weight, sample_weight,
+                                 label_smoothing, where, reduction, eps, validate):  # fmt: skip
+        plain = _fast.plain_sparse(type(y_pred))
+        result = None if plain is None else plain(y_true, y_pred, reduction=reduction,
+                                                  with_grad=with_grad)  # fmt: skip
+        if result is not None:
+            return result
     xp = namespace_of(
         y_pred=y_pred, y_true=y_true, class_weight=class_weight,
         sample_weight=sample_weight, where=where,

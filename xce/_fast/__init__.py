@@ -43,6 +43,28 @@ def native(xp):
     return _native_for(xp) if enabled() else None
 
 
+@functools.cache
+def _plain_sparse_for(array_type):
+    # Exact types only: subclasses (torch.nn.Parameter, np.matrix...) take the full path.
+    name = f"{array_type.__module__}.{array_type.__qualname__}"
+    if name == "numpy.ndarray":
+        from ._numpy import plain_sparse
+
+        return plain_sparse
+    if name == "torch.Tensor":
+        from ._torch import plain_sparse
+
+        return plain_sparse
+    return None
+
+
+def plain_sparse(array_type):
+    """``plain_sparse(labels, logits, reduction=, with_grad=)`` for arrays of ``array_type``:
+    the option-free sparse cross entropy from logits in few calls, returning ``None`` where its
+    quick checks do not all pass. ``None`` when there is none (or fast paths are disabled)."""
+    return _plain_sparse_for(array_type) if _ENABLED else None
+
+
 def kernel_runner(xp):
     """How to run a generic kernel over ``x``: compiled whole (JAX), or in row blocks, shared
     among threads on NumPy."""

@@ -32,10 +32,13 @@ _BLOCK_BYTES = int(os.environ.get("XCE_BLOCK_BYTES", 2 * 1024 * 1024))
 _PARALLEL_MIN_ELEMENTS = 1 << 18
 _THREADS = int(os.environ.get("XCE_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
 
-# exp(x) itself, without subtracting the row max first, is safe while the max m lies here:
-# no overflow (Σ exp ≤ C·e^64), and any term that underflows is below e^-87 < e^-67·e^m,
-# far under float32's resolution of the sum. Rows outside (or non-finite) are shifted by m.
+# exp(x) itself, without subtracting the row max first, is safe while a block's largest logit
+# lies here (no overflow: Σ exp ≤ C·e^64) and every row's Σ exp(x) is at least e^-20, i.e.
+# every row max is above -20 - log C: a term that underflows (x < -87) is then below
+# e^-60 of its row's largest, far under float32's resolution of the sum. Other blocks (offsets,
+# infinities, NaN) are shifted by each row's max.
 _UNSHIFTED_MAX = (-20.0, 64.0)
+_SMALLEST_UNSHIFTED_SUM = 2e-9  # e^-20
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -105,50 +108,58 @@ def _row_sums(a):
 def _block(x, labels, loss, grad, scale, lo, hi, *, class_weight, smoothing):
     """Loss (and gradient) of rows lo:hi, by ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ w_c·(lse - x_c).
 
-    With m the row max and a per-row shift t ∈ {0, m} (0 inside ``_UNSHIFTED_MAX``, saving a
-    pass), e = exp(x - t), s = Σ e and lse - m = log(s·exp(t - m)), while x_c - m is formed
-    from x directly: the same shifted-logit formula as the generic code, exact at offsets of
-    1e8 (those rows take t = m).
+    Every quantity is formed relative to a per-row reference c, as lse - c = log(Σ e^(x - c))
+    and x_c - c, which keeps float32 exact at offsets of 1e8 (the generic code's shifted-logit
+    rule). Usually e = exp(x) needs no shift (see ``_UNSHIFTED_MAX``), saving a pass, and
+    c = max(x_y, top - 60) makes lse - x_y = log(Σe·e^-c) - (x_y - c) exact for the label
+    while Σe·e^-c stays finite. Otherwise each row is shifted by its max m (c = m). Written
+    with few NumPy calls: on small inputs their fixed cost, not the arithmetic, is the time.
     """
     n_classes = x.shape[1]
     rows = np.arange(hi - lo)
     xb, lb = x[lo:hi], labels[lo:hi]
+    x_y = xb[rows, lb]
     e = grad[lo:hi] if grad is not None else _scratch_for(hi - lo, n_classes, x.dtype)
-    m = xb.max(axis=1)
-    m[~np.isfinite(m)] = 0  # an all -inf (or +inf) row is not shifted by an infinity
-    outside = (m < _UNSHIFTED_MAX[0]) | (m > _UNSHIFTED_MAX[1])
-    shifted = outside.any()
-    if shifted:
-        t = np.where(outside, m, 0).astype(x.dtype)
-        np.subtract(xb, t[:, None], out=e)
-        z_sum = _shifted_sums(e, class_weight, m - t) if smoothing else None
-        np.exp(e, out=e)
-        correction = np.exp(t - m)
-    else:
-        z_sum = _shifted_sums(xb, class_weight, m) if smoothing else None
+    top = np.maximum.reduce(xb, axis=None)
+    unshifted = _UNSHIFTED_MAX[0] <= top <= _UNSHIFTED_MAX[1]  # False for NaN and +inf
+    if unshifted:
         np.exp(xb, out=e)
-        correction = np.exp(-m)
-    s = _row_sums(e)
-    with np.errstate(divide="ignore"):  # log 0 = -inf for an all -inf row, as in the generic code
-        log_s = np.log(s * correction)
-    hard = 1.0 - smoothing
+        s = _row_sums(e)
+        # s ≥ e^-20 keeps every row's max above -20 - log C: no row lost precision.
+        unshifted = np.minimum.reduce(s) >= _SMALLEST_UNSHIFTED_SUM
+    if unshifted:
+        c = np.maximum(x_y, top - 60)
+        log_s = np.log(s * np.exp(-c))  # lse - c
+        z_sum = _shifted_sums(xb, class_weight, c) if smoothing else None
+    else:
+        c = xb.max(axis=1)
+        c[~np.isfinite(c)] = 0  # an all -inf (or +inf) row is not shifted by an infinity
+        np.subtract(xb, c[:, None], out=e)
+        z_sum = _shifted_sums(e, class_weight, 0) if smoothing else None
+        np.exp(e, out=e)
+        s = _row_sums(e)
+        with np.errstate(divide="ignore"):  # log 0 = -inf for an all -inf row, as generically
+            log_s = np.log(s)
+    nll = log_s - (x_y - c)
     w_y = None if class_weight is None else class_weight[lb]
-    nll = log_s - (xb[rows, lb] - m)
-    loss_b = hard * (nll if w_y is None else w_y * nll)
-    label_share = hard if w_y is None else hard * w_y  # (1-ε)·w_y, the one-hot's weight
+    if w_y is not None:
+        nll *= w_y
+    label_share = 1.0 - smoothing if w_y is None else (1.0 - smoothing) * w_y  # (1-ε)·w_y
     mass = label_share  # Σ_c w_c q_c
     if smoothing:
+        nll *= 1.0 - smoothing
         uniform = smoothing / n_classes
         total_weight = n_classes if class_weight is None else class_weight.sum()
-        loss_b += uniform * (total_weight * log_s - z_sum)
+        nll += uniform * (total_weight * log_s - z_sum)
         mass = mass + uniform * total_weight
-    loss[lo:hi] = loss_b
+    loss[lo:hi] = nll
     if grad is None:
         return
-    r = 1.0 if scale is None else scale[lo:hi]
+    per_row = isinstance(scale, np.ndarray)
+    r = scale[lo:hi] if per_row else 1.0 if scale is None else scale
     e *= (mass * r / s)[:, None]  # softmax = e / s, whatever the shift
     if smoothing:
-        r_col = r if scale is None else r[:, None]
+        r_col = r[:, None] if per_row else r
         e -= uniform * r_col * (1.0 if class_weight is None else class_weight)
     e[rows, lb] -= label_share * r
 
@@ -162,6 +173,42 @@ def _shifted_sums(a, class_weight, offset):
     return weighted - class_weight.sum() * offset
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def plain_sparse(labels, x, *, reduction, with_grad):
+    """The most common call, logits and in-range integer labels with no option, in few calls.
+
+    Returns ``None`` unless every condition holds at a glance; the caller then takes the full
+    path, which also raises the proper error for bad input. For a small batch the public
+    layer's generic checks and reduction cost several times the loss itself.
+    """
+    if (
+        type(labels) is not np.ndarray
+        or x.dtype not in _FLOATS
+        or labels.dtype.kind not in "iu"
+        or x.ndim == 0
+        or labels.shape != x.shape[:-1]
+        or labels.size == 0
+        or x.shape[-1] < 2
+        or not x.flags.c_contiguous
+    ):
+        return None
+    if (
+        np.minimum.reduce(labels, axis=None) < 0
+        or np.maximum.reduce(labels, axis=None) >= x.shape[-1]
+    ):
+        return None
+    r = 1.0 / labels.size if reduction == "mean" else 1.0
+    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
+                                   with_grad=with_grad, grad_scale=r)  # fmt: skip
+    if reduction == "sum":  # Σ ℓ, divided by N for the mean, as in the shared reduction
+        loss = np.add.reduce(loss, axis=None)
+    elif reduction == "mean":
+        loss = np.asarray(np.add.reduce(loss, axis=None) / x.dtype.type(labels.size))
+    return loss, grad
+
+
 def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None):
     n_classes = x.shape[-1]
     flat_x = x.reshape(-1, n_classes)
@@ -169,14 +216,19 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     n_rows = flat_x.shape[0]
     loss = np.empty(n_rows, dtype=x.dtype)
     grad = np.empty_like(flat_x) if with_grad else None
-    scale = None
-    if grad_scale is not None:
+    scale = grad_scale  # None, a Python float, or one value per entry
+    if grad_scale is not None and not isinstance(grad_scale, float):
         scale = np.broadcast_to(np.asarray(grad_scale, dtype=x.dtype), labels.shape).reshape(-1)
 
     def block(lo, hi):
         _block(flat_x, flat_labels, loss, grad, scale, lo, hi, class_weight=class_weight,
                smoothing=smoothing)  # fmt: skip
 
-    spread(n_rows, rows_per_block(n_classes, x.itemsize), flat_x.size, block)
+    step = rows_per_block(n_classes, x.itemsize)
+    if n_rows <= step:
+        if n_rows:
+            block(0, n_rows)
+    else:
+        spread(n_rows, step, flat_x.size, block)
     loss = loss.reshape(labels.shape)
     return loss, None if grad is None else grad.reshape(x.shape)

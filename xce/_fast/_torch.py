@@ -15,6 +15,44 @@ def handles(x) -> bool:
     return x.ndim >= 1
 
 
+def plain_sparse(labels, x, *, reduction, with_grad):
+    """The most common call, logits and in-range int64 labels on the CPU with no option.
+
+    Returns ``None`` unless every condition holds at a glance; the caller then takes the full
+    path, which also raises the proper error for bad input. Here the loss is one
+    ``F.cross_entropy`` call (autograd intact) after one read of the labels' range.
+    """
+    import torch
+
+    if (
+        type(labels) is not torch.Tensor
+        or x.dtype not in (torch.float32, torch.float64)
+        or labels.dtype != torch.int64
+        or not x.is_cpu
+        or not labels.is_cpu
+        or x.ndim == 0
+        or labels.shape != x.shape[:-1]
+        or labels.numel() == 0
+        or x.shape[-1] < 2
+    ):
+        return None
+    lowest, highest = torch.aminmax(labels)
+    if lowest.item() < 0 or highest.item() >= x.shape[-1]:
+        return None
+    if not with_grad:
+        import torch.nn.functional as F
+
+        if x.ndim <= 2:  # (N, C) or one sample (C,): no reshape, which costs as much as a check
+            return F.cross_entropy(x, labels, reduction=reduction), None
+        flat = F.cross_entropy(x.reshape(-1, x.shape[-1]), labels.reshape(-1), reduction=reduction)
+        return (flat.reshape(labels.shape) if reduction == "none" else flat), None
+    r = 1.0 / labels.numel() if reduction == "mean" else 1.0
+    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0, with_grad=True,
+                                   grad_scale=r)  # fmt: skip
+    total = loss.sum()
+    return (total / labels.numel() if reduction == "mean" else total), grad
+
+
 def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None):
     import torch
     import torch.nn.functional as F
@@ -40,7 +78,12 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
             weighted = log_p if class_weight is None else log_p * class_weight
             loss = hard * loss - uniform * weighted.sum(dim=-1)
             mass = mass + uniform * (n_classes if class_weight is None else class_weight.sum())
-        r = 1.0 if grad_scale is None else grad_scale.reshape(-1)
+        r = (
+            grad_scale
+            if grad_scale is None or isinstance(grad_scale, float)
+            else grad_scale.reshape(-1)
+        )
+        r = 1.0 if r is None else r
         grad = log_p.exp_()  # softmax, written into the buffer we own
         row = mass * r
         grad.mul_(row.unsqueeze(-1) if isinstance(row, torch.Tensor) and row.ndim else row)
