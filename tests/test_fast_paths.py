@@ -2,10 +2,12 @@
 
 The rest of the suite uses tiny arrays, which a blocked, threaded kernel handles in one block on
 one thread. Here (257, 1031) logits (265 k values) with the block size cut to 64 KiB take the
-NumPy path through many row blocks on every core, with a ragged last block, and the generic
-path through its row blocks on the other eager backends. Some rows sit far from 0, so a block
-mixes rows the NumPy kernel exponentiates as they are and rows it shifts by their max. Run
-with ``XCE_DISABLE_FAST_PATHS=1`` too (nox does): both paths must match the same oracle.
+NumPy path through many row blocks on every core, with a ragged last block, CPU torch through
+its row chunks, and the generic path through its row blocks on the other eager backends. Some
+rows sit far from 0 and one label logit far below its row, so the NumPy kernel exponentiates
+some blocks as they are and shifts others by each row's max. Calls without options take the
+native plain-call lanes. Run with ``XCE_DISABLE_FAST_PATHS=1`` too (nox does): both paths
+must match the same oracle.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 import xce
 import xce._agnostic._rows
 import xce._fast._numpy
+import xce._fast._torch
 from tests import reference
 from tests.helpers import assert_close
 
@@ -27,6 +30,7 @@ def small_blocks(monkeypatch):
     monkeypatch.setattr(xce._fast._numpy, "_BLOCK_BYTES", 64 * 1024)
     monkeypatch.setattr(xce._fast._numpy, "_PARALLEL_MIN_ELEMENTS", 1 << 14)
     monkeypatch.setattr(xce._agnostic._rows, "BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(xce._fast._torch, "_CHUNK_BYTES", 64 * 1024)
 
 
 @pytest.fixture
@@ -84,6 +88,25 @@ def test_large_sparse_gradient_is_scaled_softmax_minus_target(
     expected = wq.sum(1, keepdims=True) * reference.softmax(logits) - wq
     expected /= weights[labels].sum()
     assert_close(grad, expected, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-4 if dtype == xp.float32 else 1e-10, atol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_large_plain_sparse_value_and_grad(xp, make, dtype, device, problem, reduction):
+    logits, labels, _ = problem
+    loss, grad = xce.value_and_grad(xce.sparse_categorical_cross_entropy)(
+        make(labels, "int64"), make(logits), from_logits=True, reduction=reduction
+    )
+    expected = reference.sparse_categorical_cross_entropy(
+        labels, logits, from_logits=True, reduction=reduction
+    )
+    assert_close(loss, expected, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip
+    onehot = np.eye(N_CLASSES)[labels]
+    expected_grad = reference.softmax(logits) - onehot
+    if reduction == "mean":
+        expected_grad /= N_ROWS
+    assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device,
                  rtol=1e-4 if dtype == xp.float32 else 1e-10, atol=1e-9)  # fmt: skip
 
 
