@@ -42,14 +42,27 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     if lowest.item() < 0 or highest.item() >= x.shape[-1]:
         return None
     n = labels.numel()
+    small = x.numel() * x.element_size() <= _CHUNK_BYTES
     if not with_grad:
-        small = x.numel() * x.element_size() <= _CHUNK_BYTES
         if x.ndim <= 2 and (small or (torch.is_grad_enabled() and x.requires_grad)):
             import torch.nn.functional as F
 
             # (N, C) or one sample (C,), in one call: no reshape, which costs as much as a check
             return F.cross_entropy(x, labels, reduction=reduction), None
         loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0)
+    elif x.ndim == 2 and small and not x.requires_grad:
+        # One chunk, and no graph to keep out of (torch.no_grad() itself costs a small call's
+        # time): r·(softmax - onehot) from one log-softmax.
+        import torch.nn.functional as F
+
+        log_p = torch.log_softmax(x, dim=-1)
+        value = F.nll_loss(log_p, labels, reduction=reduction)
+        grad = log_p.exp_()
+        r = 1.0 / n if reduction == "mean" else 1.0
+        if r != 1.0:
+            grad.mul_(r)
+        grad.scatter_add_(1, labels.unsqueeze(1), torch.full((n, 1), -r, dtype=x.dtype))
+        return value, grad
     else:
         r = 1.0 / n if reduction == "mean" else 1.0
         loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
