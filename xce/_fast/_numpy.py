@@ -65,9 +65,14 @@ def _executor():
 def spread(n_rows, rows_per_block, n_elements, block):
     """Call ``block(lo, hi)`` for every row block, sharing the blocks among the threads.
 
-    Small inputs (fewer than ``_PARALLEL_MIN_ELEMENTS``) stay on the calling thread. Each
-    thread walks a contiguous share of the rows, so its blocks are neighbours in memory.
+    Small inputs (fewer than ``_PARALLEL_MIN_ELEMENTS``) stay on the calling thread, and a
+    single block is called directly (a small call's time is its Python calls). Each thread
+    walks a contiguous share of the rows, so its blocks are neighbours in memory.
     """
+    if n_rows <= rows_per_block:
+        if n_rows:
+            block(0, n_rows)
+        return
 
     def walk(lo, hi):
         for start in range(lo, hi, rows_per_block):
@@ -202,7 +207,8 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     r = 1.0 / labels.size if reduction == "mean" else 1.0
     loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
                                    with_grad=with_grad, grad_scale=r)  # fmt: skip
-    if reduction == "sum":  # Σ ℓ, divided by N for the mean, as in the shared reduction
+    # Σ ℓ, divided by N for the mean, as in the shared reduction
+    if reduction == "sum":
         loss = np.add.reduce(loss, axis=None)
     elif reduction == "mean":
         loss = np.asarray(np.add.reduce(loss, axis=None) / x.dtype.type(labels.size))
@@ -224,11 +230,6 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
         _block(flat_x, flat_labels, loss, grad, scale, lo, hi, class_weight=class_weight,
                smoothing=smoothing)  # fmt: skip
 
-    step = rows_per_block(n_classes, x.itemsize)
-    if n_rows <= step:
-        if n_rows:
-            block(0, n_rows)
-    else:
-        spread(n_rows, step, flat_x.size, block)
+    spread(n_rows, rows_per_block(n_classes, x.itemsize), flat_x.size, block)
     loss = loss.reshape(labels.shape)
     return loss, None if grad is None else grad.reshape(x.shape)

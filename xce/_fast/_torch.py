@@ -21,8 +21,9 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     """The most common call, logits and in-range int64 labels on the CPU with no option.
 
     Returns ``None`` unless every condition holds at a glance; the caller then takes the full
-    path, which also raises the proper error for bad input. Here the loss is one
-    ``F.cross_entropy`` call (autograd intact) after one read of the labels' range.
+    path, which also raises the proper error for bad input. After one read of the labels'
+    range, a small input is one ``F.cross_entropy`` call (autograd intact), or one
+    log-softmax for ``value_and_grad``; larger ones run over the row chunks below.
     """
     import torch
 
@@ -42,6 +43,7 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     if lowest.item() < 0 or highest.item() >= x.shape[-1]:
         return None
     n = labels.numel()
+    r = 1.0 / n if reduction == "mean" else 1.0  # the gradient's scale
     small = x.numel() * x.element_size() <= _CHUNK_BYTES
     if not with_grad:
         if x.ndim <= 2 and (small or (torch.is_grad_enabled() and x.requires_grad)):
@@ -58,13 +60,11 @@ def plain_sparse(labels, x, *, reduction, with_grad):
         log_p = torch.log_softmax(x, dim=-1)
         value = F.nll_loss(log_p, labels, reduction=reduction)
         grad = log_p.exp_()
-        r = 1.0 / n if reduction == "mean" else 1.0
         if r != 1.0:
             grad.mul_(r)
         grad.scatter_add_(1, labels.unsqueeze(1), torch.full((n, 1), -r, dtype=x.dtype))
         return value, grad
     else:
-        r = 1.0 / n if reduction == "mean" else 1.0
         loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
                                        with_grad=True, grad_scale=r)  # fmt: skip
     if reduction == "none":
@@ -84,7 +84,8 @@ def _chunks(x):
     """Row ranges to evaluate ``x`` (rows, C) in: one range on GPUs (each launch costs more
     than the cache saves) or for small inputs."""
     n_rows = x.shape[0]
-    step = n_rows if not x.is_cpu else max(1, _CHUNK_BYTES // (x.shape[1] * x.element_size()))
+    step = n_rows if not x.is_cpu else _CHUNK_BYTES // (x.shape[1] * x.element_size())
+    step = max(1, step)  # an empty batch on a GPU must not make a zero step
     return [(lo, min(lo + step, n_rows)) for lo in range(0, n_rows, step)] or [(0, 0)]
 
 
