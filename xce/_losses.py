@@ -143,6 +143,15 @@ def _reduced(
     return value, grad
 
 
+def _native_kernel(xp, x, name):
+    """The backend's native ``name`` kernel for ``x``, or ``None``. It runs whole-array (it
+    walks the rows its own way) and hands what it cannot do exactly to the generic kernel."""
+    native = _fast.native(xp)
+    if native is None or not native.handles(x):
+        return None
+    return getattr(native, name, None)
+
+
 def _eps_for(xp, dtype, eps):
     return float(xp.finfo(dtype).eps) if eps is None else float(eps)
 
@@ -220,10 +229,16 @@ def _binary(
         validate=validate,
     )  # fmt: skip
     pw = pos_weight_array(xp, pos_weight, y_pred, dtype)
+    rows = {"x": x, "row_args": (y,)}
     if from_logits:
         kernel = functools.partial(
             agnostic.sigmoid_bce, xp, pos_weight=pw, smoothing=label_smoothing
         )
+        native = _native_kernel(xp, x, "sigmoid_bce")
+        if native is not None:
+            kernel = functools.partial(native, x, y, pos_weight=pw, smoothing=label_smoothing,
+                                       generic=kernel)  # fmt: skip
+            rows = {}
     else:
         kernel = functools.partial(
             agnostic.probs_bce, xp, pos_weight=pw, smoothing=label_smoothing,
@@ -232,7 +247,7 @@ def _binary(
     value, grad = _reduced(
         xp, kernel, batch_shape=tuple(y_pred.shape), dtype=dtype, weight=weight, valid=valid,
         omega=None, bad=None, reduction=reduction, with_grad=with_grad, class_axis=False,
-        on_device=device(y_pred), x=x, row_args=(y,),
+        on_device=device(y_pred), **rows,
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, None)
 
@@ -331,10 +346,16 @@ def _categorical(
     )  # fmt: skip
     cw = class_weight_array(xp, class_weight, n_classes, dtype)
     omega = None if cw is None else xp.sum(cw * y, axis=-1)
+    rows = {"x": x, "row_args": (y,)}
     if from_logits:
         kernel = functools.partial(
             agnostic.softmax_ce_soft, xp, class_weight=cw, smoothing=label_smoothing
         )
+        native = _native_kernel(xp, x, "softmax_ce_soft")
+        if native is not None:
+            kernel = functools.partial(native, x, y, class_weight=cw, smoothing=label_smoothing,
+                                       generic=kernel)  # fmt: skip
+            rows = {}
     else:
         kernel = functools.partial(
             agnostic.probs_ce_soft, xp, class_weight=cw, smoothing=label_smoothing,
@@ -343,7 +364,7 @@ def _categorical(
     value, grad = _reduced(
         xp, kernel, batch_shape=batch, dtype=dtype, weight=weight, valid=valid, omega=omega,
         bad=None, reduction=reduction, with_grad=with_grad, class_axis=True,
-        on_device=device(y_pred), x=x, row_args=(y,),
+        on_device=device(y_pred), **rows,
     )  # fmt: skip
     return _finish(xp, value, grad, y_pred.dtype, axis)
 

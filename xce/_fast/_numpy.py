@@ -28,6 +28,8 @@ import numpy as np
 # two threads. Every large ufunc hands the GIL over twice, and on small blocks those hand-offs,
 # not the arithmetic, set the pace; L3 still holds a block's working set.
 _BLOCK_BYTES = int(os.environ.get("XCE_BLOCK_BYTES", 2 * 1024 * 1024))
+# The binary kernel keeps six block-sized buffers live; 512 KiB blocks keep them near L2.
+_ELEMENTWISE_BLOCK_BYTES = int(os.environ.get("XCE_ELEMENTWISE_BLOCK_BYTES", 512 * 1024))
 # Below this many logits a hand-off to the pool costs more than the second core saves.
 _PARALLEL_MIN_ELEMENTS = 1 << 18
 _THREADS = int(os.environ.get("XCE_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
@@ -91,16 +93,17 @@ def spread(n_rows, rows_per_block, n_elements, block):
         future.result()
 
 
-def rows_per_block(n_columns, itemsize):
-    return max(1, _BLOCK_BYTES // (n_columns * itemsize))
+def rows_per_block(n_columns, itemsize, block_bytes=None):
+    return max(1, (block_bytes or _BLOCK_BYTES) // (n_columns * itemsize))
 
 
-def _scratch_for(rows, n_classes, dtype):
-    """This thread's reusable (rows, C) buffer."""
-    buffer = getattr(_scratch, "buffer", None)
+def _scratch_for(rows, n_classes, dtype, slot=0):
+    """This thread's reusable (rows, C) buffer number ``slot``."""
+    name = f"buffer{slot}"
+    buffer = getattr(_scratch, name, None)
     if buffer is None or buffer.dtype != dtype or buffer.size < rows * n_classes:
         buffer = np.empty(rows * n_classes, dtype=dtype)
-        _scratch.buffer = buffer
+        setattr(_scratch, name, buffer)
     return buffer[: rows * n_classes].reshape(rows, n_classes)
 
 
@@ -233,3 +236,161 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     spread(n_rows, rows_per_block(n_classes, x.itemsize), flat_x.size, block)
     loss = loss.reshape(labels.shape)
     return loss, None if grad is None else grad.reshape(x.shape)
+
+
+def _flat_scale(grad_scale, shape, flat_shape, dtype):
+    """The gradient's scale as ``None``, one float, or ``shape``'s values in ``flat_shape``."""
+    if grad_scale is None or isinstance(grad_scale, float):
+        return grad_scale
+    grad_scale = np.asarray(grad_scale, dtype=dtype)
+    if grad_scale.ndim == 0:
+        return float(grad_scale)
+    return np.broadcast_to(grad_scale, shape).reshape(flat_shape)
+
+
+def _rows_of(scale, lo, hi):
+    return scale if scale is None or isinstance(scale, float) else scale[lo:hi]
+
+
+def _scale_rows(a, r):
+    """a ·= r, where r is ``None`` (1), one float, or one value per row or per entry of ``a``."""
+    if r is None or (isinstance(r, float) and r == 1.0):
+        return
+    a *= r if isinstance(r, float) or r.ndim == a.ndim else r[:, None]
+
+
+def _generic_block(generic, x, y, loss, grad, scale, lo, hi):
+    """Rows lo:hi by the generic kernel. The fast kernels hand it every block whose result is
+    not finite (infinite or NaN inputs), where its rules decide the answer, e.g. 0·inf = 0
+    for a term with a zero coefficient."""
+    r = _rows_of(scale, lo, hi)
+    block_loss, block_grad = generic(
+        x[lo:hi],
+        y[lo:hi],
+        with_grad=grad is not None,
+        grad_scale=None if r is None else np.asarray(r),
+    )
+    loss[lo:hi] = block_loss
+    if grad is not None:
+        grad[lo:hi] = block_grad
+
+
+def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, grad_scale=None):
+    """ℓ = Σ_c w_c q_c (lse - x_c), q = (1-ε)·y + ε/C, in row blocks shared among the threads.
+
+    Per block: the row max m, z = x - m, Σ w·q·z, exp and Σ e, in place in one buffer (the
+    gradient's own rows with ``value_and_grad``), so ℓ = log Σe·Σ wq - Σ wq·z with nothing
+    cancelling. Unlike the labels kernel every row is shifted: an unshifted Σ wq·x would lose
+    a confident row's small loss to rounding. ``generic`` (the agnostic kernel) takes the
+    blocks whose loss is not finite.
+    """
+    n_classes = x.shape[-1]
+    flat_x, flat_y = x.reshape(-1, n_classes), y.reshape(-1, n_classes)
+    n_rows = flat_x.shape[0]
+    loss = np.empty(n_rows, dtype=x.dtype)
+    grad = np.empty_like(flat_x) if with_grad else None
+    scale = _flat_scale(grad_scale, x.shape[:-1], (n_rows,), x.dtype)
+
+    def block(lo, hi):
+        with np.errstate(all="ignore"):  # a non-finite block is redone by ``generic``
+            fast_block(lo, hi)
+
+    def fast_block(lo, hi):
+        xb, yb = flat_x[lo:hi], flat_y[lo:hi]
+        m = np.maximum.reduce(xb, axis=1)
+        if not np.isfinite(m).all():  # an infinite or NaN row: the generic rules decide
+            return _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+        wq = yb  # w ⊙ q, in a scratch buffer when it differs from y (y is the caller's)
+        if smoothing or class_weight is not None:
+            wq = _scratch_for(hi - lo, n_classes, x.dtype, slot=1)
+            np.multiply(yb, 1.0 - smoothing, out=wq)
+            if smoothing:
+                wq += smoothing / n_classes
+            if class_weight is not None:
+                wq *= class_weight
+        z = grad[lo:hi] if with_grad else _scratch_for(hi - lo, n_classes, x.dtype)
+        np.subtract(xb, m[:, None], out=z)
+        mass = _row_sums(wq)
+        dot = np.einsum("ij,ij->i", wq, z)
+        np.exp(z, out=z)
+        s = _row_sums(z)
+        nll = np.log(s) * mass - dot
+        if not np.isfinite(nll).all():  # e.g. target mass on a -inf logit
+            return _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+        loss[lo:hi] = nll
+        if with_grad:  # r·(Σwq·softmax - wq)
+            z *= (mass / s)[:, None]
+            z -= wq
+            _scale_rows(z, _rows_of(scale, lo, hi))
+
+    spread(n_rows, rows_per_block(n_classes, x.itemsize), flat_x.size, block)
+    return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
+
+
+def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None):
+    """ℓ = (1-q)·max(x, 0) + a·q·max(-x, 0) + (1-q+a·q)·log1p(e^-|x|), element-wise.
+
+    q = (1-ε)·y + ε/2, a = ``pos_weight``. All three terms are ≥ 0, so nothing cancels: a
+    confident right answer keeps its tiny loss (x = 30, y = 1 gives 9.4e-14, not 0). The
+    gradient (1-q+a·q)·σ(x) - a·q takes σ = e^min(x,0) / (1 + e^-|x|), exact on both sides
+    of 0, without ``np.where`` (whose branchy loop costs more than exp on random signs).
+    Blocks with an infinite or NaN loss (infinite logits) go to ``generic``.
+    """
+    n_cols = x.shape[-1]
+    flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
+    n_rows = flat_x.shape[0]
+    loss = np.empty_like(flat_x)
+    grad = np.empty_like(flat_x) if with_grad else None
+    scale = _flat_scale(grad_scale, x.shape, flat_x.shape, x.dtype)
+    a = pos_weight
+    if a is not None and np.ndim(a) == 0:
+        a = float(a)
+
+    def block(lo, hi):
+        with np.errstate(all="ignore"):  # a non-finite block is redone by ``generic``
+            fast_block(lo, hi)
+
+    def fast_block(lo, hi):
+        xb, yb, lb = flat_x[lo:hi], flat_y[lo:hi], loss[lo:hi]
+        shape = xb.shape
+
+        def scratch(slot):
+            return _scratch_for(shape[0], n_cols, x.dtype, slot=slot)
+
+        q = yb  # the caller's y is never written
+        if smoothing:
+            q = np.multiply(yb, 1.0 - smoothing, out=scratch(3))
+            q += smoothing / 2
+        aq = q if a is None else np.multiply(q, a, out=scratch(4))
+        pos, neg, term = (
+            np.maximum(xb, 0, out=scratch(0)),
+            np.minimum(xb, 0, out=scratch(1)),
+            scratch(2),
+        )
+        np.subtract(neg, pos, out=lb)
+        np.exp(lb, out=lb)  # e^-|x|
+        np.subtract(1, q, out=term)  # exact for q near 1, where p - q·p would not be
+        term *= pos  # (1-q)·max(x, 0)
+        if with_grad:  # σ(x) = e^min(x, 0) / (1 + e^-|x|), before neg is consumed below
+            gb = grad[lo:hi]
+            np.add(lb, 1, out=gb)
+            np.exp(neg, out=pos)
+            np.divide(pos, gb, out=gb)
+        np.multiply(aq, neg, out=neg)
+        term -= neg  # + a·q·max(-x, 0)
+        np.log1p(lb, out=lb)
+        if a is not None:
+            coefficient = np.subtract(aq, q, out=scratch(5))
+            coefficient += 1  # 1 - q + a·q
+            lb *= coefficient
+        lb += term
+        if not np.isfinite(np.add.reduce(lb, axis=None)):
+            return _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+        if with_grad:
+            if a is not None:
+                gb *= coefficient
+            gb -= aq
+            _scale_rows(gb, _rows_of(scale, lo, hi))
+
+    spread(n_rows, rows_per_block(n_cols, x.itemsize, _ELEMENTWISE_BLOCK_BYTES), flat_x.size, block)
+    return loss.reshape(x.shape), None if grad is None else grad.reshape(x.shape)

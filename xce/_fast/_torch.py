@@ -80,11 +80,16 @@ def plain_sparse(labels, x, *, reduction, with_grad):
 _CHUNK_BYTES = 8 * 1024 * 1024
 
 
-def _chunks(x):
+# The binary kernel keeps six chunk-sized buffers live: ~1 MiB chunks keep them in L2.
+_ELEMENTWISE_CHUNK_BYTES = 1024 * 1024
+
+
+def _chunks(x, chunk_bytes=None):
     """Row ranges to evaluate ``x`` (rows, C) in: one range on GPUs (each launch costs more
     than the cache saves) or for small inputs."""
     n_rows = x.shape[0]
-    step = n_rows if not x.is_cpu else _CHUNK_BYTES // (x.shape[1] * x.element_size())
+    chunk_bytes = chunk_bytes or _CHUNK_BYTES
+    step = n_rows if not x.is_cpu else chunk_bytes // (x.shape[1] * x.element_size())
     step = max(1, step)  # an empty batch on a GPU must not make a zero step
     return [(lo, min(lo + step, n_rows)) for lo in range(0, n_rows, step)] or [(0, 0)]
 
@@ -161,3 +166,154 @@ def _loss_and_grad_rows(x, labels, grad, r, *, class_weight, smoothing):
     label_share = torch.as_tensor(label_share, dtype=grad.dtype, device=grad.device)
     grad.scatter_add_(1, labels.unsqueeze(-1), -label_share.expand(labels.shape).unsqueeze(-1))
     return loss
+
+
+def _recording(*tensors):
+    import torch
+
+    return torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in tensors
+    )
+
+
+def _rows_of(scale, lo, hi):
+    return scale[lo:hi] if isinstance(scale, _tensor_type()) and scale.ndim else scale
+
+
+def _tensor_type():
+    import torch
+
+    return torch.Tensor
+
+
+def _flat_scale(grad_scale, shape, flat_shape):
+    """The gradient's scale as ``None``, a 0-d tensor, or ``shape``'s values in ``flat_shape``."""
+    if grad_scale is None or grad_scale.ndim == 0:
+        return grad_scale
+    return grad_scale.expand(shape).reshape(flat_shape)
+
+
+def _scale_rows(a, r):
+    if r is not None:
+        a.mul_(r.unsqueeze(-1) if r.ndim and r.ndim < a.ndim else r)
+
+
+def _generic_rows(generic, x, y, loss, grad, scale, lo, hi):
+    """Rows lo:hi by the generic kernel: the chunks whose fast result is not finite (infinite
+    or NaN inputs), where its rules decide, e.g. 0·inf = 0 for a zero coefficient."""
+    block_loss, block_grad = generic(
+        x[lo:hi], y[lo:hi], with_grad=grad is not None, grad_scale=_rows_of(scale, lo, hi)
+    )
+    loss[lo:hi] = block_loss
+    if grad is not None:
+        grad[lo:hi] = block_grad
+
+
+def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, grad_scale=None):
+    """ℓ = Σ_c w_c q_c (lse - x_c) from soft targets, on CPU tensors.
+
+    ``F.cross_entropy`` with probability targets computes exactly this (-Σ w_c q_c log p_c,
+    q = (1-ε)·y + ε/C) in one native kernel; it is run whole-array under autograd and over row
+    chunks otherwise, and ``value_and_grad`` takes one log-softmax per chunk for both the
+    loss and, exponentiated into the array returned, the gradient Σwq·softmax - wq. Where its
+    result is not finite (0·log 0 on a -inf logit with no target mass is NaN there, 0 here)
+    the generic kernel redoes the rows. GPU tensors take the generic kernel (no host sync).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if not x.is_cpu:
+        return generic(x, y, with_grad=with_grad, grad_scale=grad_scale)
+    n_classes = x.shape[-1]
+    options = {"weight": class_weight, "label_smoothing": float(smoothing), "reduction": "none"}
+    if _recording(x, y, class_weight) and not with_grad:
+        loss = F.cross_entropy(x.reshape(-1, n_classes), y.reshape(-1, n_classes), **options)
+        if not torch.isfinite(loss).all():
+            return generic(x, y, with_grad=False, grad_scale=grad_scale)
+        return loss.reshape(x.shape[:-1]), None
+    flat_x, flat_y = x.reshape(-1, n_classes), y.reshape(-1, n_classes)
+    loss = torch.empty(flat_x.shape[:1], dtype=x.dtype)
+    grad = torch.empty_like(flat_x) if with_grad else None
+    scale = _flat_scale(grad_scale, x.shape[:-1], flat_x.shape[:1])
+    with torch.no_grad():
+        for lo, hi in _chunks(flat_x):
+            xb, yb = flat_x[lo:hi], flat_y[lo:hi]
+            if not with_grad:
+                chunk_loss = F.cross_entropy(xb, yb, **options)
+            else:
+                wq = yb
+                if smoothing or class_weight is not None:
+                    wq = yb * (1.0 - smoothing)
+                    if smoothing:
+                        wq += smoothing / n_classes
+                    if class_weight is not None:
+                        wq *= class_weight
+                log_p = torch.log_softmax(xb, dim=-1)
+                chunk_loss = -torch.linalg.vecdot(wq, log_p)
+            if not torch.isfinite(chunk_loss).all():
+                _generic_rows(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+                continue
+            loss[lo:hi] = chunk_loss
+            if with_grad:
+                gb = torch.exp(log_p, out=grad[lo:hi])
+                gb.mul_(wq.sum(dim=-1, keepdim=True))
+                gb.sub_(wq)
+                _scale_rows(gb, _rows_of(scale, lo, hi))
+    return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
+
+
+def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None):
+    """ℓ = (1-q)·max(x, 0) + a·q·max(-x, 0) + (1-q+a·q)·log1p(e^-|x|) on CPU tensors.
+
+    The NumPy kernel's arithmetic, in place on chunk-sized buffers: three terms ≥ 0, so a
+    confident right answer keeps its tiny loss (torch's own ``binary_cross_entropy_with_logits``,
+    (1-q)·x - log σ(x), rounds it to 0). Under autograd, on GPUs, and for chunks whose result
+    is not finite (infinite logits) the generic kernel runs instead.
+    """
+    import torch
+
+    if x.numel() == 0 or not x.is_cpu or _recording(x, y, pos_weight):
+        return generic(x, y, with_grad=with_grad, grad_scale=grad_scale)
+    n_cols = x.shape[-1]
+    flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
+    loss = torch.empty_like(flat_x)
+    grad = torch.empty_like(flat_x) if with_grad else None
+    scale = _flat_scale(grad_scale, x.shape, flat_x.shape)
+    a = pos_weight
+    chunks = _chunks(flat_x, _ELEMENTWISE_CHUNK_BYTES)
+    rows = chunks[0][1] - chunks[0][0]
+    buffers = [torch.empty((rows, n_cols), dtype=x.dtype) for _ in range(6)]
+    with torch.no_grad():
+        for lo, hi in chunks:
+            xb, yb, lb = flat_x[lo:hi], flat_y[lo:hi], loss[lo:hi]
+            pos, neg, term, q, aq, coefficient = (b[: hi - lo] for b in buffers)
+            if smoothing:
+                torch.mul(yb, 1.0 - smoothing, out=q).add_(smoothing / 2)
+            else:
+                q = yb  # the caller's y is never written
+            if a is None:
+                aq = q
+            else:
+                torch.mul(q, a, out=aq)
+            torch.clamp(xb, min=0, out=pos)
+            torch.clamp(xb, max=0, out=neg)
+            torch.sub(neg, pos, out=lb).exp_()  # e^-|x|
+            torch.mul(q, -1, out=term).add_(1).mul_(pos)  # (1-q)·max(x, 0), 1-q exact
+            if with_grad:  # σ(x) = e^min(x, 0) / (1 + e^-|x|)
+                gb = torch.add(lb, 1, out=grad[lo:hi])
+                torch.div(torch.exp(neg, out=pos), gb, out=gb)
+            term.sub_(neg.mul_(aq))  # + a·q·max(-x, 0)
+            lb.log1p_()
+            if a is not None:
+                torch.sub(aq, q, out=coefficient).add_(1)  # 1 - q + a·q
+                lb.mul_(coefficient)
+            lb.add_(term)
+            if not torch.isfinite(lb.sum()):
+                _generic_rows(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+                continue
+            if with_grad:
+                if a is not None:
+                    gb.mul_(coefficient)
+                gb.sub_(aq)
+                _scale_rows(gb, _rows_of(scale, lo, hi))
+    return loss.reshape(x.shape), None if grad is None else grad.reshape(x.shape)
