@@ -9,11 +9,14 @@ threads run in parallel. Only arrays allocated here are mutated; the per-thread 
 are reused across calls (no allocator traffic, which glibc's mmap threshold would otherwise
 turn into page faults on every block).
 
-Two things run here:
+What runs here:
 
-- :func:`softmax_ce_labels`, a hand-fused kernel for the softmax cross entropy from labels;
-- :func:`spread`, which shares the row blocks of any generic kernel among the threads (the
-  soft-target and binary losses run their generic kernels through it).
+- hand-fused kernels, in place on per-thread buffers, for the three losses on logits:
+  :func:`softmax_ce_labels` (sparse), :func:`softmax_ce_soft` (soft targets) and
+  :func:`sigmoid_bce` (binary); a block whose result is not finite (infinite or NaN logits)
+  is redone by the generic kernel, whose rules decide such cases;
+- :func:`spread`, which shares the row blocks of any kernel among the threads (the generic
+  kernels of the losses on probabilities run through it too).
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ _ELEMENTWISE_BLOCK_BYTES = int(os.environ.get("XCE_ELEMENTWISE_BLOCK_BYTES", 512
 _PARALLEL_MIN_ELEMENTS = 1 << 18
 _THREADS = int(os.environ.get("XCE_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
 
-# exp(x) itself, without subtracting the row max first, is safe while a block's largest logit
-# lies here (no overflow: Σ exp ≤ C·e^64) and every row's Σ exp(x) is at least e^-20, i.e.
-# every row max is above -20 - log C: a term that underflows (x < -87) is then below
-# e^-60 of its row's largest, far under float32's resolution of the sum. Other blocks (offsets,
-# infinities, NaN) are shifted by each row's max.
-_UNSHIFTED_MAX = (-20.0, 64.0)
-_SMALLEST_UNSHIFTED_SUM = 2e-9  # e^-20
+# exp(x) itself, without subtracting the row max first, is used when every row's Σ exp(x)
+# lies in [e^-20, e^64]: no term overflowed (every logit ≤ 64), and every row max is above
+# -20 - log C, so a term that underflows (x < -87) is below e^-60 of its row's largest, far
+# under float32's resolution of the sum. The check reads the N row sums, not the logits:
+# exp reads each block straight from memory. Other blocks (offsets, infinities, NaN) are
+# shifted by each row's max.
+_UNSHIFTED_SUMS = (2e-9, 6.2e27)  # e^-20, e^64
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -118,8 +121,8 @@ def _block(x, labels, loss, grad, scale, lo, hi, *, class_weight, smoothing):
 
     Every quantity is formed relative to a per-row reference c, as lse - c = log(Σ e^(x - c))
     and x_c - c, which keeps float32 exact at offsets of 1e8 (the generic code's shifted-logit
-    rule). Usually e = exp(x) needs no shift (see ``_UNSHIFTED_MAX``), saving a pass, and
-    c = max(x_y, top - 60) makes lse - x_y = log(Σe·e^-c) - (x_y - c) exact for the label
+    rule). Usually e = exp(x) needs no shift (see ``_UNSHIFTED_SUMS``), saving a pass, and
+    c = max(x_y, log Σe - 60) makes lse - x_y = log(Σe·e^-c) - (x_y - c) exact for the label
     while Σe·e^-c stays finite. Otherwise each row is shifted by its max m (c = m). Written
     with few NumPy calls: on small inputs their fixed cost, not the arithmetic, is the time.
     """
@@ -128,16 +131,14 @@ def _block(x, labels, loss, grad, scale, lo, hi, *, class_weight, smoothing):
     xb, lb = x[lo:hi], labels[lo:hi]
     x_y = xb[rows, lb]
     e = grad[lo:hi] if grad is not None else _scratch_for(hi - lo, n_classes, x.dtype)
-    top = np.maximum.reduce(xb, axis=None)
-    unshifted = _UNSHIFTED_MAX[0] <= top <= _UNSHIFTED_MAX[1]  # False for NaN and +inf
-    if unshifted:
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow only sends rows below
         np.exp(xb, out=e)
         s = _row_sums(e)
-        # s ≥ e^-20 keeps every row's max above -20 - log C: no row lost precision.
-        unshifted = np.minimum.reduce(s) >= _SMALLEST_UNSHIFTED_SUM
-    if unshifted:
-        c = np.maximum(x_y, top - 60)
-        log_s = np.log(s * np.exp(-c))  # lse - c
+    smallest, largest = _UNSHIFTED_SUMS
+    # False for NaN and infinite sums too
+    if smallest <= np.minimum.reduce(s) and np.maximum.reduce(s) <= largest:
+        c = np.maximum(x_y, np.log(s) - 60)
+        log_s = np.log(s * np.exp(-c))  # lse - c: no rounding of a large lse to subtract
         z_sum = _shifted_sums(xb, class_weight, c) if smoothing else None
     else:
         c = xb.max(axis=1)

@@ -1,13 +1,15 @@
-"""PyTorch fast path for the softmax cross entropy from labels.
+"""PyTorch fast paths for the three cross entropies on logits.
 
-``F.cross_entropy(..., reduction="none")`` computes exactly xce's per-sample loss
-ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c) (the log-softmax shifted by the max,
-class weights inside the sum, smoothing included), in one native kernel with autograd intact.
-For ``value_and_grad`` one log-softmax pass gives both the loss and, exponentiated, the
-gradient, written once into the array returned; weighting, masks and the reduction stay in
-the shared code, so xce's rules (a mean over nothing is 0, NaN rows for unchecked labels) are
-unchanged. Labels arrive safe.
-On the CPU both run over row chunks of ~8 MiB (below): faster, and bounded extra memory.
+Sparse (labels): ``F.cross_entropy(..., reduction="none")`` computes exactly xce's
+per-sample loss ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c) (the log-softmax
+shifted by the max, class weights inside the sum, smoothing included), in one native kernel
+with autograd intact. For ``value_and_grad`` one log-softmax pass gives both the loss and,
+exponentiated, the gradient, written once into the array returned; weighting, masks and the
+reduction stay in the shared code, so xce's rules (a mean over nothing is 0, NaN rows for
+unchecked labels) are unchanged. Labels arrive safe. On the CPU both run over row chunks of
+~8 MiB (below): faster, and bounded extra memory.
+Soft targets (:func:`softmax_ce_soft`) and binary (:func:`sigmoid_bce`) run over chunks on
+the CPU too; their docstrings say where they hand over to the generic kernel.
 """
 
 from __future__ import annotations
@@ -177,13 +179,7 @@ def _recording(*tensors):
 
 
 def _rows_of(scale, lo, hi):
-    return scale[lo:hi] if isinstance(scale, _tensor_type()) and scale.ndim else scale
-
-
-def _tensor_type():
-    import torch
-
-    return torch.Tensor
+    return scale if scale is None or scale.ndim == 0 else scale[lo:hi]
 
 
 def _flat_scale(grad_scale, shape, flat_shape):
