@@ -215,3 +215,39 @@ def test_large_soft_targets_with_masked_classes(xp, make, dtype, device, problem
     assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device,
                  rtol=1e-4 if dtype == xp.float32 else 1e-10,
                  atol=1e-8 if dtype == xp.float32 else 1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_large_plain_soft_and_binary_value_and_grad(xp, make, dtype, device, problem, reduction):
+    """Option-free calls on logits take the native plain lanes on NumPy and CPU torch."""
+    logits, _, _ = problem
+    logits = np.maximum(logits, -30.0)
+    targets = reference.softmax(np.roll(logits, 3, axis=1) / 2)
+    loss, grad = xce.value_and_grad(xce.categorical_cross_entropy)(
+        make(targets), make(logits), from_logits=True, reduction=reduction
+    )
+    expected = reference.categorical_cross_entropy(
+        targets, logits, from_logits=True, reduction=reduction
+    )
+    assert_close(loss, expected, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip
+    expected_grad = (reference.softmax(logits) - targets) / (N_ROWS if reduction == "mean" else 1)
+    assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-4 if dtype == xp.float32 else 1e-10,
+                 atol=1e-8 if dtype == xp.float32 else 1e-12)  # fmt: skip
+
+    binary_targets = (logits > 0.3).astype(np.float64)
+    loss, grad = xce.value_and_grad(xce.binary_cross_entropy)(
+        make(binary_targets), make(logits), from_logits=True, reduction=reduction
+    )
+    expected = reference.binary_cross_entropy(
+        binary_targets, logits, from_logits=True, reduction=reduction
+    )
+    assert_close(loss, expected, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip
+    divisor = logits.size if reduction == "mean" else 1
+    expected_grad = (reference.sigmoid(logits) - binary_targets) / divisor
+    # σ(x) - y for a confident entry: a few ulp of 1, absolute (see the test above)
+    assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-4 if dtype == xp.float32 else 1e-10,
+                 atol=(1e-6 if dtype == xp.float32 else 1e-14) / divisor)  # fmt: skip

@@ -218,6 +218,21 @@ def _binary(
     y_true, y_pred, *, from_logits, pos_weight, sample_weight, label_smoothing, where,
     reduction, eps, validate, with_grad,
 ):  # fmt: skip
+    if (
+        from_logits
+        and pos_weight is None
+        and _is_plain(
+            -1, None, None, sample_weight, label_smoothing, where, reduction, eps, validate
+        )
+    ):
+        lanes = _fast.plain_lanes(type(y_pred))
+        result = (
+            None
+            if lanes is None
+            else lanes.plain_binary(y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        )
+        if result is not None:
+            return result
     array_pos_weight = None if isinstance(pos_weight, numbers.Real) else pos_weight
     xp = namespace_of(
         y_pred=y_pred, y_true=y_true, pos_weight=array_pos_weight,
@@ -335,6 +350,16 @@ def _categorical(
     y_true, y_pred, *, from_logits, axis, class_weight, sample_weight, label_smoothing,
     where, reduction, eps, validate, with_grad,
 ):  # fmt: skip
+    if from_logits and _is_plain(axis, None, class_weight, sample_weight, label_smoothing,
+                                 where, reduction, eps, validate):  # fmt: skip
+        lanes = _fast.plain_lanes(type(y_pred))
+        result = (
+            None
+            if lanes is None
+            else lanes.plain_soft(y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        )
+        if result is not None:
+            return result
     xp = namespace_of(
         y_pred=y_pred, y_true=y_true, class_weight=class_weight,
         sample_weight=sample_weight, where=where,
@@ -442,8 +467,8 @@ def _index_dtype(xp, on_device):
 
 def _is_plain(axis, ignore_index, class_weight, sample_weight, label_smoothing, where,
               reduction, eps, validate):  # fmt: skip
-    """Whether a sparse call uses no option beyond the defaults (any reduction but
-    ``"sum_and_count"``): the case a native ``plain_sparse`` may serve in a few calls."""
+    """Whether a call uses no option beyond the defaults (any reduction but
+    ``"sum_and_count"``): the case a native plain lane may serve in a few calls."""
     return (
         type(axis) is int
         and axis == -1
@@ -466,9 +491,12 @@ def _sparse(
 ):  # fmt: skip
     if from_logits and _is_plain(axis, ignore_index, class_weight, sample_weight,
                                  label_smoothing, where, reduction, eps, validate):  # fmt: skip
-        plain = _fast.plain_sparse(type(y_pred))
-        result = None if plain is None else plain(y_true, y_pred, reduction=reduction,
-                                                  with_grad=with_grad)  # fmt: skip
+        lanes = _fast.plain_lanes(type(y_pred))
+        result = (
+            None
+            if lanes is None
+            else lanes.plain_sparse(y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        )
         if result is not None:
             return result
     xp = namespace_of(

@@ -44,25 +44,26 @@ def native(xp):
 
 
 @functools.cache
-def _plain_sparse_for(array_type):
+def _plain_lanes_for(array_type):
     # Exact types only: subclasses (torch.nn.Parameter, np.matrix...) take the full path.
     name = f"{array_type.__module__}.{array_type.__qualname__}"
     if name == "numpy.ndarray":
-        from ._numpy import plain_sparse
+        from . import _numpy
 
-        return plain_sparse
+        return _numpy
     if name == "torch.Tensor":
-        from ._torch import plain_sparse
+        from . import _torch
 
-        return plain_sparse
+        return _torch
     return None
 
 
-def plain_sparse(array_type):
-    """``plain_sparse(labels, logits, reduction=, with_grad=)`` for arrays of ``array_type``:
-    the option-free sparse cross entropy from logits in few calls, returning ``None`` where its
-    quick checks do not all pass. ``None`` when there is none (or fast paths are disabled)."""
-    return _plain_sparse_for(array_type) if _ENABLED else None
+def plain_lanes(array_type):
+    """The backend module whose ``plain_sparse``, ``plain_soft`` and ``plain_binary`` serve an
+    option-free call on logits of ``array_type`` in few calls, each ``(y_true, logits, *,
+    reduction, with_grad)`` returning ``None`` where its quick checks do not all pass. ``None``
+    when there is none (or fast paths are disabled)."""
+    return _plain_lanes_for(array_type) if _ENABLED else None
 
 
 def kernel_runner(xp):

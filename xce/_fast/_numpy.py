@@ -21,6 +21,7 @@ What runs here:
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -211,12 +212,65 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     r = 1.0 / labels.size if reduction == "mean" else 1.0
     loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
                                    with_grad=with_grad, grad_scale=r)  # fmt: skip
-    # Σ ℓ, divided by N for the mean, as in the shared reduction
+    return _plain_reduction(loss, reduction), grad
+
+
+def _plain_reduction(loss, reduction):
+    """Σ ℓ, divided by the entry count for the mean, as in the shared reduction."""
     if reduction == "sum":
-        loss = np.add.reduce(loss, axis=None)
-    elif reduction == "mean":
-        loss = np.asarray(np.add.reduce(loss, axis=None) / x.dtype.type(labels.size))
-    return loss, grad
+        return np.add.reduce(loss, axis=None)
+    if reduction == "mean":
+        return np.asarray(np.add.reduce(loss, axis=None) / loss.dtype.type(loss.size))
+    return loss
+
+
+def _plain_targets(y, x):
+    """Whether float targets ``y`` for logits ``x`` fit a plain lane: same type, dtype and
+    shape, and every value in [0, 1] (NaN fails). Anything else takes the full path."""
+    return (
+        type(y) is np.ndarray
+        and x.dtype in _FLOATS
+        and y.dtype == x.dtype
+        and y.shape == x.shape
+        and x.ndim > 0
+        and x.size > 0
+        and x.flags.c_contiguous
+        and np.minimum.reduce(y, axis=None) >= 0
+        and np.maximum.reduce(y, axis=None) <= 1
+    )
+
+
+@functools.cache
+def _generic(name):
+    """The generic kernel ``name`` on NumPy, with every option at its default."""
+    from .. import _agnostic
+    from .._compat import array_namespace
+
+    options = {"smoothing": 0.0}
+    options["pos_weight" if name == "sigmoid_bce" else "class_weight"] = None
+    return functools.partial(getattr(_agnostic, name), array_namespace(np.empty(0)), **options)
+
+
+def plain_soft(y, x, *, reduction, with_grad):
+    """Soft targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+    if x.ndim == 0 or x.shape[-1] < 2 or not _plain_targets(y, x):
+        return None
+    r = x.shape[-1] / x.size if reduction == "mean" else 1.0
+    loss, grad = softmax_ce_soft(x, y, class_weight=None, smoothing=0.0,
+                                 generic=_generic("softmax_ce_soft"), with_grad=with_grad,
+                                 grad_scale=r)  # fmt: skip
+    return _plain_reduction(loss, reduction), grad
+
+
+def plain_binary(y, x, *, reduction, with_grad):
+    """Binary targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+    if not _plain_targets(y, x):
+        return None
+    r = 1.0 / x.size if reduction == "mean" else 1.0
+    loss, grad = sigmoid_bce(x, y, pos_weight=None, smoothing=0.0,
+                             generic=_generic("sigmoid_bce"), with_grad=with_grad,
+                             grad_scale=r)  # fmt: skip
+    return _plain_reduction(loss, reduction), grad
 
 
 def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None):

@@ -14,6 +14,8 @@ the CPU too; their docstrings say where they hand over to the generic kernel.
 
 from __future__ import annotations
 
+import functools
+
 
 def handles(x) -> bool:
     return x.ndim >= 1
@@ -73,6 +75,73 @@ def plain_sparse(labels, x, *, reduction, with_grad):
         return loss, grad
     total = loss.sum()
     return (total / n if reduction == "mean" else total), grad
+
+
+def _plain_targets(y, x):
+    """Whether float targets ``y`` for logits ``x`` fit a plain lane: CPU tensors of one dtype
+    and shape, no graph to record, every value in [0, 1] (NaN fails)."""
+    import torch
+
+    if (
+        type(y) is not torch.Tensor
+        or x.dtype not in (torch.float32, torch.float64)
+        or y.dtype != x.dtype
+        or y.shape != x.shape
+        or not x.is_cpu
+        or not y.is_cpu
+        or x.ndim == 0
+        or x.numel() == 0
+        or _recording(x, y)
+    ):
+        return False
+    lowest, highest = torch.aminmax(y)
+    return bool(lowest >= 0) and bool(highest <= 1)
+
+
+@functools.cache
+def _generic(name):
+    """The generic kernel ``name`` on torch, with every option at its default."""
+    import torch
+
+    from .. import _agnostic
+    from .._compat import array_namespace
+
+    options = {"smoothing": 0.0}
+    options["pos_weight" if name == "sigmoid_bce" else "class_weight"] = None
+    return functools.partial(getattr(_agnostic, name), array_namespace(torch.empty(0)), **options)
+
+
+def _plain_reduction(loss, reduction):
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total / loss.numel() if reduction == "mean" else total
+
+
+def plain_soft(y, x, *, reduction, with_grad):
+    """Soft targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+    if x.ndim == 0 or x.shape[-1] < 2 or not _plain_targets(y, x):
+        return None
+    import torch
+
+    r = torch.tensor(x.shape[-1] / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
+    loss, grad = softmax_ce_soft(x, y, class_weight=None, smoothing=0.0,
+                                 generic=_generic("softmax_ce_soft"), with_grad=with_grad,
+                                 grad_scale=r)  # fmt: skip
+    return _plain_reduction(loss, reduction), grad
+
+
+def plain_binary(y, x, *, reduction, with_grad):
+    """Binary targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+    if not _plain_targets(y, x):
+        return None
+    import torch
+
+    r = torch.tensor(1.0 / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
+    loss, grad = sigmoid_bce(x, y, pos_weight=None, smoothing=0.0,
+                             generic=_generic("sigmoid_bce"), with_grad=with_grad,
+                             grad_scale=r)  # fmt: skip
+    return _plain_reduction(loss, reduction), grad
 
 
 # Rows per chunk on the CPU: ~8 MiB of logits, so each chunk's log-softmax temporary stays in
