@@ -251,3 +251,17 @@ def test_large_plain_soft_and_binary_value_and_grad(xp, make, dtype, device, pro
     assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device,
                  rtol=1e-4 if dtype == xp.float32 else 1e-10,
                  atol=(1e-6 if dtype == xp.float32 else 1e-14) / divisor)  # fmt: skip
+
+
+@pytest.mark.parametrize("bad_value", [1.5, -0.25, np.nan])
+@pytest.mark.parametrize("loss_fn", [xce.categorical_cross_entropy, xce.binary_cross_entropy])
+def test_large_targets_outside_unit_interval_raise(xp, make, problem, loss_fn, bad_value):
+    """The plain lanes check the targets block by block inside the kernel; one bad value in
+    a middle block must still end in the full path's error, not a number."""
+    logits, _, _ = problem
+    logits = np.maximum(logits, -30.0)
+    targets = reference.softmax(logits)
+    targets[150, 20] = bad_value
+    for fn in (loss_fn, xce.value_and_grad(loss_fn)):
+        with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+            fn(make(targets), make(logits), from_logits=True)

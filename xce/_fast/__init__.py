@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import os
 
+from .. import _agnostic
 from .._agnostic import in_row_blocks
-from .._compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
+from .._compat import array_namespace, is_jax_namespace, is_numpy_namespace, is_torch_namespace
 
 DISABLE_ENV = "XCE_DISABLE_FAST_PATHS"
 
@@ -64,6 +65,27 @@ def plain_lanes(array_type):
     reduction, with_grad)`` returning ``None`` where its quick checks do not all pass. ``None``
     when there is none (or fast paths are disabled)."""
     return _plain_lanes_for(array_type) if _ENABLED else None
+
+
+@functools.cache
+def _generic(name, xp):
+    """The generic kernel ``name`` (soft targets or binary) with every option at its default."""
+    options = {"smoothing": 0.0, ("pos_weight" if name == "sigmoid_bce" else "class_weight"): None}
+    return functools.partial(getattr(_agnostic, name), xp, **options)
+
+
+def run_plain(kernel, x, y, *, reduction, with_grad, grad_scale, reduce):
+    """A plain lane's call of a native soft-target or binary ``kernel``, options at their
+    defaults and the targets checked block by block: ``None`` if they leave [0, 1] (the full
+    path then raises), else ``(reduce(loss, reduction), grad)``. Non-finite blocks go to the
+    generic kernel."""
+    generic = _generic(kernel.__name__, array_namespace(x))
+    # the native kernel takes the same default options as its generic twin
+    result = kernel(x, y, **generic.keywords, generic=generic, with_grad=with_grad,
+                    grad_scale=grad_scale, check_targets=True)  # fmt: skip
+    if result is None:
+        return None
+    return reduce(result[0], reduction), result[1]
 
 
 def kernel_runner(xp):

@@ -14,7 +14,7 @@ the CPU too; their docstrings say where they hand over to the generic kernel.
 
 from __future__ import annotations
 
-import functools
+from . import run_plain
 
 
 def handles(x) -> bool:
@@ -79,7 +79,8 @@ def plain_sparse(labels, x, *, reduction, with_grad):
 
 def _plain_targets(y, x):
     """Whether float targets ``y`` for logits ``x`` fit a plain lane: CPU tensors of one dtype
-    and shape, no graph to record, every value in [0, 1] (NaN fails)."""
+    and shape, no graph to record. The kernel checks their values chunk by chunk while they are
+    in cache; a chunk outside [0, 1] makes the lane return ``None`` (the full path raises)."""
     import torch
 
     if (
@@ -94,21 +95,14 @@ def _plain_targets(y, x):
         or _recording(x, y)
     ):
         return False
-    lowest, highest = torch.aminmax(y)
-    return bool(lowest >= 0) and bool(highest <= 1)
+    return True
 
 
-@functools.cache
-def _generic(name):
-    """The generic kernel ``name`` on torch, with every option at its default."""
+def _in_unit_interval(a):
     import torch
 
-    from .. import _agnostic
-    from .._compat import array_namespace
-
-    options = {"smoothing": 0.0}
-    options["pos_weight" if name == "sigmoid_bce" else "class_weight"] = None
-    return functools.partial(getattr(_agnostic, name), array_namespace(torch.empty(0)), **options)
+    lowest, highest = torch.aminmax(a)
+    return bool(lowest >= 0) and bool(highest <= 1)  # NaN fails
 
 
 def _plain_reduction(loss, reduction):
@@ -118,17 +112,28 @@ def _plain_reduction(loss, reduction):
     return total / loss.numel() if reduction == "mean" else total
 
 
+# Below this many elements a call's time is its torch calls (a few µs each), not arithmetic:
+# the plain lanes then take a short sequence of whole-array calls instead of the chunked kernels.
+_SMALL_ELEMENTS = 1 << 16
+
+
 def plain_soft(y, x, *, reduction, with_grad):
     """Soft targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
     if x.ndim == 0 or x.shape[-1] < 2 or not _plain_targets(y, x):
         return None
     import torch
 
+    if x.ndim == 2 and x.numel() <= _SMALL_ELEMENTS and not with_grad:
+        import torch.nn.functional as F
+
+        if not _in_unit_interval(y):
+            return None
+        value = F.cross_entropy(x, y, reduction=reduction)
+        # not finite: a -inf logit, where 0·log 0 is NaN there; the full path's rules decide
+        return (value, None) if bool(torch.isfinite(value).all()) else None
     r = torch.tensor(x.shape[-1] / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
-    loss, grad = softmax_ce_soft(x, y, class_weight=None, smoothing=0.0,
-                                 generic=_generic("softmax_ce_soft"), with_grad=with_grad,
-                                 grad_scale=r)  # fmt: skip
-    return _plain_reduction(loss, reduction), grad
+    return run_plain(softmax_ce_soft, x, y, reduction=reduction, with_grad=with_grad,
+                     grad_scale=r, reduce=_plain_reduction)  # fmt: skip
 
 
 def plain_binary(y, x, *, reduction, with_grad):
@@ -137,11 +142,25 @@ def plain_binary(y, x, *, reduction, with_grad):
         return None
     import torch
 
+    if x.numel() <= _SMALL_ELEMENTS:
+        if not _in_unit_interval(y):
+            return None
+        # (1-y)·softplus(x) + y·softplus(-x), softplus(x) = logaddexp(x, 0): both terms ≥ 0
+        # and each softplus exact, as in the kernel; a NaN from 0·inf sends it to the full path.
+        zero = torch.zeros((), dtype=x.dtype)
+        loss = (1 - y) * torch.logaddexp(x, zero) + y * torch.logaddexp(-x, zero)
+        value = _plain_reduction(loss, reduction)
+        if not bool(torch.isfinite(value).all()):
+            return None
+        grad = None
+        if with_grad:
+            grad = torch.sigmoid(x) - y
+            if reduction == "mean":
+                grad /= x.numel()
+        return value, grad
     r = torch.tensor(1.0 / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
-    loss, grad = sigmoid_bce(x, y, pos_weight=None, smoothing=0.0,
-                             generic=_generic("sigmoid_bce"), with_grad=with_grad,
-                             grad_scale=r)  # fmt: skip
-    return _plain_reduction(loss, reduction), grad
+    return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
+                     grad_scale=r, reduce=_plain_reduction)  # fmt: skip
 
 
 # Rows per chunk on the CPU: ~8 MiB of logits, so each chunk's log-softmax temporary stays in
@@ -274,7 +293,8 @@ def _generic_rows(generic, x, y, loss, grad, scale, lo, hi):
         grad[lo:hi] = block_grad
 
 
-def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, grad_scale=None):
+def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, grad_scale=None,
+                    check_targets=False):  # fmt: skip
     """ℓ = Σ_c w_c q_c (lse - x_c) from soft targets, on CPU tensors.
 
     ``F.cross_entropy`` with probability targets computes exactly this (-Σ w_c q_c log p_c,
@@ -283,6 +303,8 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     loss and, exponentiated into the array returned, the gradient Σwq·softmax - wq. Where its
     result is not finite (0·log 0 on a -inf logit with no target mass is NaN there, 0 here)
     the generic kernel redoes the rows. GPU tensors take the generic kernel (no host sync).
+    With ``check_targets`` (CPU chunks only) the result is ``None`` if a chunk's targets leave
+    [0, 1], checked while the chunk is in cache.
     """
     import torch
     import torch.nn.functional as F
@@ -303,6 +325,8 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     with torch.no_grad():
         for lo, hi in _chunks(flat_x):
             xb, yb = flat_x[lo:hi], flat_y[lo:hi]
+            if check_targets and not _in_unit_interval(yb):
+                return None
             if not with_grad:
                 chunk_loss = F.cross_entropy(xb, yb, **options)
             else:
@@ -327,13 +351,15 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
 
 
-def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None):
+def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None,
+                check_targets=False):  # fmt: skip
     """ℓ = (1-q)·max(x, 0) + a·q·max(-x, 0) + (1-q+a·q)·log1p(e^-|x|) on CPU tensors.
 
     The NumPy kernel's arithmetic, in place on chunk-sized buffers: three terms ≥ 0, so a
     confident right answer keeps its tiny loss (torch's own ``binary_cross_entropy_with_logits``,
     (1-q)·x - log σ(x), rounds it to 0). Under autograd, on GPUs, and for chunks whose result
-    is not finite (infinite logits) the generic kernel runs instead.
+    is not finite (infinite logits) the generic kernel runs instead. ``check_targets`` as in
+    :func:`softmax_ce_soft`.
     """
     import torch
 
@@ -351,6 +377,8 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     with torch.no_grad():
         for lo, hi in chunks:
             xb, yb, lb = flat_x[lo:hi], flat_y[lo:hi], loss[lo:hi]
+            if check_targets and not _in_unit_interval(yb):
+                return None
             pos, neg, term, q, aq, coefficient = (b[: hi - lo] for b in buffers)
             if smoothing:
                 torch.mul(yb, 1.0 - smoothing, out=q).add_(smoothing / 2)
