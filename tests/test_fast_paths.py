@@ -257,11 +257,12 @@ def test_large_plain_soft_and_binary_value_and_grad(xp, make, dtype, device, pro
 @pytest.mark.parametrize("loss_fn", [xce.categorical_cross_entropy, xce.binary_cross_entropy])
 def test_large_targets_outside_unit_interval_raise(xp, make, problem, loss_fn, bad_value):
     """The plain lanes check the targets block by block inside the kernel; one bad value in
-    a middle block must still end in the full path's error, not a number."""
+    a middle block must still end in the full path's error, not a number. ``validate=True``
+    reads the values on every backend (JAX and Dask skip the check by default)."""
     logits, _, _ = problem
     logits = np.maximum(logits, -30.0)
     targets = reference.softmax(logits)
     targets[150, 20] = bad_value
     for fn in (loss_fn, xce.value_and_grad(loss_fn)):
         with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
-            fn(make(targets), make(logits), from_logits=True)
+            fn(make(targets), make(logits), from_logits=True, validate=True)
