@@ -266,3 +266,25 @@ def test_large_targets_outside_unit_interval_raise(xp, make, problem, loss_fn, b
     for fn in (loss_fn, xce.value_and_grad(loss_fn)):
         with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
             fn(make(targets), make(logits), from_logits=True, validate=True)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_large_binary_total_with_infinite_logits(xp, make, dtype, device, problem, reduction):
+    """A reduced binary loss sums each block as it goes (no array of entries); a block with
+    infinite logits is summed from the generic kernel's entries (0 where y matches)."""
+    logits, _, _ = problem
+    logits = np.where(np.isinf(logits), -30.0, logits)
+    targets = (logits > 0.3).astype(np.float64)
+    logits[40, :2] = [np.inf, -np.inf]
+    targets[40, :2] = [1.0, 0.0]
+    expected = reference.binary_cross_entropy(
+        targets, logits, from_logits=True, reduction=reduction
+    )
+    got = xce.binary_cross_entropy(make(targets), make(logits), from_logits=True,
+                                   reduction=reduction)  # fmt: skip
+    value, _ = xce.value_and_grad(xce.binary_cross_entropy)(
+        make(targets), make(logits), from_logits=True, reduction=reduction
+    )
+    for result in (got, value):
+        assert_close(result, expected, xp=xp, dtype=dtype, device=device,
+                     rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip

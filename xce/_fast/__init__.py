@@ -74,15 +74,15 @@ def _generic(name, xp):
     return functools.partial(getattr(_agnostic, name), xp, **options)
 
 
-def run_plain(kernel, x, y, *, reduction, with_grad, grad_scale, reduce):
+def run_plain(kernel, x, y, *, reduction, with_grad, grad_scale, reduce, **options):
     """A plain lane's call of a native soft-target or binary ``kernel``, options at their
     defaults and the targets checked block by block: ``None`` if they leave [0, 1] (the full
     path then raises), else ``(reduce(loss, reduction), grad)``. Non-finite blocks go to the
-    generic kernel."""
+    generic kernel; ``options`` go to the kernel as they are."""
     generic = _generic(kernel.__name__, array_namespace(x))
     # the native kernel takes the same default options as its generic twin
     result = kernel(x, y, **generic.keywords, generic=generic, with_grad=with_grad,
-                    grad_scale=grad_scale, check_targets=True)  # fmt: skip
+                    grad_scale=grad_scale, check_targets=True, **options)  # fmt: skip
     if result is None:
         return None
     return reduce(result[0], reduction), result[1]

@@ -260,8 +260,16 @@ def plain_binary(y, x, *, reduction, with_grad):
     if not _plain_targets(y, x):
         return None
     r = 1.0 / x.size if reduction == "mean" else 1.0
+    if reduction == "none":
+        return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
+                         grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+
+    def from_total(total, reduction):  # as the shared reduction: Σ ℓ, or Σ ℓ / (N·C)
+        return total if reduction == "sum" else np.asarray(total / x.dtype.type(x.size))
+
+    # A total needs no (N, C) array of entries: the kernel sums each block as it goes.
     return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
-                     grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+                     grad_scale=r, reduce=from_total, summed=True)  # fmt: skip
 
 
 def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None):
@@ -316,9 +324,11 @@ def _generic_block(generic, x, y, loss, grad, scale, lo, hi):
         with_grad=grad is not None,
         grad_scale=None if r is None else np.asarray(r),
     )
-    loss[lo:hi] = block_loss
+    if loss is not None:
+        loss[lo:hi] = block_loss
     if grad is not None:
         grad[lo:hi] = block_grad
+    return block_loss
 
 
 def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, grad_scale=None,
@@ -383,7 +393,7 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
 
 
 def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None,
-                check_targets=False):  # fmt: skip
+                check_targets=False, summed=False):  # fmt: skip
     """ℓ = (1-q)·max(x, 0) + a·q·max(-x, 0) + (1-q+a·q)·log1p(e^-|x|), element-wise.
 
     q = (1-ε)·y + ε/2, a = ``pos_weight``. All three terms are ≥ 0, so nothing cancels: a
@@ -391,12 +401,14 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     gradient (1-q+a·q)·σ(x) - a·q takes σ = e^min(x,0) / (1 + e^-|x|), exact on both sides
     of 0, without ``np.where`` (whose branchy loop costs more than exp on random signs).
     Blocks with an infinite or NaN loss (infinite logits) go to ``generic``; ``check_targets``
-    as in :func:`softmax_ce_soft`.
+    as in :func:`softmax_ce_soft`. With ``summed`` the loss returned is the total Σ ℓ: each
+    block adds its own sum, and no (N, C) array of entries is allocated or written.
     """
     n_cols = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
     n_rows = flat_x.shape[0]
-    loss = np.empty_like(flat_x)
+    loss = None if summed else np.empty_like(flat_x)
+    block_sums = {}  # with summed: Σ ℓ per block, by its first row
     grad = np.empty_like(flat_x) if with_grad else None
     scale = _flat_scale(grad_scale, x.shape, flat_x.shape, x.dtype)
     a = pos_weight
@@ -413,11 +425,13 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
             fast_block(lo, hi)
 
     def fast_block(lo, hi):
-        xb, yb, lb = flat_x[lo:hi], flat_y[lo:hi], loss[lo:hi]
+        xb, yb = flat_x[lo:hi], flat_y[lo:hi]
         shape = xb.shape
 
         def scratch(slot):
             return _scratch_for(shape[0], n_cols, x.dtype, slot=slot)
+
+        lb = scratch(6) if summed else loss[lo:hi]
 
         q = yb  # the caller's y is never written
         if smoothing:
@@ -446,8 +460,12 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
             coefficient += 1  # 1 - q + a·q
             lb *= coefficient
         lb += term
-        if not np.isfinite(np.add.reduce(lb, axis=None)):
-            return _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+        block_sum = np.add.reduce(lb, axis=None)
+        if not np.isfinite(block_sum):
+            block_loss = _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+            block_sums[lo] = np.add.reduce(block_loss, axis=None)
+            return
+        block_sums[lo] = block_sum
         if with_grad:
             if a is not None:
                 gb *= coefficient
@@ -457,4 +475,7 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     spread(n_rows, rows_per_block(n_cols, x.itemsize, _SMALL_BLOCK_BYTES), flat_x.size, block)
     if outside:
         return None
-    return loss.reshape(x.shape), None if grad is None else grad.reshape(x.shape)
+    grad = None if grad is None else grad.reshape(x.shape)
+    if summed:  # the blocks' sums in row order, whatever order the threads finished in
+        return np.add.reduce(np.array([block_sums[lo] for lo in sorted(block_sums)])), grad
+    return loss.reshape(x.shape), grad

@@ -159,8 +159,16 @@ def plain_binary(y, x, *, reduction, with_grad):
                 grad /= x.numel()
         return value, grad
     r = torch.tensor(1.0 / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
+    if reduction == "none":
+        return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
+                         grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+
+    def from_total(total, reduction):  # as the shared reduction: Σ ℓ, or Σ ℓ / (N·C)
+        return total if reduction == "sum" else total / x.numel()
+
+    # A total needs no (N, C) array of entries: the kernel sums each chunk as it goes.
     return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
-                     grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+                     grad_scale=r, reduce=from_total, summed=True)  # fmt: skip
 
 
 # Rows per chunk on the CPU: ~8 MiB of logits, so each chunk's log-softmax temporary stays in
@@ -288,9 +296,11 @@ def _generic_rows(generic, x, y, loss, grad, scale, lo, hi):
     block_loss, block_grad = generic(
         x[lo:hi], y[lo:hi], with_grad=grad is not None, grad_scale=_rows_of(scale, lo, hi)
     )
-    loss[lo:hi] = block_loss
+    if loss is not None:
+        loss[lo:hi] = block_loss
     if grad is not None:
         grad[lo:hi] = block_grad
+    return block_loss
 
 
 def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, grad_scale=None,
@@ -352,34 +362,42 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
 
 
 def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None,
-                check_targets=False):  # fmt: skip
+                check_targets=False, summed=False):  # fmt: skip
     """ℓ = (1-q)·max(x, 0) + a·q·max(-x, 0) + (1-q+a·q)·log1p(e^-|x|) on CPU tensors.
 
     The NumPy kernel's arithmetic, in place on chunk-sized buffers: three terms ≥ 0, so a
     confident right answer keeps its tiny loss (torch's own ``binary_cross_entropy_with_logits``,
     (1-q)·x - log σ(x), rounds it to 0). Under autograd, on GPUs, and for chunks whose result
     is not finite (infinite logits) the generic kernel runs instead. ``check_targets`` as in
-    :func:`softmax_ce_soft`.
+    :func:`softmax_ce_soft`; ``summed`` returns Σ ℓ, summed chunk by chunk, with no array of
+    entries.
     """
     import torch
 
+    if summed and (x.numel() == 0 or not x.is_cpu or _recording(x, y, pos_weight)):
+        loss, grad = sigmoid_bce(x, y, pos_weight=pos_weight, smoothing=smoothing,
+                                 generic=generic, with_grad=with_grad, grad_scale=grad_scale,
+                                 check_targets=check_targets)  # fmt: skip
+        return loss.sum(), grad
     if x.numel() == 0 or not x.is_cpu or _recording(x, y, pos_weight):
         return generic(x, y, with_grad=with_grad, grad_scale=grad_scale)
     n_cols = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
-    loss = torch.empty_like(flat_x)
+    loss = None if summed else torch.empty_like(flat_x)
+    chunk_sums = []  # with summed: Σ ℓ per chunk, in row order
     grad = torch.empty_like(flat_x) if with_grad else None
     scale = _flat_scale(grad_scale, x.shape, flat_x.shape)
     a = pos_weight
     chunks = _chunks(flat_x, _ELEMENTWISE_CHUNK_BYTES)
     rows = chunks[0][1] - chunks[0][0]
-    buffers = [torch.empty((rows, n_cols), dtype=x.dtype) for _ in range(6)]
+    buffers = [torch.empty((rows, n_cols), dtype=x.dtype) for _ in range(7 if summed else 6)]
     with torch.no_grad():
         for lo, hi in chunks:
-            xb, yb, lb = flat_x[lo:hi], flat_y[lo:hi], loss[lo:hi]
+            xb, yb = flat_x[lo:hi], flat_y[lo:hi]
+            lb = buffers[6][: hi - lo] if summed else loss[lo:hi]
             if check_targets and not _in_unit_interval(yb):
                 return None
-            pos, neg, term, q, aq, coefficient = (b[: hi - lo] for b in buffers)
+            pos, neg, term, q, aq, coefficient = (b[: hi - lo] for b in buffers[:6])
             if smoothing:
                 torch.mul(yb, 1.0 - smoothing, out=q).add_(smoothing / 2)
             else:
@@ -401,12 +419,18 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
                 torch.sub(aq, q, out=coefficient).add_(1)  # 1 - q + a·q
                 lb.mul_(coefficient)
             lb.add_(term)
-            if not torch.isfinite(lb.sum()):
-                _generic_rows(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+            chunk_sum = lb.sum()
+            if not torch.isfinite(chunk_sum):
+                block_loss = _generic_rows(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+                chunk_sums.append(block_loss.sum())
                 continue
+            chunk_sums.append(chunk_sum)
             if with_grad:
                 if a is not None:
                     gb.mul_(coefficient)
                 gb.sub_(aq)
                 _scale_rows(gb, _rows_of(scale, lo, hi))
-    return loss.reshape(x.shape), None if grad is None else grad.reshape(x.shape)
+    grad = None if grad is None else grad.reshape(x.shape)
+    if summed:
+        return torch.stack(chunk_sums).sum(), grad
+    return loss.reshape(x.shape), grad
