@@ -225,11 +225,8 @@ def _binary(
             -1, None, None, sample_weight, label_smoothing, where, reduction, eps, validate
         )
     ):
-        lanes = _fast.plain_lanes(type(y_pred))
-        result = (
-            None
-            if lanes is None
-            else lanes.plain_binary(y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        result = _plain_lane(
+            "plain_binary", y_true, y_pred, reduction=reduction, with_grad=with_grad
         )
         if result is not None:
             return result
@@ -352,12 +349,7 @@ def _categorical(
 ):  # fmt: skip
     if from_logits and _is_plain(axis, None, class_weight, sample_weight, label_smoothing,
                                  where, reduction, eps, validate):  # fmt: skip
-        lanes = _fast.plain_lanes(type(y_pred))
-        result = (
-            None
-            if lanes is None
-            else lanes.plain_soft(y_true, y_pred, reduction=reduction, with_grad=with_grad)
-        )
+        result = _plain_lane("plain_soft", y_true, y_pred, reduction=reduction, with_grad=with_grad)
         if result is not None:
             return result
     xp = namespace_of(
@@ -465,6 +457,15 @@ def _index_dtype(xp, on_device):
         return xp.int64
 
 
+def _plain_lane(name, y_true, y_pred, *, reduction, with_grad):
+    """The backend's plain lane ``name`` for an option-free call: its result, or ``None``
+    (no lane for this array type, or its quick checks did not all pass)."""
+    lanes = _fast.plain_lanes(type(y_pred))
+    if lanes is None:
+        return None
+    return getattr(lanes, name)(y_true, y_pred, reduction=reduction, with_grad=with_grad)
+
+
 def _is_plain(axis, ignore_index, class_weight, sample_weight, label_smoothing, where,
               reduction, eps, validate):  # fmt: skip
     """Whether a call uses no option beyond the defaults (any reduction but
@@ -491,11 +492,8 @@ def _sparse(
 ):  # fmt: skip
     if from_logits and _is_plain(axis, ignore_index, class_weight, sample_weight,
                                  label_smoothing, where, reduction, eps, validate):  # fmt: skip
-        lanes = _fast.plain_lanes(type(y_pred))
-        result = (
-            None
-            if lanes is None
-            else lanes.plain_sparse(y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        result = _plain_lane(
+            "plain_sparse", y_true, y_pred, reduction=reduction, with_grad=with_grad
         )
         if result is not None:
             return result

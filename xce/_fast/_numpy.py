@@ -331,6 +331,24 @@ def _generic_block(generic, x, y, loss, grad, scale, lo, hi):
     return block_loss
 
 
+def _run_guarded(fast_block, flat_y, check_targets, step):
+    """Run ``fast_block(lo, hi)`` over row blocks of ``step`` rows on every thread, warnings
+    off (a block with a non-finite result is redone by the generic kernel). With
+    ``check_targets`` a block whose targets leave [0, 1] (or hold NaN) is skipped; returns
+    whether every block ran."""
+    outside = []
+
+    def block(lo, hi):
+        if check_targets and not _in_unit_interval(flat_y[lo:hi]):
+            outside.append(lo)
+            return
+        with np.errstate(all="ignore"):
+            fast_block(lo, hi)
+
+    spread(flat_y.shape[0], step, flat_y.size, block)
+    return not outside
+
+
 def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, grad_scale=None,
                     check_targets=False):  # fmt: skip
     """ℓ = Σ_c w_c q_c (lse - x_c), q = (1-ε)·y + ε/C, in row blocks shared among the threads.
@@ -348,15 +366,6 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     loss = np.empty(n_rows, dtype=x.dtype)
     grad = np.empty_like(flat_x) if with_grad else None
     scale = _flat_scale(grad_scale, x.shape[:-1], (n_rows,), x.dtype)
-
-    outside = []  # with check_targets: the blocks whose targets left [0, 1]
-
-    def block(lo, hi):
-        if check_targets and not _in_unit_interval(flat_y[lo:hi]):
-            outside.append(lo)
-            return
-        with np.errstate(all="ignore"):  # a non-finite block is redone by ``generic``
-            fast_block(lo, hi)
 
     def fast_block(lo, hi):
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
@@ -386,8 +395,9 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
             z -= wq
             _scale_rows(z, _rows_of(scale, lo, hi))
 
-    spread(n_rows, rows_per_block(n_classes, x.itemsize, _SMALL_BLOCK_BYTES), flat_x.size, block)
-    if outside:
+    if not _run_guarded(
+        fast_block, flat_y, check_targets, rows_per_block(n_classes, x.itemsize, _SMALL_BLOCK_BYTES)
+    ):
         return None
     return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
 
@@ -406,7 +416,6 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     """
     n_cols = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
-    n_rows = flat_x.shape[0]
     loss = None if summed else np.empty_like(flat_x)
     block_sums = {}  # with summed: Σ ℓ per block, by its first row
     grad = np.empty_like(flat_x) if with_grad else None
@@ -414,15 +423,6 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     a = pos_weight
     if a is not None and np.ndim(a) == 0:
         a = float(a)
-
-    outside = []  # with check_targets: the blocks whose targets left [0, 1]
-
-    def block(lo, hi):
-        if check_targets and not _in_unit_interval(flat_y[lo:hi]):
-            outside.append(lo)
-            return
-        with np.errstate(all="ignore"):  # a non-finite block is redone by ``generic``
-            fast_block(lo, hi)
 
     def fast_block(lo, hi):
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
@@ -472,8 +472,9 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
             gb -= aq
             _scale_rows(gb, _rows_of(scale, lo, hi))
 
-    spread(n_rows, rows_per_block(n_cols, x.itemsize, _SMALL_BLOCK_BYTES), flat_x.size, block)
-    if outside:
+    if not _run_guarded(
+        fast_block, flat_y, check_targets, rows_per_block(n_cols, x.itemsize, _SMALL_BLOCK_BYTES)
+    ):
         return None
     grad = None if grad is None else grad.reshape(x.shape)
     if summed:  # the blocks' sums in row order, whatever order the threads finished in

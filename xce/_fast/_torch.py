@@ -319,6 +319,9 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     import torch
     import torch.nn.functional as F
 
+    if check_targets and (not x.is_cpu or _recording(x, y, class_weight)):
+        if not _in_unit_interval(y):  # the chunks below check their own targets
+            return None
     if not x.is_cpu:
         return generic(x, y, with_grad=with_grad, grad_scale=grad_scale)
     n_classes = x.shape[-1]
@@ -374,13 +377,11 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     """
     import torch
 
-    if summed and (x.numel() == 0 or not x.is_cpu or _recording(x, y, pos_weight)):
-        loss, grad = sigmoid_bce(x, y, pos_weight=pos_weight, smoothing=smoothing,
-                                 generic=generic, with_grad=with_grad, grad_scale=grad_scale,
-                                 check_targets=check_targets)  # fmt: skip
-        return loss.sum(), grad
     if x.numel() == 0 or not x.is_cpu or _recording(x, y, pos_weight):
-        return generic(x, y, with_grad=with_grad, grad_scale=grad_scale)
+        if check_targets and x.numel() and not _in_unit_interval(y):
+            return None
+        loss, grad = generic(x, y, with_grad=with_grad, grad_scale=grad_scale)
+        return (loss.sum() if summed else loss), grad
     n_cols = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
     loss = None if summed else torch.empty_like(flat_x)
