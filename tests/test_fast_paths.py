@@ -28,6 +28,7 @@ N_ROWS, N_CLASSES = 257, 1031
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
     monkeypatch.setattr(xce._fast._numpy, "_BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(xce._fast._numpy, "_GRAD_BLOCK_BYTES", 64 * 1024)
     monkeypatch.setattr(xce._fast._numpy, "_PARALLEL_MIN_ELEMENTS", 1 << 14)
     monkeypatch.setattr(xce._agnostic._rows, "BLOCK_BYTES", 64 * 1024)
     monkeypatch.setattr(xce._fast._torch, "_CHUNK_BYTES", 64 * 1024)
@@ -71,22 +72,31 @@ def test_large_sparse_loss_matches_reference(
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("sample_weighted", [False, True], ids=["", "sample_weight"])
 def test_large_sparse_gradient_is_scaled_softmax_minus_target(
-    xp, make, dtype, device, problem, smoothing
+    xp, make, dtype, device, problem, smoothing, sample_weighted
 ):
     logits, labels, weights = problem
     logits = np.where(np.isinf(logits), -30.0, logits) if smoothing else logits
+    sample_weight = np.linspace(0.0, 2.0, N_ROWS) if sample_weighted else np.ones(N_ROWS)
+    options = {"sample_weight": make(sample_weight)} if sample_weighted else {}
     grad_fn = xce.value_and_grad(xce.sparse_categorical_cross_entropy)
-    _, grad = grad_fn(
+    loss, grad = grad_fn(
         make(labels, "int64"), make(logits), from_logits=True, class_weight=make(weights),
-        label_smoothing=smoothing,
+        label_smoothing=smoothing, **options,
     )  # fmt: skip
-    # Oracle: (Σ_c w_c q_c)·softmax - w ⊙ q per row, divided by Σ w[y] (the mean).
+    # Oracle: sᵢ·((Σ_c w_c q_c)·softmax - w ⊙ q) per row, divided by Σ sᵢ·w[yᵢ] (the mean).
     q = np.full((N_ROWS, N_CLASSES), smoothing / N_CLASSES)
     q[np.arange(N_ROWS), labels] += 1 - smoothing
     wq = weights * q
     expected = wq.sum(1, keepdims=True) * reference.softmax(logits) - wq
-    expected /= weights[labels].sum()
+    expected *= sample_weight[:, None] / (sample_weight * weights[labels]).sum()
+    expected_loss = reference.sparse_categorical_cross_entropy(
+        labels, logits, from_logits=True, class_weight=weights, label_smoothing=smoothing,
+        sample_weight=sample_weight,
+    )  # fmt: skip
+    assert_close(loss, expected_loss, xp=xp, dtype=dtype, device=device,
+                 rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip
     assert_close(grad, expected, xp=xp, dtype=dtype, device=device,
                  rtol=1e-4 if dtype == xp.float32 else 1e-10, atol=1e-9)  # fmt: skip
 

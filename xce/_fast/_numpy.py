@@ -36,6 +36,7 @@ _BLOCK_BYTES = int(os.environ.get("XCE_BLOCK_BYTES", 2 * 1024 * 1024))
 # The soft-target and binary kernels read two inputs and keep up to six block-sized buffers
 # live: with 512 KiB blocks these stay in L2, where their passes run 1.5-3× faster than from L3.
 _SMALL_BLOCK_BYTES = int(os.environ.get("XCE_SMALL_BLOCK_BYTES", 512 * 1024))
+_GRAD_BLOCK_BYTES = int(os.environ.get("XCE_GRAD_BLOCK_BYTES", 1024 * 1024))
 # Below this many logits a hand-off to the pool costs more than the second core saves.
 _PARALLEL_MIN_ELEMENTS = 1 << 18
 _THREADS = int(os.environ.get("XCE_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
@@ -47,6 +48,11 @@ _THREADS = int(os.environ.get("XCE_NUM_THREADS", 0)) or len(os.sched_getaffinity
 # exp reads each block straight from memory. Other blocks (offsets, infinities, NaN) are
 # shifted by each row's max.
 _UNSHIFTED_SUMS = (2e-9, 6.2e27)  # e^-20, e^64
+
+# The per-row terms are formed this many rows at a time, after the blocks: few calls, yet
+# temporaries of a few MB when N is large and C small.
+_FINISH_ROWS = 1 << 16
+_ROW_NUMBERS = np.arange(_FINISH_ROWS)
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -113,67 +119,10 @@ def _scratch_for(rows, n_classes, dtype, slot=0):
     return buffer[: rows * n_classes].reshape(rows, n_classes)
 
 
-def _row_sums(a):
+def _row_sums(a, out=None):
     # einsum's SIMD reduction is ~3× faster than add.reduce's scalar pairwise loop over a row;
     # its error (≈1e-6 relative at C = 256000 in float32) stays below torch's own logsumexp.
-    return np.einsum("ij->i", a)
-
-
-def _block(x, labels, loss, grad, scale, lo, hi, *, class_weight, smoothing):
-    """Loss (and gradient) of rows lo:hi, by ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ w_c·(lse - x_c).
-
-    Every quantity is formed relative to a per-row reference c, as lse - c = log(Σ e^(x - c))
-    and x_c - c, which keeps float32 exact at offsets of 1e8 (the generic code's shifted-logit
-    rule). Usually e = exp(x) needs no shift (see ``_UNSHIFTED_SUMS``), saving a pass, and
-    c = max(x_y, log Σe - 60) makes lse - x_y = log(Σe·e^-c) - (x_y - c) exact for the label
-    while Σe·e^-c stays finite. Otherwise each row is shifted by its max m (c = m). Written
-    with few NumPy calls: on small inputs their fixed cost, not the arithmetic, is the time.
-    """
-    n_classes = x.shape[1]
-    rows = np.arange(hi - lo)
-    xb, lb = x[lo:hi], labels[lo:hi]
-    x_y = xb[rows, lb]
-    e = grad[lo:hi] if grad is not None else _scratch_for(hi - lo, n_classes, x.dtype)
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow only sends rows below
-        np.exp(xb, out=e)
-        s = _row_sums(e)
-    smallest, largest = _UNSHIFTED_SUMS
-    # False for NaN and infinite sums too
-    if smallest <= np.minimum.reduce(s) and np.maximum.reduce(s) <= largest:
-        c = np.maximum(x_y, np.log(s) - 60)
-        log_s = np.log(s * np.exp(-c))  # lse - c: no rounding of a large lse to subtract
-        z_sum = _shifted_sums(xb, class_weight, c) if smoothing else None
-    else:
-        c = xb.max(axis=1)
-        c[~np.isfinite(c)] = 0  # an all -inf (or +inf) row is not shifted by an infinity
-        np.subtract(xb, c[:, None], out=e)
-        z_sum = _shifted_sums(e, class_weight, 0) if smoothing else None
-        np.exp(e, out=e)
-        s = _row_sums(e)
-        with np.errstate(divide="ignore"):  # log 0 = -inf for an all -inf row, as generically
-            log_s = np.log(s)
-    nll = log_s - (x_y - c)
-    w_y = None if class_weight is None else class_weight[lb]
-    if w_y is not None:
-        nll *= w_y
-    label_share = 1.0 - smoothing if w_y is None else (1.0 - smoothing) * w_y  # (1-ε)·w_y
-    mass = label_share  # Σ_c w_c q_c
-    if smoothing:
-        nll *= 1.0 - smoothing
-        uniform = smoothing / n_classes
-        total_weight = n_classes if class_weight is None else class_weight.sum()
-        nll += uniform * (total_weight * log_s - z_sum)
-        mass = mass + uniform * total_weight
-    loss[lo:hi] = nll
-    if grad is None:
-        return
-    per_row = isinstance(scale, np.ndarray)
-    r = scale[lo:hi] if per_row else 1.0 if scale is None else scale
-    e *= (mass * r / s)[:, None]  # softmax = e / s, whatever the shift
-    if smoothing:
-        r_col = r[:, None] if per_row else r
-        e -= uniform * r_col * (1.0 if class_weight is None else class_weight)
-    e[rows, lb] -= label_share * r
+    return np.einsum("ij->i", a, out=out)
 
 
 def _shifted_sums(a, class_weight, offset):
@@ -273,23 +222,142 @@ def plain_binary(y, x, *, reduction, with_grad):
 
 
 def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None):
+    """ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c), and its gradient, in two stages.
+
+    The threaded stage reads each row block once and makes two or three NumPy calls on it:
+    e = exp(x) (into the gradient's own rows with ``value_and_grad``), its row sums s, Σ w·x
+    for smoothing, and the gradient scaled in place while the block is in cache. Everything
+    per row (the label's logit, the logs, the weights, the label's share of the gradient) is
+    then formed for up to ``_FINISH_ROWS`` rows at once. Per-block calls on short vectors,
+    and the GIL hand-offs around them, cost 8-20% of the time when each block made them.
+
+    Every quantity is formed relative to a per-row reference c, as lse - c = log(Σ e^(x - c))
+    and x_c - c, which keeps float32 exact at offsets of 1e8 (the generic code's
+    shifted-logit rule). Unshifted, c = max(x_y, log s - 60) makes lse - x_y =
+    log(s·e^-c) - (x_y - c) exact for the label while s·e^-c stays finite. That is right for
+    every row whose s lies in ``_UNSHIFTED_SUMS``; a block holding any other row (offsets,
+    infinities, NaN) is redone shifted by each row's max (:func:`_shifted_block`).
+    """
     n_classes = x.shape[-1]
     flat_x = x.reshape(-1, n_classes)
     flat_labels = labels.reshape(-1)
     n_rows = flat_x.shape[0]
     loss = np.empty(n_rows, dtype=x.dtype)
     grad = np.empty_like(flat_x) if with_grad else None
-    scale = grad_scale  # None, a Python float, or one value per entry
-    if grad_scale is not None and not isinstance(grad_scale, float):
-        scale = np.broadcast_to(np.asarray(grad_scale, dtype=x.dtype), labels.shape).reshape(-1)
+    terms = _LabelTerms(flat_labels, class_weight, smoothing, n_classes,
+                        _flat_scale(grad_scale, labels.shape, (n_rows,), x.dtype))  # fmt: skip
+    s = np.empty(n_rows, dtype=x.dtype)
+    x_sum = np.empty(n_rows, dtype=x.dtype) if smoothing else None  # Σ_c w_c·x_c
 
     def block(lo, hi):
-        _block(flat_x, flat_labels, loss, grad, scale, lo, hi, class_weight=class_weight,
-               smoothing=smoothing)  # fmt: skip
+        xb = flat_x[lo:hi]
+        e = grad[lo:hi] if with_grad else _scratch_for(hi - lo, n_classes, x.dtype)
+        np.exp(xb, out=e)
+        _row_sums(e, out=s[lo:hi])
+        if smoothing:
+            x_sum[lo:hi] = _shifted_sums(xb, class_weight, 0)
+        if with_grad:
+            terms.scale_softmax(e, s[lo:hi], lo, hi)
 
-    spread(n_rows, rows_per_block(n_classes, x.itemsize), flat_x.size, block)
-    loss = loss.reshape(labels.shape)
-    return loss, None if grad is None else grad.reshape(x.shape)
+    def quiet_block(lo, hi):  # errstate is per thread
+        with np.errstate(all="ignore"):
+            block(lo, hi)
+
+    def finish(lo, hi):  # the per-row terms of rows lo:hi
+        rows, lb = _ROW_NUMBERS[: hi - lo], flat_labels[lo:hi]
+        x_y = flat_x[lo:hi][rows, lb]
+        s_rows = s[lo:hi]
+        c = np.maximum(x_y, np.log(s_rows) - 60)
+        log_s = np.log(s_rows * np.exp(-c))  # lse - c: no rounding of a large lse to subtract
+        z_sum = x_sum[lo:hi] - terms.total_weight * c if smoothing else None
+        loss[lo:hi] = terms.losses(log_s, x_y - c, z_sum, lo, hi)
+        if with_grad:
+            grad[lo:hi][rows, lb] -= terms.label_gradient(lo, hi)
+
+    step = rows_per_block(n_classes, x.itemsize, _GRAD_BLOCK_BYTES if with_grad else None)
+    # No warnings: rows that overflow or underflow are redone shifted, and whatever their
+    # first results were is overwritten. A single block runs here, under this errstate.
+    with np.errstate(all="ignore"):
+        spread(n_rows, step, flat_x.size, block if n_rows <= step else quiet_block)
+        for lo in range(0, n_rows, _FINISH_ROWS):  # bounded temporaries when N is huge
+            finish(lo, min(lo + _FINISH_ROWS, n_rows))
+
+    smallest, largest = _UNSHIFTED_SUMS
+    # False for NaN and infinite sums too
+    if n_rows and not (smallest <= s.min() and s.max() <= largest):
+        unshifted = (s >= smallest) & (s <= largest)
+        starts = np.unique(np.flatnonzero(~unshifted) // step) * step
+
+        def redo(first, last):
+            for lo in starts[first:last]:
+                _shifted_block(flat_x, flat_labels, loss, grad, terms, lo, min(lo + step, n_rows))
+
+        spread(len(starts), 1, len(starts) * step * n_classes, redo)
+    return loss.reshape(labels.shape), None if grad is None else grad.reshape(x.shape)
+
+
+class _LabelTerms:
+    """The per-row constants of the labels loss, known before any logit is read.
+
+    label_share = (1-ε)·w_y, the label's coefficient; mass = Σ_c w_c q_c = label_share +
+    (ε/C)·Σ_c w_c, the softmax's coefficient in the gradient; r, the gradient's scale
+    (``None``, one float, or one value per row). Each is one float or one value per row.
+    """
+
+    def __init__(self, labels, class_weight, smoothing, n_classes, scale):
+        self.class_weight, self.smoothing, self.scale = class_weight, smoothing, scale
+        w_y = None if class_weight is None else class_weight[labels]
+        self.label_share = 1.0 - smoothing if w_y is None else (1.0 - smoothing) * w_y
+        self.uniform = smoothing / n_classes
+        self.total_weight = n_classes if class_weight is None else class_weight.sum()
+        mass = self.label_share
+        if smoothing:
+            mass = mass + self.uniform * self.total_weight
+        self.mass_r = mass if scale is None else mass * scale
+
+    def losses(self, log_s, x_y_c, z_sum, lo, hi):
+        """ℓ of rows lo:hi from lse - c, x_y - c and Σ_c w_c·(x_c - c)."""
+        nll = log_s - x_y_c
+        share = _rows_of(self.label_share, lo, hi)
+        if not (isinstance(share, float) and share == 1.0):
+            nll *= share
+        if self.smoothing:
+            nll += self.uniform * (self.total_weight * log_s - z_sum)
+        return nll
+
+    def scale_softmax(self, e, s, lo, hi):
+        """e ← r·(mass·e/s - (ε/C)·w): the gradient but for the label's share."""
+        e *= (_rows_of(self.mass_r, lo, hi) / s)[:, None]  # softmax = e / s, whatever the shift
+        if self.smoothing:
+            r = _rows_of(self.scale, lo, hi)
+            r = 1.0 if r is None else r if isinstance(r, float) else r[:, None]
+            e -= self.uniform * r * (1.0 if self.class_weight is None else self.class_weight)
+
+    def label_gradient(self, lo, hi):
+        """r·(1-ε)·w_y, subtracted at each row's label."""
+        r = _rows_of(self.scale, lo, hi)
+        share = _rows_of(self.label_share, lo, hi)
+        return share if r is None else share * r
+
+
+def _shifted_block(x, labels, loss, grad, terms, lo, hi):
+    """Rows lo:hi of :func:`softmax_ce_labels`, each shifted by its max first (c = m)."""
+    xb, lb = x[lo:hi], labels[lo:hi]
+    rows = np.arange(hi - lo)
+    e = grad[lo:hi] if grad is not None else _scratch_for(hi - lo, x.shape[1], x.dtype)
+    c = xb.max(axis=1)
+    c[~np.isfinite(c)] = 0  # an all -inf (or +inf) row is not shifted by an infinity
+    np.subtract(xb, c[:, None], out=e)
+    x_y_c = e[rows, lb]
+    z_sum = _shifted_sums(e, terms.class_weight, 0) if terms.smoothing else None
+    np.exp(e, out=e)
+    s = _row_sums(e)
+    with np.errstate(divide="ignore"):  # log 0 = -inf for an all -inf row, as generically
+        log_s = np.log(s)
+    loss[lo:hi] = terms.losses(log_s, x_y_c, z_sum, lo, hi)
+    if grad is not None:
+        terms.scale_softmax(e, s, lo, hi)
+        e[rows, lb] -= terms.label_gradient(lo, hi)
 
 
 def _flat_scale(grad_scale, shape, flat_shape, dtype):
