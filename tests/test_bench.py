@@ -1,0 +1,97 @@
+"""The benchmark (``xce bench``): what it times is right, its floors, and a run end to end.
+
+A benchmark that times a wrong implementation compares nothing, so every implementation the
+environment has is checked against the float64 reference on each operation it times.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import reference
+from xce import _bench
+
+
+def _as_float64(value):
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().cpu()
+    return np.asarray(value, dtype=np.float64)
+
+
+@pytest.mark.parametrize("operation", _bench.OPERATIONS)
+def test_every_available_implementation_computes_the_reference_loss(operation):
+    # float32, the benchmark's main dtype (JAX computes in it by default); the oracle is the
+    # float64 reference on the same float32 values.
+    logits, labels = _bench._data(16, 7, "float32", seed=3)
+    onehot = np.eye(7)[labels]
+    expected = {
+        "sparse": reference.sparse_categorical_cross_entropy(labels, logits, from_logits=True),
+        "sparse+grad": reference.sparse_categorical_cross_entropy(labels, logits, from_logits=True),
+        "soft": reference.categorical_cross_entropy(
+            _bench._soft_targets(logits), logits, from_logits=True
+        ),
+        "binary": reference.binary_cross_entropy(
+            _bench._binary_targets(logits), logits, from_logits=True
+        ),
+    }[operation]
+    implementations = _bench._available(_bench.IMPLEMENTATIONS)
+    assert "xce numpy" in implementations and "numpy plain" in implementations
+    for name, build in implementations.items():
+        result = build(operation, logits, labels)()
+        loss = result[0] if operation == "sparse+grad" else result
+        np.testing.assert_allclose(_as_float64(loss), expected, rtol=2e-6, err_msg=name)
+        if operation == "sparse+grad":
+            grad = (reference.softmax(logits) - onehot) / len(labels)
+            np.testing.assert_allclose(_as_float64(result[1]), grad, rtol=1e-5, atol=1e-9,
+                                       err_msg=name)  # fmt: skip
+
+
+def test_floor_is_the_slower_of_memory_traffic_and_exponentials():
+    floors = {"read_bandwidth": 20e9, "exp_per_second": 3e9}
+    # 4096·32000 float32 logits: 524.288 MB read at 20 GB/s = 26.2 ms; 131.072 M exp at 3·10⁹/s
+    # = 43.7 ms, so exp sets the forward's floor. With the gradient's 524 MB write, memory
+    # traffic sets it: 2·524.288 MB / 20 GB/s = 52.4 ms.
+    assert _bench.floor_seconds("sparse", 4096, 32000, 4, floors) == pytest.approx(0.043690667)
+    assert _bench.floor_seconds("sparse+grad", 4096, 32000, 4, floors) == pytest.approx(0.0524288)
+    # Soft targets read two float64 arrays: 2·1.048576 GB / 20 GB/s = 104.9 ms > 43.7 ms.
+    assert _bench.floor_seconds("soft", 4096, 32000, 8, floors) == pytest.approx(0.1048576)
+
+
+def test_best_floors_keep_the_fastest_measurement_and_the_range():
+    measured = [
+        {"threads": 2, "read_bandwidth": 18e9, "exp_per_second": 1.7e9},
+        {"threads": 2, "read_bandwidth": 21e9, "exp_per_second": 2.9e9},
+        {"threads": 2, "read_bandwidth": 19e9, "exp_per_second": 2.4e9},
+    ]
+    best = _bench._best_floors(measured)
+    assert best["read_bandwidth"] == 21e9
+    assert best["exp_per_second"] == 2.9e9
+    assert best["exp_per_second_range"] == (1.7e9, 2.9e9)
+    assert "best of 3 measurements (exp 1.70-2.90" in _bench.machine_description(best)
+
+
+def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
+    out = tmp_path / "bench.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "xce", "bench", "--sizes", "8x10", "--operations", "sparse",
+         "sparse+grad", "--implementations", "xce numpy", "numpy plain", "--allocators",
+         "default", "--no-memory", "--csv", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Machine: ")
+    assert "| default | float32 | 8 × 10 | sparse+grad | xce numpy |" in done.stdout
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["operation"], r["implementation"]) for r in rows} == {
+        (op, name) for op in ("sparse", "sparse+grad") for name in ("xce numpy", "numpy plain")
+    }
+    for row in rows:
+        seconds, floor = float(row["seconds"]), float(row["floor_seconds"])
+        assert 0 < floor < seconds < 1
+        assert float(row["times_floor"]) == pytest.approx(seconds / floor)
