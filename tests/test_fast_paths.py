@@ -298,3 +298,23 @@ def test_large_binary_total_with_infinite_logits(xp, make, dtype, device, proble
     for result in (got, value):
         assert_close(result, expected, xp=xp, dtype=dtype, device=device,
                      rtol=1e-5 if dtype == xp.float32 else 1e-11)  # fmt: skip
+
+
+def test_numpy_exp_outputs_are_placed_clear_of_their_input():
+    """exp(x, out=o) from memory ran 3.5× slower on the project machine with o 16-128 bytes
+    past x modulo 1 MiB (glibc's heap puts one array 16 bytes after another). The NumPy kernel
+    places the gradient and the scratch blocks that exp writes from x at least 512 bytes past
+    x modulo 4 KiB, or exactly on it. Checked for x at every 16-byte offset in a page."""
+    from xce._fast import _numpy as fast
+
+    raw = np.empty(64 * 1000 + 1024, dtype=np.float32)
+    for offset in range(0, 4096, 16):
+        x = raw[offset // 4 : offset // 4 + 64 * 1000].reshape(64, 1000)
+        x_address = x.ctypes.data
+        out = fast._empty_clear_of(x)
+        scratch = fast._scratch_for(16, 1000, np.float32, slot=7, clear_of=x_address)
+        for buffer in (out, scratch):
+            gap = (buffer.ctypes.data - x_address) % 4096
+            assert gap == 0 or gap >= 512, (offset, gap)
+            assert buffer.flags.c_contiguous and buffer.dtype == x.dtype
+        assert out.shape == x.shape and scratch.shape == (16, 1000)
