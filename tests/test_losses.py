@@ -752,3 +752,51 @@ def test_binary_infinite_logits_with_matching_targets(env):
     x = np.array([np.inf, -np.inf, 2.0, -3.0])
     res = env.run("binary", y, x, {"from_logits": True, "pos_weight": PW})
     assert res["none"][0] == 0.0 and res["none"][1] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Reduced values are 0-d arrays of the caller's array type
+# ---------------------------------------------------------------------------------------------
+
+ALL_LOSSES = {
+    **LOSSES,
+    "binary_focal": (xce.binary_focal_cross_entropy, ref.binary_focal_cross_entropy),
+    "categorical_focal": (
+        xce.categorical_focal_cross_entropy,
+        ref.categorical_focal_cross_entropy,
+    ),
+    "poly1": (xce.poly1_cross_entropy, ref.poly1_cross_entropy),
+}
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "sample_weight"])
+def test_reductions_are_0d_arrays_of_the_callers_type(xp, make, dtype, device, name, weighted):
+    """The "sum", "mean" and both "sum_and_count" values are 0-d arrays of the input's type,
+    with and without the gradient: NumPy's own sum returns a scalar, and the sum of a NumPy
+    loss was one while its mean was a 0-d array."""
+    fn, ref_fn = ALL_LOSSES[name]
+    logits = _logits(3, (6, 4))
+    targets = _labels(4, (6,), 4) if name == "sparse" else _probs(4, (6, 4))
+    if name.startswith("binary"):
+        targets = (targets > 0.25).astype(np.float64)
+    x = make(logits)
+    y = make(targets, "int64") if name == "sparse" else make(targets)
+    options = {"from_logits": True}
+    if weighted:
+        options["sample_weight"] = np.linspace(0.5, 1.5, 6)
+    for reduction in ("sum", "mean", "sum_and_count"):
+        call = {**options, "reduction": reduction}
+        expected = ref_fn(targets, logits, **call)
+        if weighted:
+            call["sample_weight"] = make(options["sample_weight"])
+        value = fn(y, x, **call)
+        with_grad, _ = xce.value_and_grad(fn)(y, x, **call)
+        for result in (value, with_grad):
+            parts = result if reduction == "sum_and_count" else (result,)
+            for part in parts:
+                assert type(part) is type(x), (reduction, type(part))
+                assert part.shape == ()
+            wanted = expected if reduction == "sum_and_count" else (expected,)
+            for part, value in zip(parts, wanted, strict=True):
+                assert_close(part, value, xp=xp, dtype=dtype, device=device)

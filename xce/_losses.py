@@ -64,7 +64,8 @@ _COMMON_DOC = """
     -------
     loss : array or tuple of two arrays
         Same namespace and device as ``y_pred``, in ``y_pred``'s dtype (float16 and bfloat16
-        inputs are computed in float32). A scalar, or shape ``S`` for ``reduction="none"``.
+        inputs are computed in float32). A 0-d array (also on NumPy, whose own sums return
+        scalars), or shape ``S`` for ``reduction="none"``.
 """
 
 

@@ -33,7 +33,15 @@ def count(xp, batch_shape, dtype, on_device, *, weight, valid, omega):
         per_entry = xp.ones(batch_shape, dtype=dtype, device=on_device)
     elif omega is not None and weight is not None:
         per_entry = omega * weight
-    return xp.sum(_masked(xp, per_entry, valid))
+    per_entry = _masked(xp, per_entry, valid)
+    return _as_array(xp, xp.sum(per_entry), like=per_entry)
+
+
+def _as_array(xp, value, *, like):
+    """A reduction's result as the 0-d array the standard asks for, which NumPy's sum is not
+    (it returns a scalar, where a mean returns a 0-d array). Arrays pass through untouched:
+    ``torch.asarray`` would warn on a tensor that requires grad."""
+    return value if type(value) is type(like) else xp.asarray(value)
 
 
 def gradient_scale(xp, total_count, *, weight, reduction):
@@ -53,7 +61,7 @@ def reduce_loss(xp, loss, *, weight, valid, bad, reduction, total_count):
         weighted = xp.where(bad, xp.full_like(weighted, math.nan), weighted)
     if reduction == "none":
         return weighted
-    total = xp.sum(weighted)
+    total = _as_array(xp, xp.sum(weighted), like=weighted)
     if reduction == "sum":
         return total
     if reduction == "sum_and_count":

@@ -200,8 +200,8 @@ def plain_sparse(labels, x, *, reduction, with_grad):
 
 def _plain_reduction(loss, reduction):
     """Σ ℓ, divided by the entry count for the mean, as in the shared reduction."""
-    if reduction == "sum":
-        return np.add.reduce(loss, axis=None)
+    if reduction == "sum":  # a 0-d array, as from every other path (not a NumPy scalar)
+        return np.asarray(np.add.reduce(loss, axis=None))
     if reduction == "mean":
         return np.asarray(np.add.reduce(loss, axis=None) / loss.dtype.type(loss.size))
     return loss
@@ -246,7 +246,7 @@ def plain_binary(y, x, *, reduction, with_grad):
                          grad_scale=r, reduce=_plain_reduction)  # fmt: skip
 
     def from_total(total, reduction):  # as the shared reduction: Σ ℓ, or Σ ℓ / (N·C)
-        return total if reduction == "sum" else np.asarray(total / x.dtype.type(x.size))
+        return np.asarray(total if reduction == "sum" else total / x.dtype.type(x.size))
 
     # A total needs no (N, C) array of entries: the kernel sums each block as it goes.
     return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
