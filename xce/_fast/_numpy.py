@@ -63,6 +63,9 @@ _FINISH_ROWS = 1 << 16
 _ALIAS_BYTES = 4096
 _ALIAS_WINDOW = 512
 _ALIAS_SHIFT = 1024
+# Only data read from memory stalls; below this the check (an address lookup costs 2 µs) is
+# skipped.
+_ALIAS_MIN_BYTES = 1 << 20
 _ROW_NUMBERS = np.arange(_FINISH_ROWS)
 
 _pool = None
@@ -125,13 +128,15 @@ def _scratch_for(rows, n_classes, dtype, slot=0, clear_of=None):
     of the block ``exp`` reads into it), placed clear of that block (see ``_ALIAS_BYTES``)."""
     name = f"buffer{slot}"
     size = rows * n_classes
-    pad = _ALIAS_SHIFT // np.dtype(dtype).itemsize
     buffer, address = getattr(_scratch, name, (None, 0))
-    if buffer is None or buffer.dtype != dtype or buffer.size < size + pad:
-        buffer = np.empty(size + pad, dtype=dtype)
+    if buffer is None or buffer.dtype != dtype or buffer.size < size + _ALIAS_SHIFT // 4:
+        # room to start _ALIAS_SHIFT bytes in (4 bytes being the smallest itemsize here)
+        buffer = np.empty(size + _ALIAS_SHIFT // 4, dtype=dtype)
         address = buffer.ctypes.data
         setattr(_scratch, name, (buffer, address))
-    start = pad if clear_of is not None and _too_close(address, clear_of) else 0
+    start = 0
+    if clear_of is not None and _too_close(address, clear_of):
+        start = _ALIAS_SHIFT // buffer.itemsize
     return buffer[start : start + size].reshape(rows, n_classes)
 
 
@@ -142,7 +147,7 @@ def _too_close(out_address, in_address):
 def _empty_clear_of(x):
     """``np.empty_like(x)`` (C-contiguous) for ``exp(x, out=...)``, placed clear of ``x``."""
     out = np.empty_like(x)
-    if not _too_close(out.ctypes.data, x.ctypes.data):
+    if x.nbytes < _ALIAS_MIN_BYTES or not _too_close(out.ctypes.data, x.ctypes.data):
         return out
     del out
     pad = _ALIAS_SHIFT // x.itemsize
@@ -281,14 +286,16 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     s = np.empty(n_rows, dtype=x.dtype)
     x_sum = np.empty(n_rows, dtype=x.dtype) if smoothing else None  # Σ_c w_c·x_c
 
-    x_address, row_bytes = flat_x.ctypes.data, n_classes * x.itemsize
+    x_address = flat_x.ctypes.data if flat_x.nbytes >= _ALIAS_MIN_BYTES else None
+    row_bytes = n_classes * x.itemsize
 
     def block(lo, hi):
         xb = flat_x[lo:hi]
         if with_grad:
             e = grad[lo:hi]
         else:
-            e = _scratch_for(hi - lo, n_classes, x.dtype, clear_of=x_address + lo * row_bytes)
+            clear_of = None if x_address is None else x_address + lo * row_bytes
+            e = _scratch_for(hi - lo, n_classes, x.dtype, clear_of=clear_of)
         np.exp(xb, out=e)
         _row_sums(e, out=s[lo:hi])
         if smoothing:
@@ -321,7 +328,7 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
 
     smallest, largest = _UNSHIFTED_SUMS
     # False for NaN and infinite sums too
-    if n_rows and not (smallest <= s.min() and s.max() <= largest):
+    if n_rows and not (smallest <= np.minimum.reduce(s) and np.maximum.reduce(s) <= largest):
         unshifted = (s >= smallest) & (s <= largest)
         starts = np.unique(np.flatnonzero(~unshifted) // step) * step
 
@@ -529,14 +536,15 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     if a is not None and np.ndim(a) == 0:
         a = float(a)
 
-    x_address, row_bytes = flat_x.ctypes.data, n_cols * x.itemsize
+    x_address = flat_x.ctypes.data if flat_x.nbytes >= _ALIAS_MIN_BYTES else None
+    row_bytes = n_cols * x.itemsize
 
     def fast_block(lo, hi):
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
         shape = xb.shape
 
         def scratch(slot, clear_of_x=False):
-            clear_of = x_address + lo * row_bytes if clear_of_x else None
+            clear_of = x_address + lo * row_bytes if clear_of_x and x_address else None
             return _scratch_for(shape[0], n_cols, x.dtype, slot=slot, clear_of=clear_of)
 
         lb = scratch(6) if summed else loss[lo:hi]
