@@ -2,7 +2,8 @@
 
 The rest of the suite uses tiny arrays, which a blocked, threaded kernel handles in one block on
 one thread. Here (257, 1031) logits (265 k values) with the block size cut to 64 KiB take the
-NumPy path through many row blocks on every core, with a ragged last block, CPU torch through
+NumPy path through many row blocks on every core, with a ragged last block (and the sparse
+kernel's per-row terms through chunks of 50 rows), CPU torch through
 its row chunks, and the generic path through its row blocks on the other eager backends. Some
 rows sit far from 0 and one label logit far below its row, so the NumPy kernel exponentiates
 some blocks as they are and shifts others by each row's max. Calls without options take the
@@ -29,6 +30,7 @@ N_ROWS, N_CLASSES = 257, 1031
 def small_blocks(monkeypatch):
     monkeypatch.setattr(xce._fast._numpy, "_BLOCK_BYTES", 64 * 1024)
     monkeypatch.setattr(xce._fast._numpy, "_GRAD_BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(xce._fast._numpy, "_FINISH_ROWS", 50)  # per-row terms in 6 chunks
     monkeypatch.setattr(xce._fast._numpy, "_PARALLEL_MIN_ELEMENTS", 1 << 14)
     monkeypatch.setattr(xce._agnostic._rows, "BLOCK_BYTES", 64 * 1024)
     monkeypatch.setattr(xce._fast._torch, "_CHUNK_BYTES", 64 * 1024)
