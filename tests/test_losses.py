@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import reference as ref
 from helpers import assert_close, dtype_name, to_numpy
+from test_focal import LOSSES as FOCAL_LOSSES
 
 import xce
 
@@ -758,15 +759,7 @@ def test_binary_infinite_logits_with_matching_targets(env):
 # Reduced values are 0-d arrays of the caller's array type
 # ---------------------------------------------------------------------------------------------
 
-ALL_LOSSES = {
-    **LOSSES,
-    "binary_focal": (xce.binary_focal_cross_entropy, ref.binary_focal_cross_entropy),
-    "categorical_focal": (
-        xce.categorical_focal_cross_entropy,
-        ref.categorical_focal_cross_entropy,
-    ),
-    "poly1": (xce.poly1_cross_entropy, ref.poly1_cross_entropy),
-}
+ALL_LOSSES = {**LOSSES, **FOCAL_LOSSES}
 
 
 @pytest.mark.parametrize("name", ALL_LOSSES)
