@@ -7,6 +7,7 @@ environment has is checked against the float64 reference on each operation it ti
 from __future__ import annotations
 
 import csv
+import statistics
 import subprocess
 import sys
 
@@ -73,6 +74,48 @@ def test_best_floors_keep_the_fastest_measurement_and_the_range():
     assert best["exp_per_second"] == 2.9e9
     assert best["exp_per_second_range"] == (1.7e9, 2.9e9)
     assert "best of 3 measurements (exp 1.70-2.90" in _bench.machine_description(best)
+
+
+class _SharedMachine:
+    """A fake clock whose calls cost a fixed time each, three times as much during a slow
+    spell, as on a shared virtual machine."""
+
+    def __init__(self, slow_from, slow_until):
+        self.now, self.slow = 0.0, (slow_from, slow_until)
+        self.calls = []
+
+    def clock(self):
+        return self.now
+
+    def function(self, name, seconds):
+        def call():
+            self.calls.append(name)
+            slow = self.slow[0] <= self.now < self.slow[1]
+            self.now += seconds * (3 if slow else 1)
+
+        return call
+
+
+def test_interleaved_rounds_rotate_batch_fast_calls_and_pair_the_ratios():
+    machine = _SharedMachine(slow_from=0.05, slow_until=0.09)  # about rounds 7 to 11 of 20
+    costs = {"reference": 4e-3, "half": 2e-3, "tiny": 1e-5}
+    fns = {name: machine.function(name, cost) for name, cost in costs.items()}
+    times = _bench._interleaved_times(fns, min_time=0.0, min_rounds=20, max_rounds=20,
+                                      batch_time=2e-3, clock=machine.clock)  # fmt: skip
+    assert {name: len(t) for name, t in times.items()} == {name: 20 for name in costs}
+    # Warm-up and calibration: two calls each. Then rounds of 1, 1 and 2e-3/1e-5 = 200 calls.
+    rounds = machine.calls[6:]
+    assert len(rounds) == 20 * (1 + 1 + 200)
+    firsts = [rounds[i * 202] for i in range(3)]
+    assert firsts == ["reference", "half", "tiny"]  # each round starts one further on
+    # Outside the slow spell each call is timed at its cost (the tiny one per call of a batch).
+    for name, cost in costs.items():
+        assert statistics.median(times[name]) == pytest.approx(cost)
+        assert min(times[name]) == pytest.approx(cost)
+        assert max(times[name]) == pytest.approx(3 * cost)  # some rounds fell in the spell
+    # Paired by round, the ratio is exact although the spell slowed whole rounds.
+    assert _bench._paired_ratio(times["reference"], times["half"]) == pytest.approx(2.0)
+    assert _bench._paired_ratio(times["reference"], times["tiny"]) == pytest.approx(400.0)
 
 
 def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):

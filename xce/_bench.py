@@ -4,7 +4,10 @@
 and size, once per glibc allocator setting, each setting in its own worker process (the
 allocator reads its settings at start-up), and prints one table with the measured floors:
 
-- time: the median of repeated calls after a warm-up call;
+- time: the median per call over rounds in which every implementation runs once in turn (in
+  a rotating order, after a warm-up call; fast calls in batches of ~2 ms); "vs torch" is the
+  median over the same rounds of torch's time over each implementation's, so a slow moment
+  of a shared machine slows both sides of a ratio instead of whichever ran then;
 - peak extra memory: the high-water mark of the resident set during one call, over the
   inputs, measured in a fresh process per implementation at the headline size;
 - floors, measured in the same run: the logits' bytes over the memory read bandwidth (every
@@ -195,6 +198,7 @@ def _jax_jit():
     return build
 
 
+REFERENCE = "torch F.cross_entropy"  # the "vs torch" column's reference
 IMPLEMENTATIONS = {
     "xce numpy": _xce_numpy,
     "xce torch": _xce_torch,
@@ -226,6 +230,45 @@ def _median_seconds(fn, *, min_time=0.5, min_runs=5, max_runs=50):
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _interleaved_times(fns, *, min_time=0.5, min_rounds=5, max_rounds=50, batch_time=0.002,
+                       clock=time.perf_counter):  # fmt: skip
+    """Per-call seconds of each function in ``fns`` (name → callable), round by round.
+
+    Each round calls every function once in turn, the order rotating from round to round, so
+    a slow moment of a shared machine (they last seconds) falls on every implementation of a
+    round alike instead of on whichever was being timed then. A function faster than
+    ``batch_time`` is called in batches of about that length, its time per call being the
+    batch's over its size. Rounds go on until each function has had about ``min_time``
+    seconds and there are ``min_rounds`` of them, or ``max_rounds``.
+    """
+    names = list(fns)
+    batch = {}
+    for name in names:
+        fns[name]()  # warm-up: first-call costs (JIT, thread pools, page faults) stay out
+        t0 = clock()
+        fns[name]()
+        batch[name] = max(1, min(10_000, round(batch_time / max(clock() - t0, 1e-9))))
+    times = {name: [] for name in names}
+    start = clock()
+    for round_number in range(max_rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, calls = fns[name], batch[name]
+            t0 = clock()
+            for _ in range(calls):
+                fn()
+            times[name].append((clock() - t0) / calls)
+        if round_number + 1 >= min_rounds and clock() - start >= min_time * len(names):
+            break
+    return times
+
+
+def _paired_ratio(reference, times):
+    """The median over rounds of reference time / time: how many times faster than the
+    reference, each round compared with itself."""
+    return statistics.median(r / t for r, t in zip(reference, times, strict=True))
 
 
 def _peak_rss_bytes():
@@ -284,7 +327,9 @@ def floor_seconds(op, n, c, itemsize, floors):
 
 
 def _worker(spec):
-    """Time every case of ``spec`` in this process and print one JSON line per case."""
+    """Time every case of ``spec`` in this process and print one JSON line per case and
+    implementation: the median time per call, and the ratio to torch's F.cross_entropy from
+    the same rounds."""
     import numpy as np
 
     builders = _available(spec["implementations"])
@@ -292,12 +337,15 @@ def _worker(spec):
         for n, c in spec["sizes"]:
             logits, labels = _data(n, c, getattr(np, dtype_name))
             for op in spec["operations"]:
-                for name, builder in builders.items():
-                    fn = builder(op, logits, labels)
+                fns = {name: builder(op, logits, labels) for name, builder in builders.items()}
+                times = _interleaved_times(fns)
+                del fns
+                for name, seconds in times.items():
                     row = {"implementation": name, "operation": op, "n": n, "c": c,
-                           "dtype": dtype_name, "seconds": _median_seconds(fn)}  # fmt: skip
+                           "dtype": dtype_name, "seconds": statistics.median(seconds)}  # fmt: skip
+                    if REFERENCE in times:
+                        row["vs_torch"] = _paired_ratio(times[REFERENCE], seconds)
                     print(json.dumps(row), flush=True)
-                    del fn
 
 
 def _memory_worker(spec):
@@ -402,14 +450,12 @@ def machine_description(floors):
 
 def format_table(rows):
     """A Markdown table: one line per (allocator, dtype, size, operation, implementation),
-    with its ratio to torch's F.cross_entropy and its distance from the floor."""
-    reference = {(r["allocator"], r["dtype"], r["n"], r["c"], r["operation"]): r["seconds"]
-                 for r in rows if r["implementation"] == "torch F.cross_entropy"}  # fmt: skip
+    with its speed relative to torch's F.cross_entropy (paired by round) and its distance from
+    the floor."""
     lines = ["| allocator | dtype | N × C | operation | implementation | ms | vs torch | × floor "
              "| peak extra / logits |", "|---|---|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
-        key = (r["allocator"], r["dtype"], r["n"], r["c"], r["operation"])
-        ratio = f"{reference[key] / r['seconds']:.2f}×" if key in reference else "-"
+        ratio = f"{r['vs_torch']:.2f}×" if "vs_torch" in r else "-"
         memory = f"{r['peak_extra_vs_logits']:.2f}" if "peak_extra_vs_logits" in r else ""
         lines.append(f"| {r['allocator']} | {r['dtype']} | {r['n']} × {r['c']} | {r['operation']} "
                      f"| {r['implementation']} | {r['seconds'] * 1e3:.3f} | {ratio} "
@@ -420,7 +466,7 @@ def format_table(rows):
 def write_csv(rows, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fields = [
-        "allocator", "dtype", "n", "c", "operation", "implementation", "seconds",
+        "allocator", "dtype", "n", "c", "operation", "implementation", "seconds", "vs_torch",
         "floor_seconds", "times_floor", "peak_extra_bytes", "peak_extra_vs_logits",
     ]  # fmt: skip
     with open(path, "w", newline="") as f:
