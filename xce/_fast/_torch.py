@@ -181,6 +181,52 @@ _CHUNK_BYTES = 8 * 1024 * 1024
 # The binary kernel keeps six chunk-sized buffers live: ~1 MiB chunks keep them in L2.
 _ELEMENTWISE_CHUNK_BYTES = 1024 * 1024
 
+# NumPy advises transparent huge pages for each of its buffers of 4 MiB or more; torch's CPU
+# allocator does not (unless THP_MEM_ALLOC_ENABLE is set), so a fresh buffer is faulted in and
+# zeroed by the kernel 4 KiB at a time. Measured on the project machine (THP in "madvise" mode),
+# torch.empty + exp into it at (4096, 32000) float32: 222 ms, 103 ms with the advice.
+_HUGE_PAGE_MIN_BYTES = 4 * 1024 * 1024
+_madvise = None  # libc's madvise, found on first use; False where there is none
+
+
+def _empty_like(x):
+    """``torch.empty_like(x)``; on the CPU, from 4 MiB, with huge pages advised as NumPy
+    does: for the full-size arrays these kernels return (gradients, entries)."""
+    import torch
+
+    out = torch.empty_like(x)
+    if out.is_cpu:
+        storage = out.untyped_storage()
+        if storage.nbytes() >= _HUGE_PAGE_MIN_BYTES:
+            _advise_huge_pages(storage.data_ptr(), storage.nbytes())
+    return out
+
+
+def _advise_huge_pages(address, size):
+    """madvise(MADV_HUGEPAGE) over the whole pages of [address, address + size); a hint: any
+    failure leaves the memory as it was."""
+    global _madvise
+    import mmap
+
+    if _madvise is None:
+        _madvise = False
+        if hasattr(mmap, "MADV_HUGEPAGE"):  # Linux
+            import ctypes
+
+            try:
+                madvise = ctypes.CDLL(None, use_errno=True).madvise
+            except (OSError, AttributeError):
+                pass
+            else:
+                madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                madvise.restype = ctypes.c_int
+                _madvise = madvise
+    page = mmap.PAGESIZE
+    start = -(-address // page) * page
+    end = (address + size) // page * page
+    if _madvise and end > start:
+        _madvise(start, end - start, mmap.MADV_HUGEPAGE)
+
 
 def _chunks(x, chunk_bytes=None):
     """Row ranges to evaluate ``x`` (rows, C) in: one range on GPUs (each launch costs more
@@ -225,7 +271,7 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     r = 1.0 if r is None else r
     with torch.no_grad():  # the gradient is analytic: no graph to record
         loss = torch.empty(flat_labels.shape, dtype=x.dtype, device=x.device)
-        grad = torch.empty_like(flat_x)
+        grad = _empty_like(flat_x)
         for lo, hi in chunks:
             r_rows = r[lo:hi] if isinstance(r, torch.Tensor) and r.numel() > 1 else r
             loss[lo:hi] = _loss_and_grad_rows(
@@ -333,7 +379,7 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
         return loss.reshape(x.shape[:-1]), None
     flat_x, flat_y = x.reshape(-1, n_classes), y.reshape(-1, n_classes)
     loss = torch.empty(flat_x.shape[:1], dtype=x.dtype)
-    grad = torch.empty_like(flat_x) if with_grad else None
+    grad = _empty_like(flat_x) if with_grad else None
     scale = _flat_scale(grad_scale, x.shape[:-1], flat_x.shape[:1])
     with torch.no_grad():
         for lo, hi in _chunks(flat_x):
@@ -384,9 +430,9 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
         return (loss.sum() if summed else loss), grad
     n_cols = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
-    loss = None if summed else torch.empty_like(flat_x)
+    loss = None if summed else _empty_like(flat_x)
     chunk_sums = []  # with summed: Σ ℓ per chunk, in row order
-    grad = torch.empty_like(flat_x) if with_grad else None
+    grad = _empty_like(flat_x) if with_grad else None
     scale = _flat_scale(grad_scale, x.shape, flat_x.shape)
     a = pos_weight
     chunks = _chunks(flat_x, _ELEMENTWISE_CHUNK_BYTES)
