@@ -528,7 +528,7 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     """
     n_cols = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
-    loss = None if summed else np.empty_like(flat_x)
+    loss = None if summed else _empty_clear_of(flat_x)
     block_sums = {}  # with summed: Σ ℓ per block, by its first row
     grad = np.empty_like(flat_x) if with_grad else None
     scale = _flat_scale(grad_scale, x.shape, flat_x.shape, x.dtype)
@@ -543,33 +543,41 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
         shape = xb.shape
 
-        def scratch(slot, clear_of_x=False):
+        def scratch(slot, clear_of_x=False, dtype=x.dtype):
             clear_of = x_address + lo * row_bytes if clear_of_x and x_address else None
-            return _scratch_for(shape[0], n_cols, x.dtype, slot=slot, clear_of=clear_of)
+            return _scratch_for(shape[0], n_cols, dtype, slot=slot, clear_of=clear_of)
 
-        lb = scratch(6) if summed else loss[lo:hi]
+        lb = scratch(6, clear_of_x=True) if summed else loss[lo:hi]  # written from x first
 
         q = yb  # the caller's y is never written
         if smoothing:
             q = np.multiply(yb, 1.0 - smoothing, out=scratch(3))
             q += smoothing / 2
         aq = q if a is None else np.multiply(q, a, out=scratch(4))
-        pos, neg, term = (
-            np.maximum(xb, 0, out=scratch(0, clear_of_x=True)),
-            np.minimum(xb, 0, out=scratch(1, clear_of_x=True)),
-            scratch(2),
-        )
-        np.subtract(neg, pos, out=lb)
+        term = scratch(2)
+        if a is None:
+            np.negative(xb, out=lb)
+            np.minimum(xb, lb, out=lb)  # -|x|, exactly
+            # (1-q)·max(x, 0) + q·max(-x, 0) = ([x > 0] - q)·x: 1 - q (exact for q near 1,
+            # where p - q·p would not be) or -q, times x: two passes fewer than below
+            np.subtract(np.greater(xb, 0, out=scratch(7, dtype=np.bool_)), q, out=term)
+            term *= xb
+            neg = np.minimum(xb, 0, out=scratch(1)) if with_grad else None
+        else:
+            pos = np.maximum(xb, 0, out=scratch(0, clear_of_x=True))
+            neg = np.minimum(xb, 0, out=scratch(1, clear_of_x=True))
+            np.subtract(neg, pos, out=lb)  # -|x|
+            np.subtract(1, q, out=term)
+            term *= pos  # (1-q)·max(x, 0)
         np.exp(lb, out=lb)  # e^-|x|
-        np.subtract(1, q, out=term)  # exact for q near 1, where p - q·p would not be
-        term *= pos  # (1-q)·max(x, 0)
         if with_grad:  # σ(x) = e^min(x, 0) / (1 + e^-|x|), before neg is consumed below
             gb = grad[lo:hi]
             np.add(lb, 1, out=gb)
-            np.exp(neg, out=pos)
-            np.divide(pos, gb, out=gb)
-        np.multiply(aq, neg, out=neg)
-        term -= neg  # + a·q·max(-x, 0)
+            numerator = np.exp(neg, out=scratch(0))
+            np.divide(numerator, gb, out=gb)
+        if a is not None:
+            np.multiply(aq, neg, out=neg)
+            term -= neg  # + a·q·max(-x, 0)
         np.log1p(lb, out=lb)
         if a is not None:
             coefficient = np.subtract(aq, q, out=scratch(5))

@@ -453,14 +453,24 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
                 aq = q
             else:
                 torch.mul(q, a, out=aq)
-            torch.clamp(xb, min=0, out=pos)
-            torch.clamp(xb, max=0, out=neg)
-            torch.sub(neg, pos, out=lb).exp_()  # e^-|x|
-            torch.mul(q, -1, out=term).add_(1).mul_(pos)  # (1-q)·max(x, 0), 1-q exact
+            if a is None:
+                torch.neg(xb, out=lb)
+                torch.minimum(xb, lb, out=lb)  # -|x|, exactly
+                # (1-q)·max(x, 0) + q·max(-x, 0) = ([x > 0] - q)·x, as the NumPy kernel
+                torch.gt(xb, 0, out=term).sub_(q).mul_(xb)  # [x > 0] written as 1.0 or 0.0
+                if with_grad:
+                    torch.clamp(xb, max=0, out=neg)
+            else:
+                torch.clamp(xb, min=0, out=pos)
+                torch.clamp(xb, max=0, out=neg)
+                torch.sub(neg, pos, out=lb)  # -|x|
+                torch.mul(q, -1, out=term).add_(1).mul_(pos)  # (1-q)·max(x, 0), 1-q exact
+            lb.exp_()  # e^-|x|
             if with_grad:  # σ(x) = e^min(x, 0) / (1 + e^-|x|)
                 gb = torch.add(lb, 1, out=grad[lo:hi])
                 torch.div(torch.exp(neg, out=pos), gb, out=gb)
-            term.sub_(neg.mul_(aq))  # + a·q·max(-x, 0)
+            if a is not None:
+                term.sub_(neg.mul_(aq))  # + a·q·max(-x, 0)
             lb.log1p_()
             if a is not None:
                 torch.sub(aq, q, out=coefficient).add_(1)  # 1 - q + a·q
