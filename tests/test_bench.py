@@ -7,6 +7,7 @@ environment has is checked against the float64 reference on each operation it ti
 from __future__ import annotations
 
 import csv
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -120,10 +121,14 @@ def test_interleaved_rounds_rotate_batch_fast_calls_and_pair_the_ratios():
 
 def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
     out = tmp_path / "bench.csv"
+    names = ["xce numpy", "numpy plain"]
+    with_torch = importlib.util.find_spec("torch") is not None
+    if with_torch:  # the reference of the "vs torch" column
+        names.append(_bench.REFERENCE)
     done = subprocess.run(
         [sys.executable, "-m", "xce", "bench", "--sizes", "8x10", "--operations", "sparse",
-         "sparse+grad", "--implementations", "xce numpy", "numpy plain", "--allocators",
-         "default", "--no-memory", "--csv", str(out)],
+         "sparse+grad", "--implementations", *names, "--allocators", "default", "--no-memory",
+         "--csv", str(out)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -132,9 +137,15 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert {(r["operation"], r["implementation"]) for r in rows} == {
-        (op, name) for op in ("sparse", "sparse+grad") for name in ("xce numpy", "numpy plain")
+        (op, name) for op in ("sparse", "sparse+grad") for name in names
     }
     for row in rows:
         seconds, floor = float(row["seconds"]), float(row["floor_seconds"])
         assert 0 < floor < seconds < 1
         assert float(row["times_floor"]) == pytest.approx(seconds / floor)
+        if not with_torch:
+            assert row["vs_torch"] == ""
+        elif row["implementation"] == _bench.REFERENCE:
+            assert float(row["vs_torch"]) == 1.0  # each round against itself
+        else:
+            assert float(row["vs_torch"]) > 0
