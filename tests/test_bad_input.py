@@ -408,15 +408,22 @@ def _require_eager(backend):
         pytest.skip(f"{backend}: validate='auto' does not read the data (lazy or GPU backend)")
 
 
-@pytest.mark.parametrize("bad", [C, C + 7, -1, -2])
-@pytest.mark.parametrize("ignore_index", [None, -100])
-def test_label_out_of_range_raises_on_eager(bad, ignore_index, backend, arr):
+# -100 is torch's default ignore_index, which its own kernels skip without a word; the int64
+# extremes are the values a range check by arithmetic could wrap around.
+@pytest.mark.parametrize(
+    ("bad", "ignore_index"),
+    [(bad, ignore_index) for bad in (C, C + 7, -1, -2, -100, -(2**63), 2**63 - 1)
+     for ignore_index in (None, -100) if bad != ignore_index],  # an ignored label is not bad
+)  # fmt: skip
+@pytest.mark.parametrize("with_grad", [False, True], ids=["loss", "value_and_grad"])
+def test_label_out_of_range_raises_on_eager(bad, ignore_index, with_grad, backend, arr):
     _require_eager(backend)
     labels = arr([0, bad, 1], "int64")
+    loss = xce.sparse_categorical_cross_entropy
+    if with_grad:
+        loss = xce.value_and_grad(loss)
     with pytest.raises(ValueError, match="y_true"):
-        xce.sparse_categorical_cross_entropy(
-            labels, arr(_logits()), from_logits=True, ignore_index=ignore_index
-        )
+        loss(labels, arr(_logits()), from_logits=True, ignore_index=ignore_index)
 
 
 @pytest.mark.parametrize("validate", [True, "auto"])
