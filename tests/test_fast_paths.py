@@ -399,3 +399,42 @@ def _vm_flags(address):
             elif inside and line.startswith("VmFlags:"):
                 return line.split()[1:]
     raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(5, 3), (2, 4, 7), (9,)], ids=["2d", "3d", "one-sample"])
+def test_numpy_small_sparse_lane_matches_the_blocked_kernel(monkeypatch, dtype, shape):
+    """Plain sparse calls on a few KiB of NumPy logits take a short path; it must give what
+    the blocked kernel gives, row by row, warning-free (pytest turns warnings into errors),
+    including rows with +inf, NaN or only -inf logits, which it hands to the kernel."""
+    from xce._fast import _numpy as fast
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(scale=3.0, size=shape).astype(dtype)
+    labels = rng.integers(0, shape[-1], size=shape[:-1])
+    flat, flat_labels = x.reshape(-1, shape[-1]), labels.reshape(-1)
+    flat[0, flat_labels[0]] = -np.inf  # a label on a masked class: +inf
+    if flat.shape[0] > 1:
+        flat[1, (flat_labels[1] + 1) % shape[-1]] = -np.inf  # a masked class elsewhere
+    with_non_finite = x.copy()
+    rows = with_non_finite.reshape(-1, shape[-1])
+    if rows.shape[0] >= 4:
+        rows[2, (flat_labels[2] + 1) % shape[-1]] = np.inf  # +inf off the label: +inf
+        rows[3] = -np.inf  # nothing but -inf: NaN
+        rows[-1, 0] = np.nan
+    small_lane_bytes = fast._SMALL_LANE_BYTES
+    assert x.nbytes <= small_lane_bytes
+    for logits in (x, with_non_finite):
+        results = {}
+        for name, limit in (("small", small_lane_bytes), ("kernel", 0)):
+            monkeypatch.setattr(fast, "_SMALL_LANE_BYTES", limit)
+            loss = fast.plain_sparse(labels, logits, reduction="none", with_grad=False)[0]
+            total, grad = fast.plain_sparse(labels, logits, reduction="mean", with_grad=True)
+            results[name] = (loss, total, grad)
+        for small, kernel in zip(results["small"], results["kernel"], strict=True):
+            assert small.dtype == kernel.dtype and small.shape == kernel.shape
+            np.testing.assert_allclose(small, kernel, rtol=4e-7 if dtype == "float32" else 1e-15,
+                                       atol=0, equal_nan=True)  # fmt: skip
+    loss = results["small"][0].reshape(-1)
+    if loss.size >= 4:
+        assert loss[0] == np.inf and loss[2] == np.inf and np.isnan(loss[3])

@@ -53,6 +53,12 @@ _UNSHIFTED_SUMS = (2e-9, 6.2e27)  # e^-20, e^64
 # temporaries of a few MB when N is large and C small.
 _FINISH_ROWS = 1 << 16
 
+# Plain sparse calls on logits up to this size take a short path (:func:`_small_labels`): the
+# blocked kernel's bookkeeping (its per-row terms, scratch and error state) costs more than
+# its arithmetic there. Measured side by side: 1.36x faster at (64, 10) float32, 1.12x at
+# (64, 128), 0.82x at (128, 128).
+_SMALL_LANE_BYTES = 32 * 1024
+
 # A load that follows a store to the same low address bits waits for the store, as if they
 # overlapped. exp(x, out=o) from memory, with o 16-128 bytes past x modulo 1 MiB, ran 3.5×
 # slower on the project machine (1.6× at 192 bytes, none from 512): just where glibc's heap
@@ -198,9 +204,36 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     ):
         return None
     r = 1.0 / labels.size if reduction == "mean" else 1.0
-    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
+    result = _small_labels(x, labels, with_grad, r) if x.nbytes <= _SMALL_LANE_BYTES else None
+    if result is None:
+        result = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
                                    with_grad=with_grad, grad_scale=r)  # fmt: skip
+    loss, grad = result
     return _plain_reduction(loss, reduction), grad
+
+
+def _small_labels(x, labels, with_grad, r):
+    """ℓ = log Σ_c e^(x_c - m) - (x_y - m), m the row max, and r·(softmax - onehot), for a
+    few KiB of logits in a handful of calls. ``None`` if a row max is not finite (an
+    infinity or NaN in the row): the kernel's rules decide those rows."""
+    n_classes = x.shape[-1]
+    flat_x = x.reshape(-1, n_classes)
+    flat_labels = labels.reshape(-1)
+    m = np.maximum.reduce(flat_x, axis=1)
+    if not np.isfinite(m).all():
+        return None
+    z = flat_x - m[:, None]  # ≤ 0: exp cannot overflow, Σ e ≥ 1; the gradient's own array
+    rows = _ROW_NUMBERS[: flat_x.shape[0]]
+    z_y = z[rows, flat_labels]  # x_y - m exactly, -inf for a label on a -inf logit
+    np.exp(z, out=z)
+    s = _row_sums(z)
+    loss = np.log(s)
+    loss -= z_y
+    if not with_grad:
+        return loss.reshape(labels.shape), None
+    z *= (r / s)[:, None]
+    z[rows, flat_labels] -= r
+    return loss.reshape(labels.shape), z.reshape(x.shape)
 
 
 def _plain_reduction(loss, reduction):
@@ -333,8 +366,10 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
         starts = np.unique(np.flatnonzero(~unshifted) // step) * step
 
         def redo(first, last):
-            for lo in starts[first:last]:
-                _shifted_block(flat_x, flat_labels, loss, grad, terms, lo, min(lo + step, n_rows))
+            with np.errstate(all="ignore"):  # per thread; inf - inf = NaN is the answer here
+                for lo in starts[first:last]:
+                    _shifted_block(flat_x, flat_labels, loss, grad, terms, lo,
+                                   min(lo + step, n_rows))  # fmt: skip
 
         spread(len(starts), 1, len(starts) * step * n_classes, redo)
     return loss.reshape(labels.shape), None if grad is None else grad.reshape(x.shape)
