@@ -583,3 +583,39 @@ def test_logsumexp_all_neg_inf_row(xp, dtype, device, make):
     everything = xce.logsumexp(make(np.full((2, 3), -np.inf)), axis=(0, 1))
     assert_close(everything, -np.inf, xp=xp, dtype=dtype, device=device)
     assert array_api_compat.array_namespace(out).__name__ == xp.__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# +inf and NaN logits in the sparse loss
+# ---------------------------------------------------------------------------------------------
+
+
+# The NumPy-backed generic kernels (array-api-strict, Dask) warn on inf - inf while computing
+# these values; the values are what this test checks.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")
+def test_sparse_rows_with_positive_inf_and_nan_logits(xp, dtype, device, make):
+    """A +inf logit off the label makes the loss +inf and the gradient -1 at the label, 0 at
+    the finite logits and NaN at the +inf one; +inf on the label, a NaN, or nothing but -inf
+    make the row NaN. The same on every backend: torch's own log-softmax makes a row with a
+    +inf logit all NaN, so its fast path hands such rows to the generic kernel."""
+    inf, nan = np.inf, np.nan
+    x = np.array([[0.5, inf, 2.0], [0.5, inf, 2.0], [nan, 0.0, 1.0], [-inf, -inf, -inf],
+                  [1.0, 0.0, -0.5]])  # fmt: skip
+    labels = np.array([0, 1, 2, 1, 0])
+    y_true, y_pred = make(labels, "int64"), make(x)
+    finite = _f64(y_pred)[4]
+    expected = np.array([inf, nan, nan, nan, _lse(finite[None])[0] - finite[0]])
+    for reduction_none in (
+        xce.sparse_categorical_cross_entropy(y_true, y_pred, from_logits=True, reduction="none"),
+        xce.sparse_categorical_cross_entropy(
+            y_true, y_pred, from_logits=True, reduction="none", class_weight=make([1.0, 1.0, 1.0])
+        ),  # the full path, through the backend's native kernel where it has one
+    ):
+        assert_close(reduction_none, expected, xp=xp, dtype=dtype, device=device)
+    _, grad = VG_SPARSE(y_true, y_pred, from_logits=True, reduction="sum")
+    expected_grad = np.full((5, 3), nan)
+    expected_grad[0] = [-1.0, nan, 0.0]
+    expected_grad[1] = [0.0, nan, 0.0]
+    expected_grad[4] = _softmax(finite[None])[0] - np.eye(3)[0]
+    assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device)

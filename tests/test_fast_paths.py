@@ -438,3 +438,44 @@ def test_numpy_small_sparse_lane_matches_the_blocked_kernel(monkeypatch, dtype, 
     loss = results["small"][0].reshape(-1)
     if loss.size >= 4:
         assert loss[0] == np.inf and loss[2] == np.inf and np.isnan(loss[3])
+
+
+# The NumPy-backed generic kernels (array-api-strict, Dask) warn on inf - inf while computing
+# these values; the values are what this test checks.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "sample_weight"])
+def test_large_sparse_with_a_positive_inf_logit(xp, make, dtype, device, problem, plain):
+    """Row 40 gets a +inf logit off its label: its loss is +inf and its gradient row r·(onehot
+    at the +inf class - onehot at the label), NaN at the +inf class itself, on every backend
+    and through every chunk (torch's log-softmax alone would make it all NaN). The other rows
+    keep their values."""
+    logits, labels, _ = problem
+    logits = logits.copy()
+    off_label = (labels[40] + 1) % N_CLASSES
+    logits[40, off_label] = np.inf
+    finite = np.delete(np.arange(N_ROWS), 40)
+    sample_weight = np.ones(N_ROWS) if plain else np.linspace(0.5, 2.0, N_ROWS)
+    options = {} if plain else {"sample_weight": make(sample_weight)}
+    y_true, y_pred = make(labels, "int64"), make(logits)
+    rtol = 1e-5 if dtype == xp.float32 else 1e-11
+    loss = xce.sparse_categorical_cross_entropy(y_true, y_pred, from_logits=True,
+                                                reduction="none", **options)  # fmt: skip
+    expected = (
+        reference.sparse_categorical_cross_entropy(
+            labels[finite], logits[finite], from_logits=True, reduction="none"
+        )
+        * sample_weight[finite]
+    )
+    assert_close(loss, np.insert(expected, 40, np.inf), xp=xp, dtype=dtype, device=device,
+                 rtol=rtol)  # fmt: skip
+    _, grad = xce.value_and_grad(xce.sparse_categorical_cross_entropy)(
+        y_true, y_pred, from_logits=True, reduction="sum", **options
+    )
+    expected_grad = reference.softmax(logits) - np.eye(N_CLASSES)[labels]
+    expected_grad *= sample_weight[:, None]
+    expected_grad[40] = 0.0
+    expected_grad[40, off_label] = np.nan
+    expected_grad[40, labels[40]] = -sample_weight[40]
+    assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device, rtol=10 * rtol,
+                 atol=1e-9)  # fmt: skip

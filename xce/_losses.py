@@ -552,9 +552,11 @@ def _sparse(
     native = _fast.native(xp)
     if from_logits and native is not None and native.handles(x):
         # Native kernels walk the rows their own way: run them whole-array.
-        kernel = functools.partial(
-            native.softmax_ce_labels, x, labels, class_weight=cw, smoothing=label_smoothing
+        generic = functools.partial(
+            agnostic.softmax_ce_labels, xp, class_weight=cw, smoothing=label_smoothing
         )
+        kernel = functools.partial(native.softmax_ce_labels, x, labels, class_weight=cw,
+                                   smoothing=label_smoothing, generic=generic)  # fmt: skip
         rows = {}
     else:
         if from_logits:

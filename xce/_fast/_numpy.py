@@ -291,7 +291,8 @@ def plain_binary(y, x, *, reduction, with_grad):
                      grad_scale=r, reduce=from_total, summed=True)  # fmt: skip
 
 
-def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None):
+def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None,
+                      generic=None):  # fmt: skip
     """ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c), and its gradient, in two stages.
 
     The threaded stage reads each row block once and makes two or three NumPy calls on it:
@@ -306,7 +307,9 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     shifted-logit rule). Unshifted, c = max(x_y, log s - 60) makes lse - x_y =
     log(s·e^-c) - (x_y - c) exact for the label while s·e^-c stays finite. That is right for
     every row whose s lies in ``_UNSHIFTED_SUMS``; a block holding any other row (offsets,
-    infinities, NaN) is redone shifted by each row's max (:func:`_shifted_block`).
+    infinities, NaN) is redone shifted by each row's max (:func:`_shifted_block`), which
+    follows the generic kernel's rules there, so ``generic`` (the torch kernel's fallback) is
+    not needed.
     """
     n_classes = x.shape[-1]
     flat_x = x.reshape(-1, n_classes)

@@ -14,7 +14,10 @@ the CPU too; their docstrings say where they hand over to the generic kernel.
 
 from __future__ import annotations
 
-from . import run_plain
+import math
+
+from .._compat import array_namespace
+from . import _generic, run_plain
 
 
 def handles(x) -> bool:
@@ -61,14 +64,19 @@ def plain_sparse(labels, x, *, reduction, with_grad):
 
         try:
             if one_call:  # (N, C) or one sample (C,), in one call: no reshape
-                loss = F.cross_entropy(x, labels, ignore_index=n_classes, reduction=reduction)
-                return loss, None
-            # One chunk, and no graph to keep out of (torch.no_grad() itself costs a small
-            # call's time): r·(softmax - onehot) from one log-softmax.
-            log_p = torch.log_softmax(x, dim=-1)
-            value = F.nll_loss(log_p, labels, ignore_index=n_classes, reduction=reduction)
+                value = F.cross_entropy(x, labels, ignore_index=n_classes, reduction=reduction)
+            else:
+                # One chunk, and no graph to keep out of (torch.no_grad() itself costs a small
+                # call's time): r·(softmax - onehot) from one log-softmax.
+                log_p = torch.log_softmax(x, dim=-1)
+                value = F.nll_loss(log_p, labels, ignore_index=n_classes, reduction=reduction)
         except IndexError:  # a label below 0: the full path raises the proper error
             return None
+        # An infinite or NaN logit: the full path's kernel applies xce's rule to its rows
+        if not (math.isfinite(value.item()) if value.ndim == 0 else torch.isfinite(value).all()):
+            return None
+        if one_call:
+            return value, None
         grad = log_p.exp_()
         if r != 1.0:
             grad.mul_(r)
@@ -76,8 +84,9 @@ def plain_sparse(labels, x, *, reduction, with_grad):
         return value, grad
     if labels.min().item() < 0:
         return None
+    generic = _generic("softmax_ce_labels", array_namespace(x))
     loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
-                                   with_grad=with_grad, grad_scale=r)  # fmt: skip
+                                   with_grad=with_grad, grad_scale=r, generic=generic)  # fmt: skip
     if reduction == "none":
         return loss, grad
     total = loss.sum()
@@ -245,7 +254,15 @@ def _chunks(x, chunk_bytes=None):
     return [(lo, min(lo + step, n_rows)) for lo in range(0, n_rows, step)] or [(0, 0)]
 
 
-def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None):
+def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, grad_scale=None,
+                      generic=None):  # fmt: skip
+    """ℓ from integer labels by ``F.cross_entropy`` (see the module docstring).
+
+    On the CPU, rows whose loss is not finite (an infinite or NaN logit) are redone by
+    ``generic``, the agnostic kernel: torch's log-softmax makes a whole row NaN when one of its
+    logits is +inf, where xce's rule gives +inf (the label's logit finite), as on every other
+    backend. GPU tensors are not checked (the check would wait for the device).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -253,13 +270,23 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     flat_x = x.reshape(-1, n_classes)
     flat_labels = labels.reshape(-1)
     chunks = _chunks(flat_x)
+    check = generic is not None and x.is_cpu
+
+    def redo(lo, hi, chunk_loss, scale=None):  # the generic rows where the loss is not finite
+        if not check or torch.isfinite(chunk_loss).all():
+            return chunk_loss, None
+        if scale is not None and not isinstance(scale, torch.Tensor):
+            scale = torch.as_tensor(scale, dtype=x.dtype)
+        return generic(flat_x[lo:hi], flat_labels[lo:hi], with_grad=with_grad, grad_scale=scale)
+
     if not with_grad:
 
         def rows(lo, hi):
-            return F.cross_entropy(
+            loss = F.cross_entropy(
                 flat_x[lo:hi], flat_labels[lo:hi], weight=class_weight, reduction="none",
                 label_smoothing=float(smoothing),
             )  # fmt: skip
+            return redo(lo, hi, loss)[0]
 
         # Under autograd one call: a graph through row slices would allocate a full-size
         # gradient per slice on the way back.
@@ -281,10 +308,14 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
         grad = _empty_like(flat_x)
         for lo, hi in chunks:
             r_rows = r[lo:hi] if isinstance(r, torch.Tensor) and r.numel() > 1 else r
-            loss[lo:hi] = _loss_and_grad_rows(
+            chunk_loss = _loss_and_grad_rows(
                 flat_x[lo:hi], flat_labels[lo:hi], grad[lo:hi], r_rows,
                 class_weight=class_weight, smoothing=smoothing,
             )  # fmt: skip
+            chunk_loss, chunk_grad = redo(lo, hi, chunk_loss, r_rows)
+            loss[lo:hi] = chunk_loss
+            if chunk_grad is not None:
+                grad[lo:hi] = chunk_grad
     return loss.reshape(labels.shape), grad.reshape(x.shape)
 
 
