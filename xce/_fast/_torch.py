@@ -3,7 +3,8 @@
 Sparse (labels): ``F.cross_entropy(..., reduction="none")`` computes exactly xce's
 per-sample loss ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c) (the log-softmax
 shifted by the max, class weights inside the sum, smoothing included), in one native kernel
-with autograd intact. For ``value_and_grad`` one log-softmax pass gives both the loss and,
+with autograd intact, for every row whose logits are finite (the others: see
+:func:`softmax_ce_labels`). For ``value_and_grad`` one log-softmax pass gives both the loss and,
 exponentiated, the gradient, written once into the array returned; weighting, masks and the
 reduction stay in the shared code, so xce's rules (a mean over nothing is 0, NaN rows for
 unchecked labels) are unchanged. Labels arrive safe. On the CPU both run over row chunks of
