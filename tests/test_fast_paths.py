@@ -22,9 +22,13 @@ import pytest
 import xce
 import xce._agnostic._rows
 import xce._fast._numpy
-import xce._fast._torch
 from tests import reference
 from tests.helpers import assert_close
+
+try:  # the torch fast path imports torch, which only the torch sessions install
+    import xce._fast._torch as torch_fast
+except ModuleNotFoundError:
+    torch_fast = None
 
 N_ROWS, N_CLASSES = 257, 1031
 
@@ -36,7 +40,8 @@ def small_blocks(monkeypatch):
     monkeypatch.setattr(xce._fast._numpy, "_FINISH_ROWS", 50)  # per-row terms in 6 chunks
     monkeypatch.setattr(xce._fast._numpy, "_PARALLEL_MIN_ELEMENTS", 1 << 14)
     monkeypatch.setattr(xce._agnostic._rows, "BLOCK_BYTES", 64 * 1024)
-    monkeypatch.setattr(xce._fast._torch, "_CHUNK_BYTES", 64 * 1024)
+    if torch_fast is not None:
+        monkeypatch.setattr(torch_fast, "_CHUNK_BYTES", 64 * 1024)
 
 
 @pytest.fixture
@@ -338,7 +343,7 @@ def test_torch_cpu_kernels_advise_huge_pages_for_what_they_return(monkeypatch):
     tensors ~1.4× slower. The torch kernels advise it for each full-size array they return
     (gradients; the binary loss's entries), over the array's own memory."""
     torch = pytest.importorskip("torch")
-    fast = xce._fast._torch
+    fast = torch_fast
     advised = []
 
     def spy(address, size):
@@ -380,7 +385,7 @@ def test_huge_page_advice_reaches_the_kernel():
     region = mmap.mmap(-1, 8 * mmap.PAGESIZE)  # a mapping of its own, never advised before
     address = ctypes.addressof(ctypes.c_char.from_buffer(region))
     assert "hg" not in _vm_flags(address)
-    xce._fast._torch._advise_huge_pages(address + 100, 5 * mmap.PAGESIZE)
+    torch_fast._advise_huge_pages(address + 100, 5 * mmap.PAGESIZE)
     assert "hg" not in _vm_flags(address)  # the partial first page is left alone
     assert "hg" in _vm_flags(address + mmap.PAGESIZE)
     assert "hg" in _vm_flags(address + 4 * mmap.PAGESIZE)

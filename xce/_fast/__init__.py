@@ -2,7 +2,8 @@
 
 A fast path is taken only where its semantics match the generic array-API code exactly; the
 conformance suite runs with ``XCE_DISABLE_FAST_PATHS=1`` too, proving that both agree.
-Backend modules import their framework lazily, so importing xce imports no backend.
+A backend module is itself imported only once an array of its framework has been seen, so
+importing xce imports no backend.
 """
 
 from __future__ import annotations
