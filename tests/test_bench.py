@@ -6,8 +6,10 @@ environment has is checked against the float64 reference on each operation it ti
 
 from __future__ import annotations
 
+import collections
 import csv
 import importlib.util
+import itertools
 import statistics
 import subprocess
 import sys
@@ -97,18 +99,32 @@ class _SharedMachine:
         return call
 
 
-def test_interleaved_rounds_rotate_batch_fast_calls_and_pair_the_ratios():
-    machine = _SharedMachine(slow_from=0.05, slow_until=0.09)  # about rounds 7 to 11 of 20
+def test_interleaved_rounds_warm_up_batch_fast_calls_and_pair_the_ratios():
+    # Warm-up takes ~0.066 s of the fake clock, and a round 8 ms (24 ms in the slow spell): the
+    # spell covers about rounds 7 to 10 of 20.
+    machine = _SharedMachine(slow_from=0.12, slow_until=0.2)
     costs = {"reference": 4e-3, "half": 2e-3, "tiny": 1e-5}
+    names = list(costs)
     fns = {name: machine.function(name, cost) for name, cost in costs.items()}
     times = _bench._interleaved_times(fns, min_time=0.0, min_rounds=20, max_rounds=20,
-                                      batch_time=2e-3, clock=machine.clock)  # fmt: skip
+                                      batch_time=2e-3, warmup_time=0.0195,
+                                      clock=machine.clock)  # fmt: skip
     assert {name: len(t) for name, t in times.items()} == {name: 20 for name in costs}
-    # Warm-up and calibration: two calls each. Then rounds of 1, 1 and 2e-3/1e-5 = 200 calls.
-    rounds = machine.calls[6:]
-    assert len(rounds) == 20 * (1 + 1 + 200)
-    firsts = [rounds[i * 202] for i in range(3)]
-    assert firsts == ["reference", "half", "tiny"]  # each round starts one further on
+    # Warm-up: one call, then calls until 0.0195 s have passed (5 of 4 ms, 10 of 2 ms, ~1950
+    # of 10 µs), in turn.
+    calls, position = machine.calls, 0
+    for name in names:
+        run = 0
+        while calls[position + run] == name:
+            run += 1
+        assert run >= 2
+        position += run
+    assert calls[:17] == ["reference"] * 6 + ["half"] * 11
+    # Then 20 rounds in the balanced orders, calls under 2 ms in batches of ~2 ms (200 × 10 µs).
+    batch = {"reference": 1, "half": 1, "tiny": 200}
+    orders = _bench._round_orders(3)
+    expected = [names[i] for r in range(20) for i in orders[r % 6] for _ in range(batch[names[i]])]
+    assert calls[position:] == expected
     # Outside the slow spell each call is timed at its cost (the tiny one per call of a batch).
     for name, cost in costs.items():
         assert statistics.median(times[name]) == pytest.approx(cost)
@@ -117,6 +133,21 @@ def test_interleaved_rounds_rotate_batch_fast_calls_and_pair_the_ratios():
     # Paired by round, the ratio is exact although the spell slowed whole rounds.
     assert _bench._paired_ratio(times["reference"], times["half"]) == pytest.approx(2.0)
     assert _bench._paired_ratio(times["reference"], times["tiny"]) == pytest.approx(400.0)
+
+
+@pytest.mark.parametrize("count", range(1, 8))
+def test_round_orders_balance_positions_and_successors(count):
+    """Each implementation runs in each position, and right after each other one, equally
+    often: so what one leaves behind slows each of the others alike."""
+    orders = _bench._round_orders(count)
+    assert len(orders) == (2 * count if count % 2 else count)
+    assert all(sorted(order) == list(range(count)) for order in orders)
+    per_cycle = len(orders) // count
+    for position in range(count):
+        firsts = [order[position] for order in orders]
+        assert all(firsts.count(i) == per_cycle for i in range(count))
+    successions = collections.Counter(p for order in orders for p in itertools.pairwise(order))
+    assert successions == {(a, b): per_cycle for a in range(count) for b in range(count) if a != b}
 
 
 def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):

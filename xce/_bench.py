@@ -5,7 +5,7 @@ and size, once per glibc allocator setting, each setting in its own worker proce
 allocator reads its settings at start-up), and prints one table with the measured floors:
 
 - time: the median per call over rounds in which every implementation runs once in turn (in
-  a rotating order, after a warm-up call; fast calls in batches of ~2 ms); "vs torch" is the
+  balanced orders, after a warm-up; fast calls in batches of ~2 ms); "vs torch" is the
   median over the same rounds of torch's time over each implementation's, so a slow moment
   of a shared machine slows both sides of a ratio instead of whichever ran then;
 - peak extra memory: the high-water mark of the resident set during one call, over the
@@ -233,28 +233,38 @@ def _median_seconds(fn, *, min_time=0.5, min_runs=5, max_runs=50):
 
 
 def _interleaved_times(fns, *, min_time=0.5, min_rounds=5, max_rounds=50, batch_time=0.002,
-                       clock=time.perf_counter):  # fmt: skip
+                       warmup_time=0.02, clock=time.perf_counter):  # fmt: skip
     """Per-call seconds of each function in ``fns`` (name → callable), round by round.
 
-    Each round calls every function once in turn, the order rotating from round to round, so
+    Each round calls every function once in turn, in the orders of :func:`_round_orders`, so
     a slow moment of a shared machine (they last seconds) falls on every implementation of a
-    round alike instead of on whichever was being timed then. A function faster than
-    ``batch_time`` is called in batches of about that length, its time per call being the
-    batch's over its size. Rounds go on until each function has had about ``min_time``
-    seconds and there are ``min_rounds`` of them, or ``max_rounds``.
+    round alike instead of on whichever was being timed then, and what one implementation
+    leaves behind falls on each of the others alike. Each function is first called once, then
+    warmed up for ``warmup_time`` seconds (at least one call), which also sets its batch: a
+    function faster than ``batch_time`` is called in batches of about that length, its time
+    per call being the batch's over its size. Rounds go on until each function has had about
+    ``min_time`` seconds and there are ``min_rounds`` of them, or ``max_rounds``.
     """
     names = list(fns)
     batch = {}
     for name in names:
-        fns[name]()  # warm-up: first-call costs (JIT, thread pools, page faults) stay out
-        t0 = clock()
-        fns[name]()
-        batch[name] = max(1, min(10_000, round(batch_time / max(clock() - t0, 1e-9))))
+        fn = fns[name]
+        fn()  # first-call costs (JIT, thread pools, page faults) stay out
+        # A small call's first few hundred run slower (interpreter specialisation, caches).
+        calls, t0 = 0, clock()
+        while True:
+            fn()
+            calls += 1
+            elapsed = clock() - t0
+            if elapsed >= warmup_time:
+                break
+        batch[name] = max(1, min(10_000, round(batch_time * calls / max(elapsed, 1e-9))))
+    orders = _round_orders(len(names))
     times = {name: [] for name in names}
     start = clock()
     for round_number in range(max_rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
+        for index in orders[round_number % len(orders)]:
+            name = names[index]
             fn, calls = fns[name], batch[name]
             t0 = clock()
             for _ in range(calls):
@@ -263,6 +273,26 @@ def _interleaved_times(fns, *, min_time=0.5, min_rounds=5, max_rounds=50, batch_
         if round_number + 1 >= min_rounds and clock() - start >= min_time * len(names):
             break
     return times
+
+
+def _round_orders(count):
+    """The orders in which ``count`` implementations run, round after round: a Williams
+    design. Each implementation runs in each position, and right after each other one, equally
+    often (over ``count`` rounds, ``2·count`` when odd), so what one leaves behind (threads
+    still spinning, evicted caches) slows each of the others alike. A plain rotation gave each
+    implementation the same successor in all rounds but one in ``count``: JAX's threads, still
+    busy after its calls, made the one after it ~1.4× slower at (64, 10)."""
+    steps, low, high = [0], 1, count - 1  # 0, 1, count-1, 2, count-2, ...
+    while low <= high:
+        steps.append(low)
+        low += 1
+        if low <= high:
+            steps.append(high)
+            high -= 1
+    orders = [[(first + step) % count for step in steps] for first in range(count)]
+    if count % 2:
+        orders += [order[::-1] for order in orders]
+    return orders
 
 
 def _paired_ratio(reference, times):
