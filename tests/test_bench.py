@@ -79,6 +79,29 @@ def test_best_floors_keep_the_fastest_measurement_and_the_range():
     assert "best of 3 measurements (exp 1.70-2.90" in _bench.machine_description(best)
 
 
+def test_steal_share_is_the_stolen_part_of_all_cpu_time():
+    # user nice system idle iowait irq softirq steal: 442 ticks passed, 70 of them stolen
+    before = [100, 5, 50, 800, 3, 1, 2, 50]
+    after = [200, 15, 100, 1000, 9, 3, 6, 120]
+    assert _bench._steal_share(before, after) == pytest.approx(70 / 442)
+    assert _bench._steal_share(before, before) is None  # no time passed
+    assert _bench._steal_share(None, after) is None  # no /proc/stat
+    floors = {"threads": 2, "read_bandwidth": 20e9, "exp_per_second": 2.5e9,
+              "cpu_steal": {"default": 70 / 442, "tuned": None}}  # fmt: skip
+    description = _bench.machine_description(floors)
+    assert description.endswith("CPU time stolen by the hypervisor while timing: default 15.8%")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/stat is Linux's")
+def test_cpu_times_are_the_first_eight_counters_of_proc_stat():
+    with open("/proc/stat") as f:
+        expected = [int(v) for v in f.readline().split()[1:9]]
+    times = _bench._cpu_times()
+    assert len(times) == 8
+    assert all(now >= then for now, then in zip(times, expected, strict=True))  # counters grow
+    assert sum(times) - sum(expected) < 1000  # the same counters, read moments apart
+
+
 class _SharedMachine:
     """A fake clock whose calls cost a fixed time each, three times as much during a slow
     spell, as on a shared virtual machine."""
@@ -174,6 +197,8 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
         seconds, floor = float(row["seconds"]), float(row["floor_seconds"])
         assert 0 < floor < seconds < 1
         assert float(row["times_floor"]) == pytest.approx(seconds / floor)
+        if sys.platform.startswith("linux"):
+            assert 0 <= float(row["cpu_steal"]) <= 1
         if not with_torch:
             assert row["vs_torch"] == ""
         elif row["implementation"] == _bench.REFERENCE:

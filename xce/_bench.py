@@ -10,6 +10,9 @@ allocator reads its settings at start-up), and prints one table with the measure
   of a shared machine slows both sides of a ratio instead of whichever ran then;
 - peak extra memory: the high-water mark of the resident set during one call, over the
   inputs, measured in a fresh process per implementation at the headline size;
+- CPU steal: the share of the machine's CPU time that the hypervisor gave to other virtual
+  machines while each case was timed (Linux's /proc/stat), in the CSV, and per allocator
+  setting in the machine line, so that a run timed during a slow spell shows it;
 - floors, measured in the same run: the logits' bytes over the memory read bandwidth (every
   core reading) and the number of exponentials over the exp throughput of all cores on a
   cache-sized block; "× floor" is each time over the larger of the two. The floors are
@@ -305,6 +308,30 @@ def _peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _cpu_times():
+    """The machine's CPU time counters, the first line of Linux's /proc/stat (user, nice,
+    system, idle, iowait, irq, softirq, steal, ...), or ``None`` elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    return [int(v) for v in fields[1:9]]
+
+
+def _steal_share(before, after):
+    """The share of the machine's CPU time between two :func:`_cpu_times` readings that the
+    hypervisor gave to other virtual machines ("steal"), or ``None``. On a shared virtual
+    machine this is what makes a slow spell: timings taken while it is high are not the
+    machine's own."""
+    if before is None or after is None:
+        return None
+    total = sum(after) - sum(before)
+    return (after[7] - before[7]) / total if total > 0 else None
+
+
 def measure_floors(dtype_name="float32"):
     """Memory read bandwidth over a large array and exp throughput on cache-sized blocks,
     both with every core busy, as in the threaded kernels."""
@@ -368,11 +395,14 @@ def _worker(spec):
             logits, labels = _data(n, c, getattr(np, dtype_name))
             for op in spec["operations"]:
                 fns = {name: builder(op, logits, labels) for name, builder in builders.items()}
+                before = _cpu_times()
                 times = _interleaved_times(fns)
+                steal = _steal_share(before, _cpu_times())
                 del fns
                 for name, seconds in times.items():
                     row = {"implementation": name, "operation": op, "n": n, "c": c,
-                           "dtype": dtype_name, "seconds": statistics.median(seconds)}  # fmt: skip
+                           "dtype": dtype_name, "seconds": statistics.median(seconds),
+                           "cpu_steal": steal}  # fmt: skip
                     if REFERENCE in times:
                         row["vs_torch"] = _paired_ratio(times[REFERENCE], seconds)
                     print(json.dumps(row), flush=True)
@@ -423,11 +453,12 @@ def run(args):
     memory_cases = [(i, op) for i in implementations for op in args.operations] if (
         args.memory and HEADLINE in sizes) else []  # fmt: skip
     total = cases_per_setting * len(args.allocators) + len(memory_cases)
-    done, rows = 0, []
+    done, rows, steal = 0, [], {}
     measured = [measure_floors()]
     for allocator in args.allocators:
         spec = {"implementations": implementations, "sizes": sizes,
                 "operations": args.operations, "dtypes": args.dtypes}  # fmt: skip
+        before = _cpu_times()
         worker = _spawn("--worker", spec, ALLOCATORS[allocator])
         for line in worker.stdout:
             row = json.loads(line)
@@ -438,8 +469,10 @@ def run(args):
                       f"{row['n']}x{row['c']}")  # fmt: skip
         if worker.wait():
             raise RuntimeError(f"benchmark worker failed ({allocator} allocator)")
+        steal[allocator] = _steal_share(before, _cpu_times())
         measured.append(measure_floors())
     floors = _best_floors(measured)
+    floors["cpu_steal"] = steal
     memory = {}
     for name, op in memory_cases:
         spec = {"implementation": name, "operation": op, "size": HEADLINE, "dtype": "float32"}
@@ -475,6 +508,11 @@ def machine_description(floors):
         low, high = floors["exp_per_second_range"]
         description += (f"; best of {floors['measurements']} measurements (exp "
                         f"{low / 1e9:.2f}-{high / 1e9:.2f}·10⁹/s)")  # fmt: skip
+    steal = {k: v for k, v in floors.get("cpu_steal", {}).items() if v is not None}
+    if steal:
+        description += "; CPU time stolen by the hypervisor while timing: " + ", ".join(
+            f"{allocator} {share:.1%}" for allocator, share in steal.items()
+        )
     return description
 
 
@@ -497,7 +535,7 @@ def write_csv(rows, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fields = [
         "allocator", "dtype", "n", "c", "operation", "implementation", "seconds", "vs_torch",
-        "floor_seconds", "times_floor", "peak_extra_bytes", "peak_extra_vs_logits",
+        "floor_seconds", "times_floor", "peak_extra_bytes", "peak_extra_vs_logits", "cpu_steal",
     ]  # fmt: skip
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
