@@ -96,6 +96,7 @@ def test_steal_share_is_the_stolen_part_of_all_cpu_time():
 def test_cpu_times_are_the_first_eight_counters_of_proc_stat():
     with open("/proc/stat") as f:
         expected = [int(v) for v in f.readline().split()[1:9]]
+    assert len(expected) == 8, "a kernel older than 2.6.11 has no steal counter"
     times = _bench._cpu_times()
     assert len(times) == 8
     assert all(now >= then for now, then in zip(times, expected, strict=True))  # counters grow
@@ -197,7 +198,7 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
         seconds, floor = float(row["seconds"]), float(row["floor_seconds"])
         assert 0 < floor < seconds < 1
         assert float(row["times_floor"]) == pytest.approx(seconds / floor)
-        if sys.platform.startswith("linux"):
+        if _bench._cpu_times() is not None:  # Linux
             assert 0 <= float(row["cpu_steal"]) <= 1
         if not with_torch:
             assert row["vs_torch"] == ""
