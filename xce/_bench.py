@@ -324,7 +324,7 @@ def _cpu_times():
 def _steal_share(before, after):
     """The share of the machine's CPU time between two :func:`_cpu_times` readings that the
     hypervisor gave to other virtual machines ("steal"), or ``None``. On a shared virtual
-    machine this is what makes a slow spell: timings taken while it is high are not the
+    machine it is one cause of slow spells: timings taken while it is high are not the
     machine's own."""
     if before is None or after is None:
         return None
