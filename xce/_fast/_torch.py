@@ -105,7 +105,6 @@ def _plain_targets(y, x):
     """Whether float targets ``y`` for logits ``x`` fit a plain lane: CPU tensors of one dtype
     and shape, no graph to record. The kernel checks their values chunk by chunk while they are
     in cache; a chunk outside [0, 1] makes the lane return ``None`` (the full path raises)."""
-
     if (
         type(y) is not torch.Tensor
         or x.dtype not in _FLOATS
@@ -122,7 +121,6 @@ def _plain_targets(y, x):
 
 
 def _in_unit_interval(a):
-
     lowest, highest = torch.aminmax(a)
     return bool(lowest >= 0) and bool(highest <= 1)  # NaN fails
 
@@ -210,7 +208,6 @@ _madvise = None  # libc's madvise, found on first use; False where there is none
 def _empty_like(x):
     """``torch.empty_like(x)``; on the CPU, from 4 MiB, with huge pages advised as NumPy
     does: for the full-size arrays these kernels return (gradients, entries)."""
-
     out = torch.empty_like(x)
     if out.is_cpu:
         storage = out.untyped_storage()
@@ -264,7 +261,6 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     logits is +inf, where xce's rule gives +inf (the label's logit finite), as on every other
     backend. GPU tensors are not checked (the check would wait for the device).
     """
-
     n_classes = x.shape[-1]
     flat_x = x.reshape(-1, n_classes)
     flat_labels = labels.reshape(-1)
@@ -323,7 +319,6 @@ def _loss_and_grad_rows(x, labels, grad, r, *, class_weight, smoothing):
 
     One log-softmax gives the loss and, exponentiated straight into ``grad``, the softmax.
     """
-
     n_classes = x.shape[-1]
     log_p = torch.log_softmax(x, dim=-1)
     loss = F.nll_loss(log_p, labels, weight=class_weight, reduction="none")
@@ -348,7 +343,6 @@ def _loss_and_grad_rows(x, labels, grad, r, *, class_weight, smoothing):
 
 
 def _recording(*tensors):
-
     return torch.is_grad_enabled() and any(
         isinstance(t, torch.Tensor) and t.requires_grad for t in tensors
     )
@@ -396,7 +390,6 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     With ``check_targets`` (CPU chunks only) the result is ``None`` if a chunk's targets leave
     [0, 1], checked while the chunk is in cache.
     """
-
     if check_targets and (not x.is_cpu or _recording(x, y, class_weight)):
         if not _in_unit_interval(y):  # the chunks below check their own targets
             return None
@@ -453,7 +446,6 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     :func:`softmax_ce_soft`; ``summed`` returns Σ ℓ, summed chunk by chunk, with no array of
     entries.
     """
-
     if x.numel() == 0 or not x.is_cpu or _recording(x, y, pos_weight):
         if check_targets and x.numel() and not _in_unit_interval(y):
             return None
