@@ -13,12 +13,14 @@ allocator reads its settings at start-up), and prints one table with the measure
 - CPU steal: the share of the machine's CPU time that the hypervisor gave to other virtual
   machines while each case was timed (Linux's /proc/stat), in the CSV, and per allocator
   setting in the machine line, so that a run timed during a slow spell shows it;
-- floors, measured in the same run: the logits' bytes over the memory read bandwidth (every
-  core reading) and the number of exponentials over the exp throughput of all cores on a
-  cache-sized block; "× floor" is each time over the larger of the two. The floors are
-  measured before and after each worker, and the best of these is kept: a shared virtual
-  machine only ever slows a measurement down, and a floor set by a slow moment would flatter
-  every figure measured against it.
+- floors: the bytes an operation must move over the memory read bandwidth (every core
+  reading a 524 MB array) and its number of exponentials over the exp throughput of all
+  cores on cache-sized blocks of its dtype; an operation's floor is the larger of the two.
+  Both workloads run in every round beside the implementations, and "× floor" is the median
+  over rounds of each time over its own round's floor, so that a slow moment slows both
+  sides of the ratio alike. "× best floor" compares the median time with the best floors of
+  the whole run instead (measured before and after each worker): stricter when the machine
+  slowed down during the run, since a slow moment only ever lowers a measurement.
 
 Results go to stdout, to a CSV file and, with ``--plot FILE.png`` (needs matplotlib), to a chart.
 """
@@ -332,34 +334,71 @@ def _steal_share(before, after):
     return (after[7] - before[7]) / total if total > 0 else None
 
 
-def measure_floors(dtype_name="float32"):
-    """Memory read bandwidth over a large array and exp throughput on cache-sized blocks,
-    both with every core busy, as in the threaded kernels."""
-    from concurrent.futures import ThreadPoolExecutor
+# The floors' two workloads: every core reading a HEADLINE-sized float32 array (bandwidth does
+# not depend on the dtype read: float32, float64, uint8 and int64 maxima all ran at 19-22 GB/s),
+# and every core running np.exp this many times on its own L2-resident block of the case's
+# dtype (float64's exp runs at about half float32's rate).
+_EXP_BLOCK = 65536
+_EXP_REPEATS = 200
+READ_PROBE = "floor: memory read"
+EXP_PROBE = "floor: exp"
 
+
+def _read_array():
     import numpy as np
 
-    threads = len(os.sched_getaffinity(0))
-    big = np.random.default_rng(1).standard_normal(HEADLINE, dtype=np.float32)
-    big = big.astype(dtype_name, copy=False)
+    return np.random.default_rng(1).standard_normal(HEADLINE, dtype=np.float32)
+
+
+def _floor_probes(dtype_name, pool, threads, big):
+    """The floors' workloads as two functions on ``pool``'s ``threads`` threads, with the work
+    each call does: ``(read, bytes read, exp, exponentials)``; ``read`` reads ``big``."""
+    import numpy as np
+
     shares = np.array_split(big, threads)
+    blocks = [np.random.default_rng(i).standard_normal(_EXP_BLOCK).astype(dtype_name) for i in
+              range(threads)]  # fmt: skip
+    outs = [np.empty_like(b) for b in blocks]
+
+    def exp_many(i):
+        for _ in range(_EXP_REPEATS):
+            np.exp(blocks[i], out=outs[i])
+
+    def read():
+        list(pool.map(np.max, shares))
+
+    def exp():
+        list(pool.map(exp_many, range(threads)))
+
+    return read, big.nbytes, exp, threads * _EXP_REPEATS * _EXP_BLOCK
+
+
+def measure_floors(dtype_name="float32"):
+    """Memory read bandwidth over a large array and exp throughput on cache-sized blocks of
+    ``dtype_name``, both with every core busy, as in the threaded kernels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = len(os.sched_getaffinity(0))
     with ThreadPoolExecutor(threads) as pool:
-        read = _median_seconds(lambda: list(pool.map(np.max, shares)), min_runs=5)
-        blocks = [np.random.default_rng(i).standard_normal(65536).astype(dtype_name) for i in
-                  range(threads)]  # fmt: skip
-        outs = [np.empty_like(b) for b in blocks]
-        repeats = 200
-
-        def exp_many(i):
-            for _ in range(repeats):
-                np.exp(blocks[i], out=outs[i])
-
-        exp_time = _median_seconds(lambda: list(pool.map(exp_many, range(threads))), min_runs=3)
+        read, read_bytes, exp, exponentials = _floor_probes(dtype_name, pool, threads,
+                                                            _read_array())  # fmt: skip
+        read_time = _median_seconds(read, min_runs=5)
+        exp_time = _median_seconds(exp, min_runs=3)
     return {
         "threads": threads,
-        "read_bandwidth": big.nbytes / read,
-        "exp_per_second": threads * repeats * blocks[0].size / exp_time,
+        "read_bandwidth": read_bytes / read_time,
+        "exp_per_second": exponentials / exp_time,
     }
+
+
+def paired_floors(op, n, c, itemsize, read_times, read_bytes, exp_times, exponentials):
+    """The floor of one operation in each round, from the floor workloads' times in that
+    round (:func:`floor_seconds` at that round's bandwidth and exp throughput)."""
+    return [
+        floor_seconds(op, n, c, itemsize, {"read_bandwidth": read_bytes / read_time,
+                                           "exp_per_second": exponentials / exp_time})
+        for read_time, exp_time in zip(read_times, exp_times, strict=True)
+    ]  # fmt: skip
 
 
 def _best_floors(measured):
@@ -385,23 +424,43 @@ def floor_seconds(op, n, c, itemsize, floors):
 
 def _worker(spec):
     """Time every case of ``spec`` in this process and print one JSON line per case and
-    implementation: the median time per call, and the ratio to torch's F.cross_entropy from
-    the same rounds."""
+    implementation: the median time per call, the ratio to torch's F.cross_entropy from the
+    same rounds, and the distance from the floor measured in the same rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
     builders = _available(spec["implementations"])
+    threads = len(os.sched_getaffinity(0))
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="floor")
+    big = _read_array()
     for dtype_name in spec["dtypes"]:
+        read, read_bytes, exp, exponentials = _floor_probes(dtype_name, pool, threads, big)
+        itemsize = np.dtype(dtype_name).itemsize
         for n, c in spec["sizes"]:
             logits, labels = _data(n, c, getattr(np, dtype_name))
             for op in spec["operations"]:
                 fns = {name: builder(op, logits, labels) for name, builder in builders.items()}
+                # The floors run in the rounds too: a slow moment of the machine slows a
+                # round's floors as it slows its implementations, and each time is compared
+                # with the floors of its own round (as with "vs torch").
+                fns[READ_PROBE], fns[EXP_PROBE] = read, exp
                 before = _cpu_times()
                 times = _interleaved_times(fns)
                 steal = _steal_share(before, _cpu_times())
                 del fns
+                read_times, exp_times = times.pop(READ_PROBE), times.pop(EXP_PROBE)
+                floors = paired_floors(op, n, c, itemsize, read_times, read_bytes, exp_times,
+                                       exponentials)  # fmt: skip
+                measured = {
+                    "floor_seconds": statistics.median(floors),
+                    "floor_read_bandwidth": read_bytes / statistics.median(read_times),
+                    "floor_exp_per_second": exponentials / statistics.median(exp_times),
+                }
                 for name, seconds in times.items():
                     row = {"implementation": name, "operation": op, "n": n, "c": c,
                            "dtype": dtype_name, "seconds": statistics.median(seconds),
+                           "times_floor": _paired_ratio(seconds, floors), **measured,
                            "cpu_steal": steal}  # fmt: skip
                     if REFERENCE in times:
                         row["vs_torch"] = _paired_ratio(times[REFERENCE], seconds)
@@ -454,7 +513,7 @@ def run(args):
         args.memory and HEADLINE in sizes) else []  # fmt: skip
     total = cases_per_setting * len(args.allocators) + len(memory_cases)
     done, rows, steal = 0, [], {}
-    measured = [measure_floors()]
+    measured = {dtype: [measure_floors(dtype)] for dtype in args.dtypes}
     for allocator in args.allocators:
         spec = {"implementations": implementations, "sizes": sizes,
                 "operations": args.operations, "dtypes": args.dtypes}  # fmt: skip
@@ -470,9 +529,11 @@ def run(args):
         if worker.wait():
             raise RuntimeError(f"benchmark worker failed ({allocator} allocator)")
         steal[allocator] = _steal_share(before, _cpu_times())
-        measured.append(measure_floors())
-    floors = _best_floors(measured)
-    floors["cpu_steal"] = steal
+        for dtype in args.dtypes:
+            measured[dtype].append(measure_floors(dtype))
+    best = {dtype: _best_floors(m) for dtype, m in measured.items()}
+    floors = dict(best[args.dtypes[0]], cpu_steal=steal, dtype=args.dtypes[0])
+    floors["exp_per_second_by_dtype"] = {d: b["exp_per_second"] for d, b in best.items()}
     memory = {}
     for name, op in memory_cases:
         spec = {"implementation": name, "operation": op, "size": HEADLINE, "dtype": "float32"}
@@ -484,9 +545,12 @@ def run(args):
     sys.stderr.write("\n")
     for row in rows:
         itemsize = 4 if row["dtype"] == "float32" else 8
-        floor = floor_seconds(row["operation"], row["n"], row["c"], itemsize, floors)
-        row["floor_seconds"] = floor
-        row["times_floor"] = row["seconds"] / floor
+        # Against the best floors of the whole run: a stricter figure than the paired one when
+        # the machine slowed down during the run, a looser one if a floor was measured in a
+        # slow moment.
+        best_floor = floor_seconds(row["operation"], row["n"], row["c"], itemsize,
+                                   best[row["dtype"]])  # fmt: skip
+        row["times_best_floor"] = row["seconds"] / best_floor
         key = (row["implementation"], row["operation"])
         if (row["n"], row["c"]) == HEADLINE and row["dtype"] == "float32" and key in memory:
             row["peak_extra_bytes"] = memory[key]
@@ -501,13 +565,17 @@ def machine_description(floors):
             model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
+    rates = floors.get("exp_per_second_by_dtype") or {"": floors["exp_per_second"]}
+    exp = ", ".join(f"{rate / 1e9:.2f}·10⁹/s{' ' + dtype if dtype else ''}"
+                    for dtype, rate in rates.items())  # fmt: skip
     description = (f"{model}, {floors['threads']} cores available; memory read bandwidth "
-                   f"{floors['read_bandwidth'] / 1e9:.1f} GB/s, exp throughput "
-                   f"{floors['exp_per_second'] / 1e9:.2f}·10⁹/s (all cores)")  # fmt: skip
+                   f"{floors['read_bandwidth'] / 1e9:.1f} GB/s, exp throughput {exp} "
+                   "(all cores)")  # fmt: skip
     if "exp_per_second_range" in floors:
         low, high = floors["exp_per_second_range"]
+        which = f" in {floors['dtype']}" if "dtype" in floors else ""
         description += (f"; best of {floors['measurements']} measurements (exp "
-                        f"{low / 1e9:.2f}-{high / 1e9:.2f}·10⁹/s)")  # fmt: skip
+                        f"{low / 1e9:.2f}-{high / 1e9:.2f}·10⁹/s{which})")  # fmt: skip
     steal = {k: v for k, v in floors.get("cpu_steal", {}).items() if v is not None}
     if steal:
         description += "; CPU time stolen by the hypervisor while timing: " + ", ".join(
@@ -521,13 +589,15 @@ def format_table(rows):
     with its speed relative to torch's F.cross_entropy (paired by round) and its distance from
     the floor."""
     lines = ["| allocator | dtype | N × C | operation | implementation | ms | vs torch | × floor "
-             "| peak extra / logits |", "|---|---|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+             "| × best floor | peak extra / logits |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         ratio = f"{r['vs_torch']:.2f}×" if "vs_torch" in r else "-"
         memory = f"{r['peak_extra_vs_logits']:.2f}" if "peak_extra_vs_logits" in r else ""
         lines.append(f"| {r['allocator']} | {r['dtype']} | {r['n']} × {r['c']} | {r['operation']} "
                      f"| {r['implementation']} | {r['seconds'] * 1e3:.3f} | {ratio} "
-                     f"| {r['times_floor']:.2f} | {memory} |")  # fmt: skip
+                     f"| {r['times_floor']:.2f} | {r['times_best_floor']:.2f} "
+                     f"| {memory} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -535,7 +605,8 @@ def write_csv(rows, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fields = [
         "allocator", "dtype", "n", "c", "operation", "implementation", "seconds", "vs_torch",
-        "floor_seconds", "times_floor", "peak_extra_bytes", "peak_extra_vs_logits", "cpu_steal",
+        "floor_seconds", "times_floor", "times_best_floor", "floor_read_bandwidth",
+        "floor_exp_per_second", "peak_extra_bytes", "peak_extra_vs_logits", "cpu_steal",
     ]  # fmt: skip
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
