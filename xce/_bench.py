@@ -13,14 +13,12 @@ allocator reads its settings at start-up), and prints one table with the measure
 - CPU steal: the share of the machine's CPU time that the hypervisor gave to other virtual
   machines while each case was timed (Linux's /proc/stat), in the CSV, and per allocator
   setting in the machine line, so that a run timed during a slow spell shows it;
-- floors: the bytes an operation must move over the memory read bandwidth (every core
-  reading a 524 MB array) and its number of exponentials over the exp throughput of all
-  cores on cache-sized blocks of its dtype; an operation's floor is the larger of the two.
-  Both workloads run in every round beside the implementations, and "× floor" is the median
-  over rounds of each time over its own round's floor, so that a slow moment slows both
-  sides of the ratio alike. "× best floor" compares the median time with the best floors of
-  the whole run instead (measured before and after each worker): stricter when the machine
-  slowed down during the run, since a slow moment only ever lowers a measurement.
+- floors, measured in the same run: the logits' bytes over the memory read bandwidth (every
+  core reading) and the number of exponentials over the exp throughput of all cores on a
+  cache-sized block of the row's dtype; "× floor" is each time over the larger of the two.
+  The floors are measured before and after each worker, and the best of these is kept: a
+  shared virtual machine only ever slows a measurement down, and a floor set by a slow moment
+  would flatter every figure measured against it.
 
 Results go to stdout, to a CSV file and, with ``--plot FILE.png`` (needs matplotlib), to a chart.
 """
@@ -334,71 +332,35 @@ def _steal_share(before, after):
     return (after[7] - before[7]) / total if total > 0 else None
 
 
-# The floors' two workloads: every core reading a HEADLINE-sized float32 array (bandwidth does
-# not depend on the dtype read: float32, float64, uint8 and int64 maxima all ran at 19-22 GB/s),
-# and every core running np.exp this many times on its own L2-resident block of the case's
-# dtype (float64's exp runs at about half float32's rate).
-_EXP_BLOCK = 65536
-_EXP_REPEATS = 200
-READ_PROBE = "floor: memory read"
-EXP_PROBE = "floor: exp"
-
-
-def _read_array():
-    import numpy as np
-
-    return np.random.default_rng(1).standard_normal(HEADLINE, dtype=np.float32)
-
-
-def _floor_probes(dtype_name, pool, threads, big):
-    """The floors' workloads as two functions on ``pool``'s ``threads`` threads, with the work
-    each call does: ``(read, bytes read, exp, exponentials)``; ``read`` reads ``big``."""
-    import numpy as np
-
-    shares = np.array_split(big, threads)
-    blocks = [np.random.default_rng(i).standard_normal(_EXP_BLOCK).astype(dtype_name) for i in
-              range(threads)]  # fmt: skip
-    outs = [np.empty_like(b) for b in blocks]
-
-    def exp_many(i):
-        for _ in range(_EXP_REPEATS):
-            np.exp(blocks[i], out=outs[i])
-
-    def read():
-        list(pool.map(np.max, shares))
-
-    def exp():
-        list(pool.map(exp_many, range(threads)))
-
-    return read, big.nbytes, exp, threads * _EXP_REPEATS * _EXP_BLOCK
-
-
 def measure_floors(dtype_name="float32"):
     """Memory read bandwidth over a large array and exp throughput on cache-sized blocks of
-    ``dtype_name``, both with every core busy, as in the threaded kernels."""
+    ``dtype_name``, both with every core busy, as in the threaded kernels. The array read is
+    float32 whatever the dtype: float32, float64, uint8 and int64 maxima all read at 19-22
+    GB/s here."""
     from concurrent.futures import ThreadPoolExecutor
 
+    import numpy as np
+
     threads = len(os.sched_getaffinity(0))
+    big = np.random.default_rng(1).standard_normal(HEADLINE, dtype=np.float32)
+    shares = np.array_split(big, threads)
     with ThreadPoolExecutor(threads) as pool:
-        read, read_bytes, exp, exponentials = _floor_probes(dtype_name, pool, threads,
-                                                            _read_array())  # fmt: skip
-        read_time = _median_seconds(read, min_runs=5)
-        exp_time = _median_seconds(exp, min_runs=3)
+        read = _median_seconds(lambda: list(pool.map(np.max, shares)), min_runs=5)
+        blocks = [np.random.default_rng(i).standard_normal(65536).astype(dtype_name) for i in
+                  range(threads)]  # fmt: skip
+        outs = [np.empty_like(b) for b in blocks]
+        repeats = 200
+
+        def exp_many(i):
+            for _ in range(repeats):
+                np.exp(blocks[i], out=outs[i])
+
+        exp_time = _median_seconds(lambda: list(pool.map(exp_many, range(threads))), min_runs=3)
     return {
         "threads": threads,
-        "read_bandwidth": read_bytes / read_time,
-        "exp_per_second": exponentials / exp_time,
+        "read_bandwidth": big.nbytes / read,
+        "exp_per_second": threads * repeats * blocks[0].size / exp_time,
     }
-
-
-def paired_floors(op, n, c, itemsize, read_times, read_bytes, exp_times, exponentials):
-    """The floor of one operation in each round, from the floor workloads' times in that
-    round (:func:`floor_seconds` at that round's bandwidth and exp throughput)."""
-    return [
-        floor_seconds(op, n, c, itemsize, {"read_bandwidth": read_bytes / read_time,
-                                           "exp_per_second": exponentials / exp_time})
-        for read_time, exp_time in zip(read_times, exp_times, strict=True)
-    ]  # fmt: skip
 
 
 def _best_floors(measured):
@@ -422,45 +384,36 @@ def floor_seconds(op, n, c, itemsize, floors):
     return max(memory, n * c / floors["exp_per_second"])
 
 
+def add_floors(rows, floors_by_dtype):
+    """Set each row's floor and its time over it, at the floors measured in the row's dtype
+    (float64's exp runs at about half float32's rate)."""
+    for row in rows:
+        itemsize = 4 if row["dtype"] == "float32" else 8
+        floor = floor_seconds(row["operation"], row["n"], row["c"], itemsize,
+                              floors_by_dtype[row["dtype"]])  # fmt: skip
+        row["floor_seconds"] = floor
+        row["times_floor"] = row["seconds"] / floor
+
+
 def _worker(spec):
     """Time every case of ``spec`` in this process and print one JSON line per case and
-    implementation: the median time per call, the ratio to torch's F.cross_entropy from the
-    same rounds, and the distance from the floor measured in the same rounds."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    implementation: the median time per call, and the ratio to torch's F.cross_entropy from
+    the same rounds."""
     import numpy as np
 
     builders = _available(spec["implementations"])
-    threads = len(os.sched_getaffinity(0))
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="floor")
-    big = _read_array()
     for dtype_name in spec["dtypes"]:
-        read, read_bytes, exp, exponentials = _floor_probes(dtype_name, pool, threads, big)
-        itemsize = np.dtype(dtype_name).itemsize
         for n, c in spec["sizes"]:
             logits, labels = _data(n, c, getattr(np, dtype_name))
             for op in spec["operations"]:
                 fns = {name: builder(op, logits, labels) for name, builder in builders.items()}
-                # The floors run in the rounds too: a slow moment of the machine slows a
-                # round's floors as it slows its implementations, and each time is compared
-                # with the floors of its own round (as with "vs torch").
-                fns[READ_PROBE], fns[EXP_PROBE] = read, exp
                 before = _cpu_times()
                 times = _interleaved_times(fns)
                 steal = _steal_share(before, _cpu_times())
                 del fns
-                read_times, exp_times = times.pop(READ_PROBE), times.pop(EXP_PROBE)
-                floors = paired_floors(op, n, c, itemsize, read_times, read_bytes, exp_times,
-                                       exponentials)  # fmt: skip
-                measured = {
-                    "floor_seconds": statistics.median(floors),
-                    "floor_read_bandwidth": read_bytes / statistics.median(read_times),
-                    "floor_exp_per_second": exponentials / statistics.median(exp_times),
-                }
                 for name, seconds in times.items():
                     row = {"implementation": name, "operation": op, "n": n, "c": c,
                            "dtype": dtype_name, "seconds": statistics.median(seconds),
-                           "times_floor": _paired_ratio(seconds, floors), **measured,
                            "cpu_steal": steal}  # fmt: skip
                     if REFERENCE in times:
                         row["vs_torch"] = _paired_ratio(times[REFERENCE], seconds)
@@ -543,14 +496,9 @@ def run(args):
         done += 1
         _progress(done, total, f"memory: {name} {op}")
     sys.stderr.write("\n")
+    add_floors(rows, best)
     for row in rows:
         itemsize = 4 if row["dtype"] == "float32" else 8
-        # Against the best floors of the whole run: a stricter figure than the paired one when
-        # the machine slowed down during the run, a looser one if a floor was measured in a
-        # slow moment.
-        best_floor = floor_seconds(row["operation"], row["n"], row["c"], itemsize,
-                                   best[row["dtype"]])  # fmt: skip
-        row["times_best_floor"] = row["seconds"] / best_floor
         key = (row["implementation"], row["operation"])
         if (row["n"], row["c"]) == HEADLINE and row["dtype"] == "float32" and key in memory:
             row["peak_extra_bytes"] = memory[key]
@@ -589,15 +537,13 @@ def format_table(rows):
     with its speed relative to torch's F.cross_entropy (paired by round) and its distance from
     the floor."""
     lines = ["| allocator | dtype | N × C | operation | implementation | ms | vs torch | × floor "
-             "| × best floor | peak extra / logits |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| peak extra / logits |", "|---|---|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         ratio = f"{r['vs_torch']:.2f}×" if "vs_torch" in r else "-"
         memory = f"{r['peak_extra_vs_logits']:.2f}" if "peak_extra_vs_logits" in r else ""
         lines.append(f"| {r['allocator']} | {r['dtype']} | {r['n']} × {r['c']} | {r['operation']} "
                      f"| {r['implementation']} | {r['seconds'] * 1e3:.3f} | {ratio} "
-                     f"| {r['times_floor']:.2f} | {r['times_best_floor']:.2f} "
-                     f"| {memory} |")  # fmt: skip
+                     f"| {r['times_floor']:.2f} | {memory} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -605,8 +551,7 @@ def write_csv(rows, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fields = [
         "allocator", "dtype", "n", "c", "operation", "implementation", "seconds", "vs_torch",
-        "floor_seconds", "times_floor", "times_best_floor", "floor_read_bandwidth",
-        "floor_exp_per_second", "peak_extra_bytes", "peak_extra_vs_logits", "cpu_steal",
+        "floor_seconds", "times_floor", "peak_extra_bytes", "peak_extra_vs_logits", "cpu_steal",
     ]  # fmt: skip
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
