@@ -25,7 +25,7 @@ TORCH = os.environ.get("XCE_TORCH_SPEC", "torch==2.13.0")
 CUPY = os.environ.get("XCE_CUPY_SPEC", "cupy-cuda12x")
 
 CPU_BACKENDS = {
-    "numpy": [],
+    "numpy": ["matplotlib"],  # the benchmark chart's test (the `bench` extra)
     "array_api_strict": [],
     "torch": [TORCH],
     "jax": ["jax"],

@@ -191,6 +191,46 @@ def test_round_orders_balance_positions_and_successors(count):
     assert successions == {(a, b): per_cycle for a in range(count) for b in range(count) if a != b}
 
 
+def _row(allocator, dtype, n, c, op, name, times_floor):
+    return {"allocator": allocator, "dtype": dtype, "n": n, "c": c, "operation": op,
+            "implementation": name, "times_floor": times_floor}  # fmt: skip
+
+
+def test_chart_shows_tuned_float32_with_sizes_in_order_and_gaps_left_empty():
+    rows = [
+        _row("default", "float32", 64, 10, "sparse", "a", 9.0),
+        _row("tuned", "float64", 64, 10, "sparse", "a", 8.0),
+        _row("tuned", "float32", 1024, 128256, "sparse", "a", 3.0),
+        _row("tuned", "float32", 2048, 64000, "sparse", "a", 4.0),
+        _row("tuned", "float32", 4096, 32000, "binary", "a", 7.0),
+        _row("tuned", "float32", 4096, 32000, "sparse", "b", 2.5),
+        _row("tuned", "float32", 4096, 32000, "sparse", "a", 2.0),
+        _row("tuned", "float32", 64, 10, "sparse", "a", 100.0),
+    ]
+    allocator, dtype, labels, series = _bench.chart_series(rows)
+    assert (allocator, dtype) == ("tuned", "float32")
+    # 2048·64000 = 4096·32000 = 131072000 (N breaks the tie) < 1024·128256 = 131334144
+    assert labels == ["64×10", "2048×64000", "4096×32000", "1024×128256"]
+    assert list(series) == ["sparse", "binary"]  # in the benchmark's order of operations
+    assert series["sparse"] == {"a": [100.0, 4.0, 2.0, 3.0], "b": [None, None, 2.5, None]}
+    assert series["binary"] == {"a": [None, None, 7.0, None]}
+    # A run without the tuned allocator or float32 shows what it has.
+    only = _bench.chart_series([_row("default", "float64", 8, 10, "soft", "a", 5.0)])
+    assert only == ("default", "float64", ["8×10"], {"soft": {"a": [5.0]}})
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib", reason="the chart needs the bench extra (matplotlib)")
+    rows = [_row("tuned", "float32", n, c, op, name, t) for (n, c), t in
+            (((64, 10), 90.0), ((4096, 32000), 2.0)) for op in ("sparse", "soft")
+            for name in ("a", "b")]  # fmt: skip
+    path = tmp_path / "chart.png"
+    _bench.plot(rows, path)
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 10_000  # two panels with axes, lines and labels, not an empty canvas
+
+
 def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
     out = tmp_path / "bench.csv"
     names = ["xce numpy", "numpy plain"]
