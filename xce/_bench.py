@@ -376,6 +376,14 @@ def _best_floors(measured):
     }
 
 
+def _best_floors_by_dtype(measured):
+    """:func:`_best_floors` for each dtype's measurements, with one read bandwidth for all:
+    the best of every measurement, since each dtype's reads the same float32 array."""
+    best = {dtype: _best_floors(m) for dtype, m in measured.items()}
+    bandwidth = max(b["read_bandwidth"] for b in best.values())
+    return {dtype: dict(b, read_bandwidth=bandwidth) for dtype, b in best.items()}
+
+
 def floor_seconds(op, n, c, itemsize, floors):
     """The lower bound for one operation: memory traffic or exponentials, whichever is slower."""
     reads = {"sparse": 1, "sparse+grad": 1, "soft": 2, "binary": 2}[op]
@@ -484,7 +492,7 @@ def run(args):
         steal[allocator] = _steal_share(before, _cpu_times())
         for dtype in args.dtypes:
             measured[dtype].append(measure_floors(dtype))
-    best = {dtype: _best_floors(m) for dtype, m in measured.items()}
+    best = _best_floors_by_dtype(measured)
     floors = dict(best[args.dtypes[0]], cpu_steal=steal, dtype=args.dtypes[0])
     floors["exp_per_second_by_dtype"] = {d: b["exp_per_second"] for d, b in best.items()}
     memory = {}
