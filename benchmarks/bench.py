@@ -1,4 +1,4 @@
-"""Side-by-side cross-entropy benchmark; the same as ``xce bench`` (see xce/_bench.py).
+"""Side-by-side cross-entropy benchmark; the same as ``xce bench`` (see xce/_bench/).
 
 python benchmarks/bench.py --plot benchmarks/results/bench.png
 """

@@ -18,7 +18,19 @@ import numpy as np
 import pytest
 
 from tests import reference
-from xce import _bench
+from xce._bench.cases import (
+    IMPLEMENTATIONS,
+    OPERATIONS,
+    REFERENCE,
+    available,
+    binary_targets,
+    data,
+    soft_targets,
+)
+from xce._bench.chart import chart_series, plot
+from xce._bench.floors import add_floors, best_floors, best_floors_by_dtype, floor_seconds
+from xce._bench.machine import cpu_times, machine_description, steal_share
+from xce._bench.timing import interleaved_times, paired_ratio, round_orders
 
 
 def _as_float64(value):
@@ -27,23 +39,19 @@ def _as_float64(value):
     return np.asarray(value, dtype=np.float64)
 
 
-@pytest.mark.parametrize("operation", _bench.OPERATIONS)
+@pytest.mark.parametrize("operation", OPERATIONS)
 def test_every_available_implementation_computes_the_reference_loss(operation):
     # float32, the benchmark's main dtype (JAX computes in it by default); the oracle is the
     # float64 reference on the same float32 values.
-    logits, labels = _bench._data(16, 7, "float32", seed=3)
+    logits, labels = data(16, 7, "float32", seed=3)
     onehot = np.eye(7)[labels]
     expected = {
         "sparse": reference.sparse_categorical_cross_entropy(labels, logits, from_logits=True),
         "sparse+grad": reference.sparse_categorical_cross_entropy(labels, logits, from_logits=True),
-        "soft": reference.categorical_cross_entropy(
-            _bench._soft_targets(logits), logits, from_logits=True
-        ),
-        "binary": reference.binary_cross_entropy(
-            _bench._binary_targets(logits), logits, from_logits=True
-        ),
+        "soft": reference.categorical_cross_entropy(soft_targets(logits), logits, from_logits=True),
+        "binary": reference.binary_cross_entropy(binary_targets(logits), logits, from_logits=True),
     }[operation]
-    implementations = _bench._available(_bench.IMPLEMENTATIONS)
+    implementations = available(IMPLEMENTATIONS)
     assert "xce numpy" in implementations and "numpy plain" in implementations
     for name, build in implementations.items():
         result = build(operation, logits, labels)()
@@ -60,10 +68,10 @@ def test_floor_is_the_slower_of_memory_traffic_and_exponentials():
     # 4096·32000 float32 logits: 524.288 MB read at 20 GB/s = 26.2 ms; 131.072 M exp at 3·10⁹/s
     # = 43.7 ms, so exp sets the forward's floor. With the gradient's 524 MB write, memory
     # traffic sets it: 2·524.288 MB / 20 GB/s = 52.4 ms.
-    assert _bench.floor_seconds("sparse", 4096, 32000, 4, floors) == pytest.approx(0.043690667)
-    assert _bench.floor_seconds("sparse+grad", 4096, 32000, 4, floors) == pytest.approx(0.0524288)
+    assert floor_seconds("sparse", 4096, 32000, 4, floors) == pytest.approx(0.043690667)
+    assert floor_seconds("sparse+grad", 4096, 32000, 4, floors) == pytest.approx(0.0524288)
     # Soft targets read two float64 arrays: 2·1.048576 GB / 20 GB/s = 104.9 ms > 43.7 ms.
-    assert _bench.floor_seconds("soft", 4096, 32000, 8, floors) == pytest.approx(0.1048576)
+    assert floor_seconds("soft", 4096, 32000, 8, floors) == pytest.approx(0.1048576)
 
 
 def test_each_row_is_measured_against_the_floors_of_its_dtype():
@@ -73,11 +81,11 @@ def test_each_row_is_measured_against_the_floors_of_its_dtype():
               "float64": {"read_bandwidth": 20e9, "exp_per_second": 1.5e9}}  # fmt: skip
     rows = [{"dtype": dtype, "operation": "sparse", "n": 4096, "c": 32000, "seconds": 0.1}
             for dtype in ("float32", "float64")]  # fmt: skip
-    _bench.add_floors(rows, floors)
+    add_floors(rows, floors)
     assert [r["floor_seconds"] for r in rows] == pytest.approx([0.043690667, 0.087381333])
     assert [r["times_floor"] for r in rows] == pytest.approx([2.2888184, 1.1444092])
     rates = {"float32": 3e9, "float64": 1.5e9}
-    description = _bench.machine_description(
+    description = machine_description(
         dict(floors["float32"], threads=2, exp_per_second_by_dtype=rates)
     )
     assert "exp throughput 3.00·10⁹/s float32, 1.50·10⁹/s float64 (all cores)" in description
@@ -89,11 +97,11 @@ def test_best_floors_keep_the_fastest_measurement_and_the_range():
         {"threads": 2, "read_bandwidth": 21e9, "exp_per_second": 2.9e9},
         {"threads": 2, "read_bandwidth": 19e9, "exp_per_second": 2.4e9},
     ]
-    best = _bench._best_floors(measured)
+    best = best_floors(measured)
     assert best["read_bandwidth"] == 21e9
     assert best["exp_per_second"] == 2.9e9
     assert best["exp_per_second_range"] == (1.7e9, 2.9e9)
-    assert "best of 3 measurements (exp 1.70-2.90" in _bench.machine_description(best)
+    assert "best of 3 measurements (exp 1.70-2.90" in machine_description(best)
 
 
 def test_best_floors_per_dtype_share_the_best_read_bandwidth():
@@ -103,7 +111,7 @@ def test_best_floors_per_dtype_share_the_best_read_bandwidth():
                     {"threads": 2, "read_bandwidth": 21e9, "exp_per_second": 2.5e9}],
         "float64": [{"threads": 2, "read_bandwidth": 22e9, "exp_per_second": 1.4e9}],
     }  # fmt: skip
-    best = _bench._best_floors_by_dtype(measured)
+    best = best_floors_by_dtype(measured)
     assert {d: b["read_bandwidth"] for d, b in best.items()} == {"float32": 22e9, "float64": 22e9}
     assert {d: b["exp_per_second"] for d, b in best.items()} == {"float32": 3e9, "float64": 1.4e9}
     assert best["float32"]["exp_per_second_range"] == (2.5e9, 3e9)
@@ -113,12 +121,12 @@ def test_steal_share_is_the_stolen_part_of_all_cpu_time():
     # user nice system idle iowait irq softirq steal: 442 ticks passed, 70 of them stolen
     before = [100, 5, 50, 800, 3, 1, 2, 50]
     after = [200, 15, 100, 1000, 9, 3, 6, 120]
-    assert _bench._steal_share(before, after) == pytest.approx(70 / 442)
-    assert _bench._steal_share(before, before) is None  # no time passed
-    assert _bench._steal_share(None, after) is None  # no /proc/stat
+    assert steal_share(before, after) == pytest.approx(70 / 442)
+    assert steal_share(before, before) is None  # no time passed
+    assert steal_share(None, after) is None  # no /proc/stat
     floors = {"threads": 2, "read_bandwidth": 20e9, "exp_per_second": 2.5e9,
               "cpu_steal": {"default": 70 / 442, "tuned": None}}  # fmt: skip
-    description = _bench.machine_description(floors)
+    description = machine_description(floors)
     assert description.endswith("CPU time stolen by the hypervisor while timing: default 15.8%")
 
 
@@ -127,7 +135,7 @@ def test_cpu_times_are_the_first_eight_counters_of_proc_stat():
     with open("/proc/stat") as f:
         expected = [int(v) for v in f.readline().split()[1:9]]
     assert len(expected) == 8, "a kernel older than 2.6.11 has no steal counter"
-    times = _bench._cpu_times()
+    times = cpu_times()
     assert len(times) == 8
     assert all(now >= then for now, then in zip(times, expected, strict=True))  # counters grow
     assert sum(times) - sum(expected) < 1000  # the same counters, read moments apart
@@ -160,9 +168,8 @@ def test_interleaved_rounds_warm_up_batch_fast_calls_and_pair_the_ratios():
     costs = {"reference": 4e-3, "half": 2e-3, "tiny": 1e-5}
     names = list(costs)
     fns = {name: machine.function(name, cost) for name, cost in costs.items()}
-    times = _bench._interleaved_times(fns, min_time=0.0, min_rounds=20, max_rounds=20,
-                                      batch_time=2e-3, warmup_time=0.0195,
-                                      clock=machine.clock)  # fmt: skip
+    times = interleaved_times(fns, min_time=0.0, min_rounds=20, max_rounds=20, batch_time=2e-3,
+                              warmup_time=0.0195, clock=machine.clock)  # fmt: skip
     assert {name: len(t) for name, t in times.items()} == {name: 20 for name in costs}
     # Warm-up: one call, then calls until 0.0195 s have passed (5 of 4 ms, 10 of 2 ms, ~1950
     # of 10 µs), in turn.
@@ -176,7 +183,7 @@ def test_interleaved_rounds_warm_up_batch_fast_calls_and_pair_the_ratios():
     assert calls[:17] == ["reference"] * 6 + ["half"] * 11
     # Then 20 rounds in the balanced orders, calls under 2 ms in batches of ~2 ms (200 × 10 µs).
     batch = {"reference": 1, "half": 1, "tiny": 200}
-    orders = _bench._round_orders(3)
+    orders = round_orders(3)
     expected = [names[i] for r in range(20) for i in orders[r % 6] for _ in range(batch[names[i]])]
     assert calls[position:] == expected
     # Outside the slow spell each call is timed at its cost (the tiny one per call of a batch).
@@ -185,15 +192,15 @@ def test_interleaved_rounds_warm_up_batch_fast_calls_and_pair_the_ratios():
         assert min(times[name]) == pytest.approx(cost)
         assert max(times[name]) == pytest.approx(3 * cost)  # some rounds fell in the spell
     # Paired by round, the ratio is exact although the spell slowed whole rounds.
-    assert _bench._paired_ratio(times["reference"], times["half"]) == pytest.approx(2.0)
-    assert _bench._paired_ratio(times["reference"], times["tiny"]) == pytest.approx(400.0)
+    assert paired_ratio(times["reference"], times["half"]) == pytest.approx(2.0)
+    assert paired_ratio(times["reference"], times["tiny"]) == pytest.approx(400.0)
 
 
 @pytest.mark.parametrize("count", range(1, 8))
 def test_round_orders_balance_positions_and_successors(count):
     """Each implementation runs in each position, and right after each other one, equally
     often: so what one leaves behind slows each of the others alike."""
-    orders = _bench._round_orders(count)
+    orders = round_orders(count)
     assert len(orders) == (2 * count if count % 2 else count)
     assert all(sorted(order) == list(range(count)) for order in orders)
     per_cycle = len(orders) // count
@@ -220,7 +227,7 @@ def test_chart_shows_tuned_float32_with_sizes_in_order_and_gaps_left_empty():
         _row("tuned", "float32", 4096, 32000, "sparse", "a", 2.0),
         _row("tuned", "float32", 64, 10, "sparse", "a", 100.0),
     ]
-    allocator, dtype, labels, series = _bench.chart_series(rows)
+    allocator, dtype, labels, series = chart_series(rows)
     assert (allocator, dtype) == ("tuned", "float32")
     # 2048·64000 = 4096·32000 = 131072000 (N breaks the tie) < 1024·128256 = 131334144
     assert labels == ["64×10", "2048×64000", "4096×32000", "1024×128256"]
@@ -228,7 +235,7 @@ def test_chart_shows_tuned_float32_with_sizes_in_order_and_gaps_left_empty():
     assert series["sparse"] == {"a": [100.0, 4.0, 2.0, 3.0], "b": [None, None, 2.5, None]}
     assert series["binary"] == {"a": [None, None, 7.0, None]}
     # A run without the tuned allocator or float32 shows what it has.
-    only = _bench.chart_series([_row("default", "float64", 8, 10, "soft", "a", 5.0)])
+    only = chart_series([_row("default", "float64", 8, 10, "soft", "a", 5.0)])
     assert only == ("default", "float64", ["8×10"], {"soft": {"a": [5.0]}})
 
 
@@ -239,7 +246,7 @@ def test_plot_writes_a_png(tmp_path):
             for name in ("a", "b")]  # fmt: skip
     del rows[0]  # a size an implementation was not timed at: a gap in its line
     path = tmp_path / "chart.png"
-    _bench.plot(rows, path)
+    plot(rows, path)
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 10_000  # two panels with axes, lines and labels, not an empty canvas
@@ -250,7 +257,7 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
     names = ["xce numpy", "numpy plain"]
     with_torch = importlib.util.find_spec("torch") is not None
     if with_torch:  # the reference of the "vs torch" column
-        names.append(_bench.REFERENCE)
+        names.append(REFERENCE)
     done = subprocess.run(
         [sys.executable, "-m", "xce", "bench", "--sizes", "8x10", "--operations", "sparse",
          "sparse+grad", "--implementations", *names, "--allocators", "default", "--no-memory",
@@ -269,11 +276,11 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
         seconds, floor = float(row["seconds"]), float(row["floor_seconds"])
         assert 0 < floor < seconds < 1
         assert float(row["times_floor"]) == pytest.approx(seconds / floor)
-        if _bench._cpu_times() is not None:  # Linux
+        if cpu_times() is not None:  # Linux
             assert 0 <= float(row["cpu_steal"]) <= 1
         if not with_torch:
             assert row["vs_torch"] == ""
-        elif row["implementation"] == _bench.REFERENCE:
+        elif row["implementation"] == REFERENCE:
             assert float(row["vs_torch"]) == 1.0  # each round against itself
         else:
             assert float(row["vs_torch"]) > 0

@@ -1,0 +1,208 @@
+"""What the benchmark times: the sizes and operations, the data, and each implementation.
+
+An implementation is a function that imports its framework and returns a builder; a builder
+takes ``(operation, logits, labels)`` (NumPy arrays) and returns a call that computes that
+operation's loss (and gradient, for ``sparse+grad``) on those arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import DTypeLike
+
+__all__ = [
+    "HEADLINE",
+    "IMPLEMENTATIONS",
+    "OPERATIONS",
+    "REFERENCE",
+    "SIZES",
+    "Builder",
+    "available",
+    "binary_targets",
+    "data",
+    "soft_targets",
+]
+
+SIZES = ((64, 10), (256, 1000), (4096, 32000), (1024, 128256), (256, 256000))
+HEADLINE = (4096, 32000)
+OPERATIONS = ("sparse", "sparse+grad", "soft", "binary")
+
+# (operation, logits, labels) → a call that computes the operation on them
+Builder = Callable[[str, "np.ndarray", "np.ndarray"], Callable[[], Any]]
+
+
+def data(n: int, c: int, dtype: DTypeLike, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, c), dtype=np.float32).astype(dtype, copy=False) * 3
+    labels = rng.integers(0, c, size=n)
+    return logits, labels
+
+
+def soft_targets(logits: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    # A cheap, deterministic distribution per row: a softmax of the rolled logits.
+    rolled = np.roll(logits, 1, axis=1)
+    e = np.exp(rolled - rolled.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def binary_targets(logits: np.ndarray) -> np.ndarray:
+    return (logits > 0.5).astype(logits.dtype)
+
+
+def _xce(asarray: Callable[[np.ndarray], Any]) -> Builder:
+    import xce
+
+    grad_fn = xce.value_and_grad(xce.sparse_categorical_cross_entropy)
+
+    def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        x, y = asarray(logits), asarray(labels)
+        if op == "sparse":
+            return lambda: xce.sparse_categorical_cross_entropy(y, x, from_logits=True)
+        if op == "sparse+grad":
+            return lambda: grad_fn(y, x, from_logits=True)
+        if op == "soft":
+            q = asarray(soft_targets(logits))
+            return lambda: xce.categorical_cross_entropy(q, x, from_logits=True)
+        t = asarray(binary_targets(logits))
+        return lambda: xce.binary_cross_entropy(t, x, from_logits=True)
+
+    return build
+
+
+def _xce_numpy() -> Builder:
+    import numpy as np
+
+    return _xce(np.asarray)
+
+
+def _xce_torch() -> Builder:
+    import torch
+
+    return _xce(torch.from_numpy)
+
+
+def _torch_native() -> Builder:
+    import torch
+    import torch.nn.functional as F
+
+    def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        x, y = torch.from_numpy(logits), torch.from_numpy(labels)
+        if op == "sparse":
+            return lambda: F.cross_entropy(x, y)
+        if op == "sparse+grad":
+            leaf = x.clone().requires_grad_(True)
+
+            def forward_backward() -> tuple[Any, Any]:
+                leaf.grad = None
+                loss = F.cross_entropy(leaf, y)
+                loss.backward()
+                return loss, leaf.grad
+
+            return forward_backward
+        if op == "soft":
+            q = torch.from_numpy(soft_targets(logits))
+            return lambda: F.cross_entropy(x, q)
+        t = torch.from_numpy(binary_targets(logits))
+        return lambda: F.binary_cross_entropy_with_logits(x, t)
+
+    return build
+
+
+def _numpy_plain() -> Builder:
+    """The textbook NumPy version: log-softmax, gather, mean; softmax - one-hot for the grad."""
+    import numpy as np
+
+    def log_softmax(x: np.ndarray) -> np.ndarray:
+        z = x - x.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    def build(op: str, x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
+        rows = np.arange(x.shape[0])
+        if op == "sparse":
+            return lambda: -log_softmax(x)[rows, y].mean()
+        if op == "sparse+grad":
+
+            def forward_backward() -> tuple[Any, np.ndarray]:
+                log_p = log_softmax(x)
+                grad = np.exp(log_p)
+                grad[rows, y] -= 1
+                return -log_p[rows, y].mean(), grad / x.shape[0]
+
+            return forward_backward
+        if op == "soft":
+            q = soft_targets(x)
+            return lambda: -(q * log_softmax(x)).sum(axis=1).mean()
+        t = binary_targets(x)
+        return lambda: (
+            np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        ).mean()  # fmt: skip
+
+    return build
+
+
+def _jax_jit() -> Builder:
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        import optax
+
+        sparse = optax.softmax_cross_entropy_with_integer_labels
+        soft = optax.softmax_cross_entropy
+        binary = optax.sigmoid_binary_cross_entropy
+    except ImportError:  # the same formulas with jax.nn
+
+        def sparse(x: Any, y: Any) -> Any:
+            return -jnp.take_along_axis(jax.nn.log_softmax(x), y[:, None], axis=1)[:, 0]
+
+        def soft(x: Any, q: Any) -> Any:
+            return -(q * jax.nn.log_softmax(x)).sum(axis=1)
+
+        def binary(x: Any, t: Any) -> Any:
+            return jnp.maximum(x, 0) - x * t + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+    def mean_of(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        return jax.jit(lambda x, t: fn(x, t).mean())
+
+    def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        x, y = jnp.asarray(logits), jnp.asarray(labels)
+        if op == "sparse":
+            fn, arg = mean_of(sparse), y
+        elif op == "sparse+grad":
+            fn, arg = jax.jit(jax.value_and_grad(lambda x, y: sparse(x, y).mean())), y
+        elif op == "soft":
+            fn, arg = mean_of(soft), jnp.asarray(soft_targets(logits))
+        else:
+            fn, arg = mean_of(binary), jnp.asarray(binary_targets(logits))
+        return lambda: jax.block_until_ready(fn(x, arg))
+
+    return build
+
+
+REFERENCE = "torch F.cross_entropy"  # the "vs torch" column's reference
+IMPLEMENTATIONS: dict[str, Callable[[], Builder]] = {
+    "xce numpy": _xce_numpy,
+    "xce torch": _xce_torch,
+    "torch F.cross_entropy": _torch_native,
+    "numpy plain": _numpy_plain,
+    "jax jit": _jax_jit,
+}
+
+
+def available(names: Iterable[str]) -> dict[str, Builder]:
+    """The builders of the implementations in ``names`` whose framework is installed."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = IMPLEMENTATIONS[name]()
+        except ImportError:
+            pass
+    return found
