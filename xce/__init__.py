@@ -5,14 +5,14 @@ device and dtype out; one numerics policy on every backend; clear errors instead
 numbers; and the analytic gradient in the same pass with :func:`value_and_grad`.
 """
 
+from ._binary import binary_cross_entropy
+from ._binary_focal import binary_focal_cross_entropy
 from ._blocks import entropy, kl_divergence, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
-from ._focal import binary_focal_cross_entropy, categorical_focal_cross_entropy, poly1_cross_entropy
+from ._categorical import categorical_cross_entropy
+from ._categorical_focal import categorical_focal_cross_entropy
 from ._grad import value_and_grad
-from ._losses import (
-    binary_cross_entropy,
-    categorical_cross_entropy,
-    sparse_categorical_cross_entropy,
-)
+from ._poly1 import poly1_cross_entropy
+from ._sparse import sparse_categorical_cross_entropy
 
 __version__ = "0.1.0"
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
+from typing import Any
 
-from ._losses import FUSED
+from ._table import LOSSES
+
+__all__ = ["value_and_grad"]
 
 
-def value_and_grad(loss_fn):
+def value_and_grad(loss_fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
     """Turn an xce loss into a function returning ``(loss, ∂loss/∂y_pred)``.
 
     The gradient is analytic and computed in the same pass as the loss, sharing the softmax
@@ -20,10 +24,11 @@ def value_and_grad(loss_fn):
     Parameters
     ----------
     loss_fn : callable
-        :func:`xce.binary_cross_entropy`, :func:`xce.categorical_cross_entropy`,
-        :func:`xce.sparse_categorical_cross_entropy`, or the focal and poly-1 losses
-        (:func:`xce.binary_focal_cross_entropy`, :func:`xce.categorical_focal_cross_entropy`,
-        :func:`xce.poly1_cross_entropy`).
+        A loss of the family whose row in the table of losses (``xce._table``) has an
+        analytic gradient: :func:`xce.binary_cross_entropy`,
+        :func:`xce.categorical_cross_entropy`, :func:`xce.sparse_categorical_cross_entropy`,
+        :func:`xce.binary_focal_cross_entropy`, :func:`xce.categorical_focal_cross_entropy`
+        and :func:`xce.poly1_cross_entropy`.
 
     Returns
     -------
@@ -50,9 +55,12 @@ def value_and_grad(loss_fn):
     >>> grad
     array([[-0.5,  0.5]])
     """
-    fused = FUSED.get(loss_fn)
+    fused = next(
+        (info.driver for info in LOSSES if info.analytic_gradient and info.public is loss_fn),
+        None,
+    )
     if fused is None:
-        names = ", ".join(f"xce.{fn.__name__}" for fn in FUSED)
+        names = ", ".join(f"xce.{info.name}" for info in LOSSES if info.analytic_gradient)
         raise TypeError(f"value_and_grad supports {names}; got {loss_fn!r}")
     # Every loss is (y_true, y_pred, *, options): bind by hand, as inspect's bind costs more
     # than a small loss itself.
@@ -63,7 +71,7 @@ def value_and_grad(loss_fn):
     }
 
     @functools.wraps(loss_fn)
-    def loss_and_grad(y_true, y_pred, **options):
+    def loss_and_grad(y_true: Any, y_pred: Any, **options: Any) -> tuple[Any, Any]:
         unknown = options.keys() - defaults.keys()
         if unknown:
             raise TypeError(

@@ -8,6 +8,7 @@ Every message names the argument and says how to fix the call.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from ._compat import (
@@ -22,6 +23,33 @@ from ._compat import (
     library_name,
     size,
 )
+
+__all__ = [
+    "FROM_LOGITS_HINT",
+    "REDUCTIONS",
+    "alpha_array",
+    "batch_array",
+    "check_class_count",
+    "check_epsilon",
+    "check_floating",
+    "check_gamma",
+    "check_ignore_index",
+    "check_label_dtype",
+    "check_label_shape",
+    "check_labels",
+    "check_options",
+    "check_same_shape",
+    "check_target_dtype",
+    "check_unit_interval",
+    "check_where",
+    "class_weight_array",
+    "namespace_of",
+    "normalise_axis",
+    "pos_weight_array",
+    "read_flag",
+    "scalar_alpha",
+    "values_checked",
+]
 
 REDUCTIONS = ("none", "sum", "mean", "sum_and_count")
 
@@ -128,6 +156,28 @@ def check_same_shape(y_true, y_pred, *, hint=""):
         )
 
 
+def check_ignore_index(ignore_index):
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)
+    ):
+        raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__}")
+
+
+def check_label_shape(y_true, y_pred, axis, batch):
+    if tuple(y_true.shape) == batch:
+        return
+    if tuple(y_true.shape) == tuple(y_pred.shape):
+        hint = "it has y_pred's shape: one-hot or soft targets go to categorical_cross_entropy"
+    elif tuple(y_true.shape) == (*batch, 1):
+        hint = "drop its trailing axis of length 1 (xce never broadcasts labels)"
+    else:
+        hint = "one integer label per sample"
+    raise ValueError(
+        f"y_true has shape {tuple(y_true.shape)} but labels for y_pred of shape "
+        f"{tuple(y_pred.shape)} with class axis {axis} need shape {batch}; {hint}"
+    )
+
+
 def batch_array(xp, a, name, batch_shape, dtype=None):
     """``a`` broadcast to the batch shape by the prefix rule, or ``None``.
 
@@ -208,7 +258,7 @@ def values_checked(validate, *arrays):
     return bool(validate)
 
 
-def _read(flag):
+def read_flag(flag):
     """bool() of a 0-d result; Dask needs an explicit compute."""
     return bool(flag.compute()) if is_dask_array(flag) else bool(flag)
 
@@ -219,7 +269,7 @@ def check_labels(xp, labels, n_classes, *, ignore_index, where):
         bad = bad & (labels != ignore_index)
     if where is not None:
         bad = bad & where
-    if _read(xp.any(bad)):
+    if read_flag(xp.any(bad)):
         found = sorted({int(v) for v in (xp.min(labels), xp.max(labels))})
         ignored = "" if ignore_index is None else f" or ignore_index={ignore_index}"
         raise ValueError(
@@ -238,7 +288,7 @@ def check_unit_interval(xp, a, name, hint=""):
     inside = (xp.min(a) >= 0) & (xp.max(a) <= 1)
     if is_jax_array(a):
         inside = inside & ~xp.any(xp.isnan(a))
-    if not _read(inside):
+    if not read_flag(inside):
         raise ValueError(
             f"{name} holds values outside [0, 1] (or NaN) but must hold probabilities" + hint
         )
@@ -247,3 +297,43 @@ def check_unit_interval(xp, a, name, hint=""):
 FROM_LOGITS_HINT = (
     "; did you mean from_logits=True? (y_pred looks like raw scores, not probabilities)"
 )
+
+
+# The focusing and polynomial losses' hyperparameters.
+
+
+def check_gamma(gamma):
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+        raise TypeError(f"gamma must be a Python float ≥ 0, got {type(gamma).__name__}")
+    if not (gamma >= 0 and math.isfinite(gamma)):
+        raise ValueError(f"gamma={gamma!r} must be a finite number ≥ 0 (0 gives cross entropy)")
+
+
+def scalar_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(
+            f"alpha must be None, a Python float in [0, 1] or an array, got {type(alpha).__name__}"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha={alpha!r} must lie in [0, 1]")
+    return float(alpha)
+
+
+def check_epsilon(epsilon):
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+        raise TypeError(f"epsilon must be a Python float, got {type(epsilon).__name__}")
+    if not math.isfinite(epsilon):
+        raise ValueError(f"epsilon={epsilon!r} must be finite")
+
+
+def alpha_array(xp, alpha, n_classes, dtype):
+    if alpha is None:
+        return None
+    if not is_array_api_obj(alpha):
+        return scalar_alpha(alpha)
+    if tuple(alpha.shape) not in ((), (n_classes,)):
+        raise ValueError(
+            f"alpha has shape {tuple(alpha.shape)}; give a scalar or one weight per class, "
+            f"shape ({n_classes},)"
+        )
+    return xp.astype(alpha, dtype, copy=False)

@@ -8,35 +8,60 @@ from ._binary import probs_bce, sigmoid_bce
 from ._blocks import (
     compute_dtype,
     entropy,
+    finite_max,
     kl_divergence,
+    log_or_neg_inf,
     log_sigmoid,
     log_softmax,
     logsumexp,
     sigmoid,
     softmax,
+    xlogy_zero,
 )
-from ._categorical import probs_ce_labels, probs_ce_soft, softmax_ce_labels, softmax_ce_soft
+from ._categorical import (
+    probs_ce_labels,
+    probs_ce_soft,
+    softmax_ce_labels,
+    softmax_ce_soft,
+    take_along_last_axis,
+)
+from ._focal_poly1 import (
+    probs_binary_focal,
+    probs_focal_soft,
+    probs_poly1_soft,
+    sigmoid_binary_focal,
+    softmax_focal_soft,
+    softmax_poly1_soft,
+)
 from ._reduce import count, gradient_scale, mask_gradient, reduce_loss
-from ._rows import in_row_blocks
 
 __all__ = [
     "compute_dtype",
     "count",
     "entropy",
+    "finite_max",
     "gradient_scale",
-    "in_row_blocks",
     "kl_divergence",
+    "log_or_neg_inf",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
     "mask_gradient",
     "probs_bce",
+    "probs_binary_focal",
     "probs_ce_labels",
     "probs_ce_soft",
+    "probs_focal_soft",
+    "probs_poly1_soft",
     "reduce_loss",
     "sigmoid",
     "sigmoid_bce",
+    "sigmoid_binary_focal",
     "softmax",
     "softmax_ce_labels",
     "softmax_ce_soft",
+    "softmax_focal_soft",
+    "softmax_poly1_soft",
+    "take_along_last_axis",
+    "xlogy_zero",
 ]

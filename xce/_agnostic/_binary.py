@@ -11,6 +11,11 @@ import math
 
 from ._blocks import log_or_neg_inf, neg_abs, negative_part, positive_part
 
+__all__ = [
+    "probs_bce",
+    "sigmoid_bce",
+]
+
 
 def _coefficients(xp, y, *, pos_weight, smoothing):
     q = y if smoothing == 0 else (1 - smoothing) * y + smoothing / 2

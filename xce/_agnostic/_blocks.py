@@ -9,6 +9,24 @@ import math
 
 from .._compat import device
 
+__all__ = [
+    "compute_dtype",
+    "entropy",
+    "finite_max",
+    "kl_divergence",
+    "log1p_exp_neg_abs",
+    "log_or_neg_inf",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "neg_abs",
+    "negative_part",
+    "positive_part",
+    "sigmoid",
+    "softmax",
+    "xlogy_zero",
+]
+
 
 def compute_dtype(xp, dtype):
     """float16 / bfloat16 are computed in float32; other floating dtypes in themselves."""

@@ -14,6 +14,17 @@ from __future__ import annotations
 from .._compat import device
 from ._blocks import finite_max, log_or_neg_inf
 
+__all__ = [
+    "probs_ce_labels",
+    "probs_ce_soft",
+    "row_scale",
+    "smoothed_weighted_target",
+    "softmax_ce_labels",
+    "softmax_ce_soft",
+    "softmax_stats",
+    "take_along_last_axis",
+]
+
 
 def take_along_last_axis(xp, x, index):
     """``x[..., index[..., 0]]`` kept as a trailing axis of length 1.
@@ -35,7 +46,7 @@ def _label_mask(xp, labels, n_classes, on_device):
     return labels[..., None] == classes
 
 
-def _softmax_stats(xp, x):
+def softmax_stats(xp, x):
     """Shifted logits z = x - m, e = exp(z) and log Σ e, all with keepdims."""
     z = x - finite_max(xp, x, -1)
     e = xp.exp(z)
@@ -50,7 +61,7 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad
     (log Σ exp(x - m) - (x_y - m)), so that offsets of 1e8 lose nothing in float32.
     """
     n_classes = x.shape[-1]
-    z, e, s, log_s = _softmax_stats(xp, x)
+    z, e, s, log_s = softmax_stats(xp, x)
     index = labels[..., None]
     nll = log_s - take_along_last_axis(xp, z, index)
     w_y = None if class_weight is None else xp.take(class_weight, xp.reshape(labels, (-1,)))
@@ -98,7 +109,7 @@ def _weighted(xp, weight, z):
     return weight * xp.where(weight == 0, xp.zeros_like(z), z)
 
 
-def _smoothed_weighted_target(xp, y, *, class_weight, smoothing):
+def smoothed_weighted_target(xp, y, *, class_weight, smoothing):
     n_classes = y.shape[-1]
     q = y if smoothing == 0 else (1 - smoothing) * y + smoothing / n_classes
     return q if class_weight is None else class_weight * q
@@ -106,8 +117,8 @@ def _smoothed_weighted_target(xp, y, *, class_weight, smoothing):
 
 def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad, grad_scale=None):
     """ℓ = Σ_c w_c q_c (lse - x_c) from soft (or one-hot) targets y."""
-    wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
-    z, e, s, log_s = _softmax_stats(xp, x)
+    wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
+    z, e, s, log_s = softmax_stats(xp, x)
     mass = xp.sum(wq, axis=-1, keepdims=True)
     # Σ wq·(log s - z) = log s·Σ wq - Σ wq·z; both terms are ≥ 0, so no cancellation, and a
     # class with zero target mass adds 0 even where its logit is -inf.
@@ -170,7 +181,7 @@ def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad, g
 
 def probs_ce_soft(xp, p, y, *, class_weight, smoothing, eps, with_grad, grad_scale=None):
     """ℓ = -Σ_c w_c q_c log(clip(p_c, eps, 1)); classes with no target mass add 0."""
-    wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
+    wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
     clipped, inside = _clip_with_slope(xp, p, eps)
     safe = xp.where(wq == 0, xp.ones_like(clipped), clipped)
     loss = -xp.sum(wq * _log(xp, safe, eps), axis=-1)

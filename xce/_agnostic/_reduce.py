@@ -19,6 +19,13 @@ from __future__ import annotations
 
 import math
 
+__all__ = [
+    "count",
+    "gradient_scale",
+    "mask_gradient",
+    "reduce_loss",
+]
+
 
 def _masked(xp, values, valid):
     return values if valid is None else xp.where(valid, values, xp.zeros_like(values))

@@ -11,8 +11,8 @@ import math
 import numbers
 
 from .._compat import device, is_array_api_obj
-from .._losses import _index_dtype
-from .._validation import _read, namespace_of, values_checked
+from .._pipeline import index_dtype
+from .._validation import namespace_of, read_flag, values_checked
 
 __all__ = [
     "as_array",
@@ -34,7 +34,7 @@ def checked(*arrays):
 
 def ensure(xp, bad, message):
     """Raise ``ValueError(message)`` if any entry of the boolean array ``bad`` is true."""
-    if _read(xp.any(bad)):
+    if read_flag(xp.any(bad)):
         raise ValueError(message)
 
 
@@ -119,7 +119,7 @@ def integral_labels(xp, labels, n_classes, *, ignore, name="y_true"):
             f"{name} holds labels that are not whole numbers (or NaN/inf); class labels "
             f"index the class axis: 0, 1, ..., {n_classes - 1}",
         )  # fmt: skip
-        return xp.astype(labels, _index_dtype(xp, device(labels)))
+        return xp.astype(labels, index_dtype(xp, device(labels)))
     poison = n_classes + 1 if ignore == n_classes else n_classes
     safe = xp.where(whole, labels, xp.full_like(labels, float(poison)))
-    return xp.astype(safe, _index_dtype(xp, device(labels)))
+    return xp.astype(safe, index_dtype(xp, device(labels)))

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import numbers
 
-from .. import _blocks, _focal, _losses
+import xce
+
 from .._compat import device, is_array_api_obj
 from .._validation import check_floating, check_same_shape, normalise_axis
 from ._common import checked, divide_or_nan, ensure, integral_labels, namespace_of
@@ -92,7 +93,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     array([0.91629073, 0.71355818])
     """
     xp = _arrays(y_true, y_pred)
-    per_output = _losses.binary_cross_entropy(
+    per_output = xce.binary_cross_entropy(
         y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing,
         eps=EPSILON, reduction="none",
     )  # fmt: skip
@@ -119,7 +120,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
         axis = normalise_axis(axis, y_pred.ndim) if y_pred.ndim else axis
         y_pred = _renormalised(xp, y_pred, axis, check_values=checked(y_true, y_pred))
         eps = 0.0  # clipped above, to Keras's bounds
-    return _losses.categorical_cross_entropy(
+    return xce.categorical_cross_entropy(
         y_true, y_pred, from_logits=from_logits, axis=axis, label_smoothing=label_smoothing,
         eps=eps, reduction="none",
     )  # fmt: skip
@@ -167,7 +168,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
             y_pred = xp.where(kept, y_pred, xp.ones_like(y_pred))
         y_pred = _renormalised(xp, y_pred, axis, check_values=checked(y_true, y_pred))
         eps = 0.0
-    return _losses.sparse_categorical_cross_entropy(
+    return xce.sparse_categorical_cross_entropy(
         labels, y_pred, from_logits=from_logits, axis=axis, ignore_index=ignore_class,
         eps=eps, reduction="none",
     )  # fmt: skip
@@ -200,8 +201,8 @@ def binary_focal_crossentropy(
     """
     xp = _arrays(y_true, y_pred)
     if from_logits:
-        y_pred = _blocks.sigmoid(y_pred)
-    per_output = _focal.binary_focal_cross_entropy(
+        y_pred = xce.sigmoid(y_pred)
+    per_output = xce.binary_focal_cross_entropy(
         y_true, y_pred, gamma=gamma, alpha=alpha if apply_class_balancing else None,
         label_smoothing=label_smoothing, eps=EPSILON, reduction="none",
     )  # fmt: skip
@@ -231,7 +232,7 @@ def categorical_focal_crossentropy(
         raise ValueError("y_pred is 0-d; categorical_focal_crossentropy needs a class axis")
     axis = normalise_axis(axis, y_pred.ndim)
     if from_logits:
-        y_pred = _blocks.softmax(y_pred, axis=axis)
+        y_pred = xce.softmax(y_pred, axis=axis)
     y_pred = _renormalised(
         xp, y_pred, axis, check_values=not from_logits and checked(y_true, y_pred)
     )
@@ -239,7 +240,7 @@ def categorical_focal_crossentropy(
         alpha = xp.asarray(alpha, dtype=y_pred.dtype, device=device(y_pred))
     elif is_array_api_obj(alpha):
         alpha = xp.astype(alpha, y_pred.dtype, copy=False)
-    return _focal.categorical_focal_cross_entropy(
+    return xce.categorical_focal_cross_entropy(
         y_true, y_pred, axis=axis, gamma=gamma, alpha=alpha, label_smoothing=label_smoothing,
         eps=0.0, reduction="none",
     )  # fmt: skip
@@ -260,7 +261,7 @@ def kl_divergence(y_true, y_pred):
     check_same_shape(y_true, y_pred)
     y_true = xp.clip(xp.astype(y_true, y_pred.dtype), EPSILON, 1.0)
     y_pred = xp.clip(y_pred, EPSILON, 1.0)
-    return _blocks.kl_divergence(y_true, y_pred, axis=-1)
+    return xce.kl_divergence(y_true, y_pred, axis=-1)
 
 
 def poisson(y_true, y_pred):

@@ -35,8 +35,9 @@ from __future__ import annotations
 import math
 import numbers
 
-from .. import _focal, _losses
-from .._agnostic._blocks import log_or_neg_inf
+import xce
+
+from .._agnostic import log_or_neg_inf
 from .._validation import check_floating, check_where
 from ._common import broadcast_to, checked, ensure, flatten_axes, namespace_of, normalise_axes
 
@@ -113,7 +114,7 @@ def softmax_cross_entropy(logits, labels, axis=-1, where=None):
     xp = _prepared(logits, labels, where)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
-    return _losses.categorical_cross_entropy(y, x, from_logits=True, where=rows, reduction="none")
+    return xce.categorical_cross_entropy(y, x, from_logits=True, where=rows, reduction="none")
 
 
 def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1, where=None):
@@ -133,7 +134,7 @@ def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1, where=Non
     """
     xp = _prepared(logits, labels, where)
     x, _, rows = _classes_last(xp, logits, None, where, axis, labels_like_logits=False)
-    return _losses.sparse_categorical_cross_entropy(
+    return xce.sparse_categorical_cross_entropy(
         labels, x, from_logits=True, where=rows, reduction="none"
     )
 
@@ -154,7 +155,7 @@ def safe_softmax_cross_entropy(logits, labels):
     """
     xp = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
-    return _losses.categorical_cross_entropy(labels, logits, from_logits=True, reduction="none")
+    return xce.categorical_cross_entropy(labels, logits, from_logits=True, reduction="none")
 
 
 def sigmoid_binary_cross_entropy(logits, labels):
@@ -171,7 +172,7 @@ def sigmoid_binary_cross_entropy(logits, labels):
     """
     xp = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
-    return _losses.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
+    return xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
 
 
 def _number(value, name):
@@ -199,7 +200,7 @@ def sigmoid_focal_loss(logits, labels, alpha=None, gamma=2.0):
     """
     xp = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
-    return _focal.binary_focal_cross_entropy(
+    return xce.binary_focal_cross_entropy(
         labels, logits, from_logits=True, gamma=_number(gamma, "gamma"),
         alpha=None if alpha is None else _number(alpha, "alpha"), reduction="none",
     )  # fmt: skip
@@ -222,7 +223,7 @@ def poly_loss_cross_entropy(logits, labels, epsilon=2.0, axis=-1, where=None):
     xp = _prepared(logits, labels, where)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
-    return _focal.poly1_cross_entropy(
+    return xce.poly1_cross_entropy(
         y, x, from_logits=True, epsilon=_number(epsilon, "epsilon"), where=rows,
         reduction="none",
     )  # fmt: skip

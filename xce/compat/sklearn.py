@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import warnings
 
-from .. import _losses
+import xce
+
 from .._compat import (
     array_namespace,
     device,
@@ -36,7 +37,7 @@ from .._compat import (
     is_numpy_namespace,
     to_device,
 )
-from .._validation import _read
+from .._validation import read_flag
 
 __all__ = ["log_loss"]
 
@@ -130,9 +131,9 @@ def log_loss(y_true, y_pred, *, normalize=True, sample_weight=None, labels=None)
     0.21616187468057912
     """
     xp, p = _probabilities(y_pred)
-    if _read(xp.any(p > 1)):
+    if read_flag(xp.any(p > 1)):
         raise ValueError(f"y_pred contains values greater than 1: {float(_host(xp.max(p)))}")
-    if _read(xp.any(p < 0)):
+    if read_flag(xp.any(p < 0)):
         raise ValueError(f"y_pred contains values lower than 0: {float(_host(xp.min(p)))}")
     targets, classes, indicator = _encode(y_true, labels)
     n_samples = p.shape[0] if p.ndim else None
@@ -173,12 +174,12 @@ def log_loss(y_true, y_pred, *, normalize=True, sample_weight=None, labels=None)
     clipped = xp.clip(p, eps, 1.0 - eps)
     reduction = "mean" if normalize else "sum"
     if indicator:
-        loss = _losses.categorical_cross_entropy(
+        loss = xce.categorical_cross_entropy(
             xp.asarray(targets, dtype=p.dtype, device=on), clipped, eps=0.0,
             sample_weight=w, reduction=reduction, validate=True,
         )  # fmt: skip
     else:
-        loss = _losses.sparse_categorical_cross_entropy(
+        loss = xce.sparse_categorical_cross_entropy(
             xp.asarray(targets, device=on), clipped, eps=0.0, sample_weight=w,
             reduction=reduction, validate=True,
         )  # fmt: skip

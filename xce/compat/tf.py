@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import numbers
 
-from .. import _losses
+import xce
+
 from .._validation import check_same_shape
 from ._common import as_array, broadcast_to, namespace_of
 
@@ -54,7 +55,7 @@ def sigmoid_cross_entropy_with_logits(labels, logits):
     >>> tf.sigmoid_cross_entropy_with_logits(np.array([1.0, 0.0]), np.array([2.0, -1.0]))
     array([0.12692801, 0.31326169])
     """
-    return _losses.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
+    return xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
 
 
 def weighted_cross_entropy_with_logits(labels, logits, pos_weight):
@@ -80,7 +81,7 @@ def weighted_cross_entropy_with_logits(labels, logits, pos_weight):
     )
     shape, flat = tuple(logits.shape), (-1,)
     # Element-wise: flattened, every broadcast shape of pos_weight is one weight per element.
-    loss = _losses.binary_cross_entropy(
+    loss = xce.binary_cross_entropy(
         xp.reshape(labels, flat), xp.reshape(logits, flat), from_logits=True,
         pos_weight=xp.reshape(q, flat), reduction="none",
     )  # fmt: skip
@@ -105,7 +106,7 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
     ...                                      np.array([[1.0, 2.0, 0.5]]))
     array([0.46436878])
     """
-    return _losses.categorical_cross_entropy(
+    return xce.categorical_cross_entropy(
         labels, logits, from_logits=True, axis=axis, reduction="none"
     )
 
@@ -124,6 +125,4 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits):
     >>> tf.sparse_softmax_cross_entropy_with_logits(np.array([1]), np.array([[1.0, 2.0, 0.5]]))
     array([0.46436878])
     """
-    return _losses.sparse_categorical_cross_entropy(
-        labels, logits, from_logits=True, reduction="none"
-    )
+    return xce.sparse_categorical_cross_entropy(labels, logits, from_logits=True, reduction="none")

@@ -37,15 +37,16 @@ Deliberate divergences (where PyTorch raises an opaque error or returns a wrong 
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 
+import xce
+
 from .. import _agnostic as agnostic
-from .. import _losses
-from .._agnostic._blocks import xlogy_zero
-from .._agnostic._categorical import take_along_last_axis
+from .._agnostic import take_along_last_axis, xlogy_zero
 from .._compat import device
+from .._pipeline import Prepared, class_problem, classes_last, evaluate, index_dtype
+from .._table import LossInfo
 from .._validation import (
     check_floating,
     check_label_dtype,
@@ -113,12 +114,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     axis = _class_axis(input)
     if not xp.isdtype(target.dtype, "real floating"):
         core_reduction = "sum_and_count" if reduction == "mean" else reduction
-        out = _losses.sparse_categorical_cross_entropy(
+        out = xce.sparse_categorical_cross_entropy(
             target, input, from_logits=True, axis=axis, ignore_index=ignore_index,
             class_weight=weight, label_smoothing=label_smoothing, reduction=core_reduction,
         )  # fmt: skip
         return divide_or_nan(xp, *out) if reduction == "mean" else out
-    per_sample = _losses.categorical_cross_entropy(
+    per_sample = xce.categorical_cross_entropy(
         target, input, from_logits=True, axis=axis, class_weight=weight,
         label_smoothing=label_smoothing, reduction="none",
     )  # fmt: skip
@@ -129,13 +130,18 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return total if reduction == "sum" else _mean_over(xp, total, math.prod(per_sample.shape))
 
 
-def _nll_kernel(xp, x, labels, class_weight, *, with_grad, grad_scale=None):
+def _nll_kernel(xp, x, labels, *, class_weight, with_grad, grad_scale=None):
     """-w[y]·x[y], gathered by index: NLL is a weighted pick, there is no log to take."""
     picked = take_along_last_axis(xp, x, labels[..., None])[..., 0]
     if class_weight is not None:
         w_y = xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), labels.shape)
         picked = w_y * picked
     return -picked, None
+
+
+# nll_loss runs through the core's pipeline with its own kernel (it is no row of the table
+# of losses: it takes no softmax, so it is not a cross entropy of its own).
+_NLL = LossInfo("nll_loss", __name__, "labels", _nll_kernel, _nll_kernel)
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
@@ -157,7 +163,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     _check_reduction(reduction)
     check_floating(xp, input, "input")
     check_label_dtype(xp, target, "target")
-    axis, n_classes, batch = _losses._class_problem(xp, input, _class_axis(input), "nll_loss")
+    axis, n_classes, batch = class_problem(input, _class_axis(input), "nll_loss")
     if tuple(target.shape) != batch:
         raise ValueError(
             f"target has shape {tuple(target.shape)} but input of shape {tuple(input.shape)} "
@@ -165,7 +171,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         )
     dtype = agnostic.compute_dtype(xp, input.dtype)
     cw = class_weight_array(xp, weight, n_classes, dtype)
-    labels = xp.astype(target, _losses._index_dtype(xp, device(target)), copy=False)
+    labels = xp.astype(target, index_dtype(xp, device(target)), copy=False)
     valid = labels != ignore_index
     bad = None
     if checked(target, input):
@@ -176,15 +182,15 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         bad = ~in_range & valid
         labels = xp.where(in_range, labels, xp.zeros_like(labels))
     omega = None if cw is None else xp.reshape(xp.take(cw, xp.reshape(labels, (-1,))), batch)
-    x = _losses._classes_last(xp, input, axis, dtype)
-    kernel = functools.partial(_nll_kernel, xp, x, labels, cw)
-    core_reduction = "sum_and_count" if reduction == "mean" else reduction
-    value, _ = _losses._reduced(
-        xp, kernel, batch_shape=batch, dtype=dtype, weight=None, valid=valid, omega=omega,
-        bad=bad, reduction=core_reduction, with_grad=False, class_axis=True,
-        on_device=device(input),
+    inputs = Prepared(
+        xp, classes_last(xp, input, axis, dtype), labels, batch, dtype, input.dtype,
+        device(input), from_logits=True, eps=0.0, class_axis=axis, n_classes=n_classes,
+        valid=valid, omega=omega, bad=bad, class_weight=cw,
     )  # fmt: skip
-    value, _ = _losses._finish(xp, value, None, input.dtype, None)
+    core_reduction = "sum_and_count" if reduction == "mean" else reduction
+    value, _ = evaluate(
+        _NLL, inputs, options={"class_weight": cw}, reduction=core_reduction, with_grad=False
+    )
     return divide_or_nan(xp, *value) if reduction == "mean" else value
 
 
@@ -224,8 +230,8 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         check_unit_interval(xp, target, "target", " (binary targets are 0/1 or in between)")
     # The two logs separately (xce's loss with targets 1 and 0, unclipped), so that each can
     # be clamped at -100 as PyTorch does; the first call checks that input lies in [0, 1].
-    neg_log_p = _losses.binary_cross_entropy(xp.ones_like(input), input, eps=0.0, reduction="none")
-    neg_log_not_p = _losses.binary_cross_entropy(
+    neg_log_p = xce.binary_cross_entropy(xp.ones_like(input), input, eps=0.0, reduction="none")
+    neg_log_not_p = xce.binary_cross_entropy(
         xp.zeros_like(input), input, eps=0.0, reduction="none", validate=False
     )
     t = xp.astype(target, input.dtype)
@@ -261,7 +267,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     flat = (-1,)
     w = _weight_like(xp, weight, input)
     pw = _weight_like(xp, pos_weight, input, "pos_weight")
-    loss = _losses.binary_cross_entropy(
+    loss = xce.binary_cross_entropy(
         xp.reshape(target, flat), xp.reshape(input, flat), from_logits=True,
         pos_weight=None if pw is None else xp.reshape(pw, flat),
         sample_weight=None if w is None else xp.reshape(w, flat),

@@ -3,7 +3,7 @@
 They extend the kernels of :mod:`._binary` and :mod:`._categorical`: the cross-entropy part
 (loss and gradient) comes from there unchanged, and only the extra factor or term is added
 here. Inputs arrive validated, in the compute dtype, class axis last; weighting by samples and
-reduction happen later, in :func:`._reduce.reduce`.
+reduction happen later, in :mod:`._reduce`.
 
 Notation: q the smoothed target, p the probability, u = 1 - p_t the focal base (p_t the
 probability given to the target), γ ≥ 0 the focusing exponent, α the balancing weights.
@@ -14,12 +14,21 @@ from __future__ import annotations
 from ._binary import probs_bce, sigmoid_bce
 from ._blocks import log_or_neg_inf, sigmoid
 from ._categorical import (
-    _smoothed_weighted_target,
-    _softmax_stats,
     probs_ce_soft,
     row_scale,
+    smoothed_weighted_target,
     softmax_ce_soft,
+    softmax_stats,
 )
+
+__all__ = [
+    "probs_binary_focal",
+    "probs_focal_soft",
+    "probs_poly1_soft",
+    "sigmoid_binary_focal",
+    "softmax_focal_soft",
+    "softmax_poly1_soft",
+]
 
 
 def _scaled(xp, grad, grad_scale, *, class_axis):
@@ -145,10 +154,10 @@ def softmax_focal_soft(xp, x, y, *, gamma, alpha, smoothing, with_grad, grad_sca
     The gradient, with A_c = a_c·γ·u_c^(γ-1)·p_c·(-log p_c) and B_c = a_c·u_c^γ, is
     ∂ℓ/∂x_k = p_k·Σ_c (A_c + B_c) - (A_k + B_k) (for γ = 0 it is the cross entropy's).
     """
-    a = _smoothed_weighted_target(xp, y, class_weight=None, smoothing=smoothing)
+    a = smoothed_weighted_target(xp, y, class_weight=None, smoothing=smoothing)
     if alpha is not None:
         a = alpha * a
-    z, e, s, log_s = _softmax_stats(xp, x)
+    z, e, s, log_s = softmax_stats(xp, x)
     neg_log_p = log_s - z
     u = (s - e) / s
     factor, dfactor = _focal_factor(xp, u, gamma, with_grad)
@@ -166,7 +175,7 @@ def softmax_focal_soft(xp, x, y, *, gamma, alpha, smoothing, with_grad, grad_sca
 
 def probs_focal_soft(xp, p, y, *, gamma, alpha, smoothing, eps, with_grad, grad_scale=None):
     """ℓ = -Σ_c a_c·(1 - p_c)^γ·log(clip(p_c, eps, 1)): the clip guards the log only."""
-    a = _smoothed_weighted_target(xp, y, class_weight=None, smoothing=smoothing)
+    a = smoothed_weighted_target(xp, y, class_weight=None, smoothing=smoothing)
     if alpha is not None:
         a = alpha * a
     clipped = xp.clip(p, eps, 1.0) if eps else p
@@ -201,8 +210,8 @@ def softmax_poly1_soft(xp, x, y, *, epsilon, class_weight, smoothing, with_grad,
     loss, grad = softmax_ce_soft(
         xp, x, y, class_weight=class_weight, smoothing=smoothing, with_grad=with_grad
     )
-    wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
-    _, e, s, _ = _softmax_stats(xp, x)
+    wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
+    _, e, s, _ = softmax_stats(xp, x)
     p = e / s
     loss = loss + epsilon * xp.sum(wq * (1 - p), axis=-1)
     if not with_grad:
@@ -219,7 +228,7 @@ def probs_poly1_soft(
     loss, grad = probs_ce_soft(
         xp, p, y, class_weight=class_weight, smoothing=smoothing, eps=eps, with_grad=with_grad
     )
-    wq = _smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
+    wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
     loss = loss + epsilon * xp.sum(wq * (1 - p), axis=-1)
     if not with_grad:
         return loss, None

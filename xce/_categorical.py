@@ -1,0 +1,111 @@
+"""Categorical (softmax) cross entropy against soft or one-hot targets: the public function
+and its driver."""
+
+from __future__ import annotations
+
+from . import _pipeline as pipeline
+from ._docs import document
+from ._table import loss_info
+from ._types import Array, Reduction, Validate
+
+__all__ = ["categorical_cross_entropy", "loss_and_gradient"]
+
+INFO = loss_info("categorical_cross_entropy")
+
+
+def loss_and_gradient(
+    y_true: Array,
+    y_pred: Array,
+    *,
+    from_logits: bool,
+    axis: int,
+    class_weight: Array | None,
+    sample_weight: Array | None,
+    label_smoothing: float,
+    where: Array | None,
+    reduction: Reduction,
+    eps: float | None,
+    validate: Validate,
+    with_grad: bool,
+) -> tuple[Array, Array | None]:
+    """:func:`categorical_cross_entropy` and, with ``with_grad``, its gradient in y_pred."""
+    if from_logits and pipeline.is_plain(
+        axis, None, class_weight, sample_weight, label_smoothing, where, reduction, eps,
+        validate,
+    ):  # fmt: skip
+        result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        if result is not None:
+            return result
+    inputs = pipeline.prepare_soft(
+        y_true, y_pred, loss_name=INFO.name, from_logits=from_logits, axis=axis,
+        class_weight=class_weight, sample_weight=sample_weight, where=where,
+        reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,
+    )  # fmt: skip
+    return pipeline.evaluate(
+        INFO, inputs, options={"class_weight": inputs.class_weight, "smoothing": label_smoothing},
+        reduction=reduction, with_grad=with_grad,
+    )  # fmt: skip
+
+
+@document(INFO)
+def categorical_cross_entropy(
+    y_true: Array,
+    y_pred: Array,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weight: Array | None = None,
+    sample_weight: Array | None = None,
+    label_smoothing: float = 0.0,
+    where: Array | None = None,
+    reduction: Reduction = "mean",
+    eps: float | None = None,
+    validate: Validate = "auto",
+) -> Array:
+    """Categorical (softmax) cross entropy against soft or one-hot targets.
+
+    With the smoothed target q = (1-ε)·y + ε/C and class weights w,
+
+    .. math::
+
+        ℓᵢ = -\\sum_c w_c·q_{ic}·\\log p_{ic}
+
+    On logits, -log p_ic = log Σ_k exp(x_ik - m_i) - (x_ic - m_i) with m_i the row max:
+    exact at large offsets, and a class with no target mass adds 0 even at x = -inf (a
+    masked class). On probabilities p is clipped to [eps, 1] and not renormalised.
+
+    Parameters
+    ----------
+    y_true : array, shape like ``y_pred``
+        Target distributions (one-hot or soft) along ``axis``, values in [0, 1].
+    y_pred : array, shape (..., C, ...)
+        Probabilities, or logits with ``from_logits=True``; C ≥ 2 classes along ``axis``.
+    from_logits : bool, default False
+        Whether ``y_pred`` holds logits.
+    axis : int, default -1
+        The class axis: -1 for (N, C) or (N, T, C), 1 for (N, C, d1, ..., dk).
+    class_weight : array, shape (C,), optional
+        w, inside the sum over classes (PyTorch's definition, smoothing included).
+    %COMMON%
+    Raises
+    ------
+    TypeError
+        Mixed array libraries, integer ``y_pred``, non-boolean ``where``.
+    ValueError
+        Shapes differ, fewer than 2 classes, ``axis`` out of range, a weight's shape,
+        unknown ``reduction``, ``label_smoothing`` outside [0, 1]; on checked data, targets
+        or probabilities outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np, xce
+    >>> y = np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]])
+    >>> x = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])
+    >>> round(float(xce.categorical_cross_entropy(y, x, from_logits=True)), 6)
+    1.779646
+    """
+    return loss_and_gradient(
+        y_true, y_pred, from_logits=from_logits, axis=axis, class_weight=class_weight,
+        sample_weight=sample_weight, label_smoothing=label_smoothing, where=where,
+        reduction=reduction, eps=eps, validate=validate, with_grad=False,
+    )[0]  # fmt: skip

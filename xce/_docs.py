@@ -1,0 +1,114 @@
+"""The public losses' docstrings: the options every loss shares, written once, and the backend
+support table generated from the table of losses."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TypeVar
+
+from ._backends import BACKEND_NAMES
+from ._table import LOSSES, SUPPORT_COLUMNS, LossInfo, kernel_on, support_table
+
+__all__ = ["document", "support_table_markdown", "support_table_rst"]
+
+F = TypeVar("F", bound=Callable)
+
+_COMMON = """
+    sample_weight : array, optional
+        Weight sᵢ of each entry of the per-sample loss. Shape ``()`` or a *leading prefix* of
+        the per-sample loss shape ``S``, repeated over the trailing dimensions: with ``S =
+        (N, T)`` a shape ``(N,)`` weights whole sequences and ``(N, T)`` single tokens. Shapes
+        are matched from the left, never broadcast from the right: ``(N, 1)`` against
+        ``S = (N,)`` is an error, not an ``(N, N)`` matrix.
+    label_smoothing : float, default 0.0
+        ε in [0, 1].
+    where : boolean array, optional
+        Entries to include, same shape rule as ``sample_weight``. Excluded entries contribute
+        nothing (loss 0 under ``"none"``, zero gradient), whatever their values.
+    reduction : {"mean", "sum", "none", "sum_and_count"}, default "mean"
+        ``"none"``: sᵢ·ℓᵢ per entry (0 where excluded). ``"sum"``: Σ sᵢ·ℓᵢ. ``"mean"``:
+        Σ sᵢ·ℓᵢ / Σ sᵢ·ωᵢ over the included entries, where ωᵢ is the class weight of the
+        *unsmoothed* target (1 without class weights); a mean over nothing is 0.
+        ``"sum_and_count"``: the pair (Σ sᵢ·ℓᵢ, Σ sᵢ·ωᵢ), to accumulate exact means over
+        micro-batches or devices.
+    eps : float, optional
+        Clipping for probability inputs (``from_logits=False``); ignored for logits. Default:
+        the machine epsilon of the compute dtype (1.19e-7 in float32, 2.2e-16 in float64), the
+        smallest clip that keeps 1 - eps distinct from 1, bounding each term by -log(eps)
+        (≈ 15.9 in float32). ``eps=0.0`` disables clipping.
+    validate : {"auto", True, False}, default "auto"
+        Check values (labels in range, probabilities in [0, 1]). ``"auto"`` checks where the
+        data is eager on the host (NumPy, array-api-strict, CPU torch) and skips lazy or
+        device data (JAX, Dask, CuPy, CUDA torch), where a read would sync or break tracing.
+
+    Returns
+    -------
+    loss : array or tuple of two arrays
+        Same namespace and device as ``y_pred``, in ``y_pred``'s dtype (float16 and bfloat16
+        inputs are computed in float32). A 0-d array (also on NumPy, whose own sums return
+        scalars), or shape ``S`` for ``reduction="none"``.
+"""
+
+_BATCH_PHRASE = {
+    "binary": "loss shape ``S = y_pred.shape``",
+    "soft": "per-sample loss shape ``S`` (``y_pred.shape`` without ``axis``)",
+    "labels": "per-sample loss shape ``S`` (``y_pred.shape`` without ``axis``)",
+}
+
+
+def support_table_rst(info: LossInfo) -> str:
+    """The loss's backend support as a reStructuredText simple table."""
+    header = SUPPORT_COLUMNS
+    rows = [header, *support_table(info)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    rule = "  ".join("=" * w for w in widths)
+
+    def line(row):
+        return "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+
+    return "\n".join([rule, line(header), rule, *(line(r) for r in rows[1:]), rule])
+
+
+_SHORT = {
+    "native on logits, threaded row blocks": "native",
+    "native on logits (torch.nn.functional)": "native",
+    "generic, threaded row blocks": "threaded",
+    "generic, compiled by jax.jit": "jit",
+    "generic": "generic",
+}
+
+
+def support_table_markdown() -> str:
+    """Every loss against every backend, as the README's Markdown table."""
+    lines = [
+        "| loss | " + " | ".join(BACKEND_NAMES) + " |",
+        "|---|" + "---|" * len(BACKEND_NAMES),
+    ]
+    for info in LOSSES:
+        cells = [_SHORT[kernel_on(info, name)] for name in BACKEND_NAMES]
+        lines.append(f"| `{info.name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def document(info: LossInfo) -> Callable[[F], F]:
+    """Complete a public loss's docstring: ``%COMMON%`` becomes the shared options and
+    returns, and a "Backend support" section generated from ``info`` goes before Examples."""
+
+    def decorate(fn: F) -> F:
+        common = inspect.cleandoc(_COMMON).replace(
+            "per-sample loss shape ``S``", _BATCH_PHRASE[info.target]
+        )
+        doc = inspect.cleandoc(fn.__doc__ or "").replace("%COMMON%", common)
+        support = (
+            "Backend support\n---------------\n"
+            "Generated from the table of losses. ``value_and_grad`` gives the analytic\n"
+            'gradient on every backend; "autodiff" names the framework\'s own.\n\n'
+            + support_table_rst(info)
+            + "\n\n"
+        )
+        head, examples, tail = doc.partition("Examples\n--------")
+        fn.__doc__ = head + support + examples + tail
+        return fn
+
+    return decorate

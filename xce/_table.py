@@ -1,0 +1,144 @@
+"""The table of losses: one row per public loss, and everything that is read from it.
+
+A row says what a loss is (its target kind), which kernels compute it (generic array-API
+kernels on logits and on probabilities, the name of a backend's native kernel and plain
+lane), and what it can do (read values to raise on bad input, run lazily, give its analytic
+gradient, run under autodiff). From the rows come:
+
+- the dispatch: the pipeline (:mod:`xce._pipeline`) runs a row's kernels, native or generic;
+- :func:`xce.value_and_grad`'s list of supported losses;
+- the backend-support table in each public docstring and in the README;
+- the conformance suite's parametrisation (``tests/matrix.py``), with the known failures of a
+  row as xfail marks that name the backend and the reason.
+
+Adding a loss is a row here, its kernels in ``_agnostic/``, and a module with its public
+function and its driver (``loss_and_gradient``, which returns ``(value, grad)``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from . import _agnostic as agnostic
+from ._backends import BACKENDS
+
+__all__ = ["LOSSES", "SUPPORT_COLUMNS", "LossInfo", "kernel_on", "loss_info", "support_table"]
+
+TargetKind = Literal["binary", "soft", "labels"]
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """One loss of the family.
+
+    ``logits_kernel`` and ``probabilities_kernel`` are generic kernels ``(xp, x, target, *,
+    options, with_grad, grad_scale) -> (loss, grad)``. ``native`` names a backend's native
+    kernel of the same signature plus ``generic=`` (see ``xce._fast``), ``lane`` its plain lane
+    for option-free calls. ``row_blocked`` says whether the generic kernel may run over row
+    blocks (shared among threads on NumPy, compiled whole under JAX); a kernel that is not
+    runs whole-array. ``known_failures`` maps a backend name to the reason it fails there.
+    """
+
+    name: str
+    module: str
+    target: TargetKind
+    logits_kernel: Callable
+    probabilities_kernel: Callable
+    native: str | None = None
+    lane: str | None = None
+    row_blocked: bool = False
+    value_checks: bool = True
+    lazy_safe: bool = True
+    analytic_gradient: bool = True
+    autodiff: bool = True
+    known_failures: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def public(self) -> Callable:
+        """The public function ``xce.<name>``."""
+        return getattr(_module(self.module), self.name)
+
+    @property
+    def driver(self) -> Callable:
+        """``loss_and_gradient(y_true, y_pred, *, options, with_grad) -> (value, grad)``."""
+        return _module(self.module).loss_and_gradient
+
+
+@functools.cache
+def _module(name: str):
+    return importlib.import_module(name)
+
+
+LOSSES: tuple[LossInfo, ...] = (
+    LossInfo(
+        "binary_cross_entropy", "xce._binary", "binary",
+        agnostic.sigmoid_bce, agnostic.probs_bce,
+        native="sigmoid_bce", lane="plain_binary", row_blocked=True,
+    ),
+    LossInfo(
+        "categorical_cross_entropy", "xce._categorical", "soft",
+        agnostic.softmax_ce_soft, agnostic.probs_ce_soft,
+        native="softmax_ce_soft", lane="plain_soft", row_blocked=True,
+    ),
+    LossInfo(
+        "sparse_categorical_cross_entropy", "xce._sparse", "labels",
+        agnostic.softmax_ce_labels, agnostic.probs_ce_labels,
+        native="softmax_ce_labels", lane="plain_sparse", row_blocked=True,
+    ),
+    LossInfo(
+        "binary_focal_cross_entropy", "xce._binary_focal", "binary",
+        agnostic.sigmoid_binary_focal, agnostic.probs_binary_focal,
+    ),
+    LossInfo(
+        "categorical_focal_cross_entropy", "xce._categorical_focal", "soft",
+        agnostic.softmax_focal_soft, agnostic.probs_focal_soft,
+    ),
+    LossInfo(
+        "poly1_cross_entropy", "xce._poly1", "soft",
+        agnostic.softmax_poly1_soft, agnostic.probs_poly1_soft,
+    ),
+)  # fmt: skip
+
+_BY_NAME = {info.name: info for info in LOSSES}
+
+
+def loss_info(name: str) -> LossInfo:
+    """The row of the loss ``xce.<name>``."""
+    return _BY_NAME[name]
+
+
+def kernel_on(info: LossInfo, backend_name: str) -> str:
+    """How the loss is computed on a backend: its native kernel (on logits), or the generic
+    kernel, in threaded row blocks (NumPy), compiled (JAX) or as it is."""
+    native = info.native is not None
+    if backend_name == "numpy":
+        if native:
+            return "native on logits, threaded row blocks"
+        return "generic, threaded row blocks" if info.row_blocked else "generic"
+    if backend_name in ("torch", "torch_cuda"):
+        return "native on logits (torch.nn.functional)" if native else "generic"
+    if backend_name == "jax":
+        return "generic, compiled by jax.jit" if info.row_blocked else "generic"
+    return "generic"
+
+
+SUPPORT_COLUMNS = ("backend", "kernel", "bad values", "autodiff", "tested")
+
+
+def support_table(info: LossInfo) -> list[tuple[str, str, str, str, str]]:
+    """Rows (backend, kernel, bad values, autodiff, tested) of the loss's backend support:
+    bad values raise where the backend's data is eager on the host and make their entries
+    NaN elsewhere; "tested" says where the conformance suite runs it."""
+    rows = []
+    for backend in BACKENDS:
+        bad = "raise" if backend.values_read else "NaN entries"
+        if backend.name in info.known_failures:
+            bad = f"fails: {info.known_failures[backend.name]}"
+        tested = "needs a GPU (not yet run)" if backend.gpu else "CI"
+        autodiff = backend.autodiff or "—"
+        rows.append((backend.name, kernel_on(info, backend.name), bad, autodiff, tested))
+    return rows
