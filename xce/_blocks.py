@@ -7,6 +7,7 @@ namespace, device and dtype.
 from __future__ import annotations
 
 from . import _agnostic as agnostic
+from ._types import Array
 from ._validation import check_floating, namespace_of, normalise_axis
 
 
@@ -34,7 +35,7 @@ def _apply(xp, fn, dtype, out_dtype, *arrays, **kwargs):
     return xp.astype(fn(xp, *cast, **kwargs), out_dtype, copy=False)
 
 
-def logsumexp(x, *, axis=-1, keepdims=False):
+def logsumexp(x: Array, *, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Array:
     """log Σ exp(x) along ``axis``, without overflow.
 
     .. math:: \\mathrm{lse}(x) = m + \\log\\sum_i e^{x_i - m}, \\quad m = \\max_i x_i
@@ -72,7 +73,7 @@ def logsumexp(x, *, axis=-1, keepdims=False):
     return _apply(xp, agnostic.logsumexp, dtype, x.dtype, x, axis=axes, keepdims=keepdims)
 
 
-def log_softmax(x, *, axis=-1):
+def log_softmax(x: Array, *, axis: int = -1) -> Array:
     """log softmax along ``axis``: (x - m) - log Σ exp(x - m), exact at large offsets.
 
     Parameters
@@ -104,7 +105,7 @@ def log_softmax(x, *, axis=-1):
     return _apply(xp, agnostic.log_softmax, dtype, x.dtype, x, axis=_axes(axis, x.ndim))
 
 
-def softmax(x, *, axis=-1):
+def softmax(x: Array, *, axis: int = -1) -> Array:
     """softmax along ``axis``: exp(x - m) / Σ exp(x - m).
 
     Parameters
@@ -136,7 +137,7 @@ def softmax(x, *, axis=-1):
     return _apply(xp, agnostic.softmax, dtype, x.dtype, x, axis=_axes(axis, x.ndim))
 
 
-def log_sigmoid(x):
+def log_sigmoid(x: Array) -> Array:
     """log σ(x) = min(x, 0) - log1p(exp(-|x|)), element-wise; never overflows.
 
     Parameters
@@ -164,7 +165,7 @@ def log_sigmoid(x):
     return _apply(xp, agnostic.log_sigmoid, dtype, x.dtype, x)
 
 
-def sigmoid(x):
+def sigmoid(x: Array) -> Array:
     """σ(x) = 1 / (1 + exp(-x)), element-wise, evaluated without overflow on either side.
 
     Parameters
@@ -192,7 +193,7 @@ def sigmoid(x):
     return _apply(xp, agnostic.sigmoid, dtype, x.dtype, x)
 
 
-def entropy(p, *, axis=-1):
+def entropy(p: Array, *, axis: int = -1) -> Array:
     """Shannon entropy H(p) = -Σ p log p along ``axis`` (natural log), with 0·log 0 = 0.
 
     Parameters
@@ -224,7 +225,7 @@ def entropy(p, *, axis=-1):
     return _apply(xp, agnostic.entropy, dtype, p.dtype, p, axis=_axes(axis, p.ndim))
 
 
-def kl_divergence(p, q, *, axis=-1):
+def kl_divergence(p: Array, q: Array, *, axis: int = -1) -> Array:
     """Kullback-Leibler divergence KL(p ‖ q) = Σ p (log p - log q) along ``axis``.
 
     Terms with p = 0 are 0 (even where q = 0); q = 0 < p gives ``+inf``. Cross entropy
