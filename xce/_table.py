@@ -37,10 +37,12 @@ class LossInfo:
 
     ``logits_kernel`` and ``probabilities_kernel`` are generic kernels ``(xp, x, target, *,
     options, with_grad, grad_scale) -> (loss, grad)``. ``native`` names a backend's native
-    kernel of the same signature plus ``generic=`` (see ``xce._fast``), ``lane`` its plain lane
-    for option-free calls. ``row_blocked`` says whether the generic kernel may run over row
-    blocks (shared among threads on NumPy, compiled whole under JAX); a kernel that is not
-    runs whole-array. ``known_failures`` maps a backend name to the reason it fails there.
+    kernel of the same signature plus ``generic=`` (see ``xce._fast``), run on the backends
+    ``native_on`` (elsewhere, or where the kernel declines an input, the generic kernel runs),
+    and ``lane`` the plain lane for option-free calls. ``row_blocked`` says whether the
+    generic kernel may run over row blocks (shared among threads on NumPy, compiled whole
+    under JAX); a kernel that is not runs whole-array. ``known_failures`` maps a backend
+    name to the reason the loss fails there.
     """
 
     name: str
@@ -49,6 +51,7 @@ class LossInfo:
     logits_kernel: Callable
     probabilities_kernel: Callable
     native: str | None = None
+    native_on: tuple[str, ...] = ()
     lane: str | None = None
     row_blocked: bool = False
     value_checks: bool = True
@@ -77,17 +80,20 @@ LOSSES: tuple[LossInfo, ...] = (
     LossInfo(
         "binary_cross_entropy", "xce._binary", "binary",
         agnostic.sigmoid_bce, agnostic.probs_bce,
-        native="sigmoid_bce", lane="plain_binary", row_blocked=True,
+        native="sigmoid_bce", native_on=("numpy", "torch"), lane="plain_binary",
+        row_blocked=True,
     ),
     LossInfo(
         "categorical_cross_entropy", "xce._categorical", "soft",
         agnostic.softmax_ce_soft, agnostic.probs_ce_soft,
-        native="softmax_ce_soft", lane="plain_soft", row_blocked=True,
+        native="softmax_ce_soft", native_on=("numpy", "torch"), lane="plain_soft",
+        row_blocked=True,
     ),
     LossInfo(
         "sparse_categorical_cross_entropy", "xce._sparse", "labels",
         agnostic.softmax_ce_labels, agnostic.probs_ce_labels,
-        native="softmax_ce_labels", lane="plain_sparse", row_blocked=True,
+        native="softmax_ce_labels", native_on=("numpy", "torch", "torch_cuda"),
+        lane="plain_sparse", row_blocked=True,
     ),
     LossInfo(
         "binary_focal_cross_entropy", "xce._binary_focal", "binary",
@@ -114,7 +120,7 @@ def loss_info(name: str) -> LossInfo:
 def kernel_on(info: LossInfo, backend_name: str) -> str:
     """How the loss is computed on a backend: its native kernel (on logits), or the generic
     kernel, in threaded row blocks (NumPy), compiled (JAX) or as it is."""
-    native = info.native is not None
+    native = info.native is not None and backend_name in info.native_on
     if backend_name == "numpy":
         if native:
             return "native on logits, threaded row blocks"
