@@ -1,10 +1,11 @@
 """Backend fixtures for the conformance suite.
 
 One suite runs on every array library. ``XCE_BACKENDS`` (a comma list of the names in
-``BACKENDS``) selects the libraries; asking for one that is not installed is an error, so a
-broken nox session fails instead of passing green on skips. Without ``XCE_BACKENDS`` every
-installed backend runs and the missing ones are reported as skipped. GPU backends skip, with a
-reason, where there is no GPU.
+``xce._backends.BACKEND_NAMES``, the one list of backends) selects the libraries; asking for
+one that is not installed is an error, so a broken nox session fails instead of passing green
+on skips. Without ``XCE_BACKENDS`` every installed backend runs and the missing ones are
+reported as skipped. GPU backends (``gpu`` in that list) skip, with a reason, where there is
+no GPU.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ import os
 
 import pytest
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy", "torch_cuda")
-GPU_BACKENDS = ("cupy", "torch_cuda")
+from xce._backends import BACKEND_NAMES, backend_named
+
+GPU_BACKENDS = tuple(name for name in BACKEND_NAMES if backend_named(name).gpu)
 
 
 def _requested_backends() -> tuple[tuple[str, ...], bool]:
     raw = os.environ.get("XCE_BACKENDS", "").strip()
     if not raw:
-        return BACKENDS, False
+        return BACKEND_NAMES, False
     names = tuple(name.strip() for name in raw.split(",") if name.strip())
-    unknown = sorted(set(names) - set(BACKENDS))
+    unknown = sorted(set(names) - set(BACKEND_NAMES))
     if unknown:
         raise pytest.UsageError(
-            f"XCE_BACKENDS names unknown backends {unknown}; choose from {', '.join(BACKENDS)}"
+            f"XCE_BACKENDS names unknown backends {unknown}; choose from {', '.join(BACKEND_NAMES)}"
         )
     return names, True
 

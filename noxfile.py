@@ -10,8 +10,11 @@ against them, on every CPU backend) with ``XCE_REQUIRE_PEERS=1``: a missing peer
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import pathlib
 import shutil
+import sys
 
 import nox
 
@@ -24,14 +27,31 @@ nox.options.error_on_missing_interpreters = False
 TORCH = os.environ.get("XCE_TORCH_SPEC", "torch==2.13.0")
 CUPY = os.environ.get("XCE_CUPY_SPEC", "cupy-cuda12x")
 
-CPU_BACKENDS = {
+
+def _load_backends():
+    """xce/_backends.py, the one list of backends, loaded by path: xce is not installed here."""
+    path = pathlib.Path(__file__).parent / "xce" / "_backends.py"
+    spec = importlib.util.spec_from_file_location("xce_backends_for_nox", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module.BACKENDS
+
+
+BACKENDS = _load_backends()
+# What each session installs besides xce[test]: the backend's library (pinned where needed).
+PACKAGES = {
     "numpy": ["matplotlib"],  # the benchmark chart's test (the `bench` extra)
     "array_api_strict": [],
     "torch": [TORCH],
+    "torch_cuda": [TORCH],
     "jax": ["jax"],
     "dask": ["dask[array]"],
+    "cupy": [CUPY],
 }
-HAS_FAST_PATH = {"numpy", "torch", "torch_cuda", "jax"}
+CPU_BACKENDS = {b.name: PACKAGES[b.name] for b in BACKENDS if not b.gpu}
+GPU_BACKENDS = {b.name: PACKAGES[b.name] for b in BACKENDS if b.gpu}
+HAS_FAST_PATH = {b.name for b in BACKENDS if b.fast_path}
 
 nox.options.sessions = [*CPU_BACKENDS, "compat", "lint"]
 
@@ -80,23 +100,21 @@ def _gpu_present() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-@nox.session
-def cupy(session: nox.Session) -> None:
-    """CuPy on a CUDA GPU; skipped where there is none."""
-    if not _gpu_present():
-        session.skip("no NVIDIA GPU on this machine (nvidia-smi not found)")
-    session.install("-e", ".[test]", CUPY)
-    _run_suite(session, "cupy")
+def _gpu_session(backend: str, packages: list[str]):
+    @nox.session(name=backend)
+    def session(session: nox.Session) -> None:
+        """The suite on a CUDA GPU; skipped where there is none (for torch_cuda, install a
+        CUDA torch build first or set XCE_TORCH_SPEC)."""
+        if not _gpu_present():
+            session.skip("no NVIDIA GPU on this machine (nvidia-smi not found)")
+        session.install("-e", ".[test]", *packages)
+        _run_suite(session, backend)
+
+    return session
 
 
-@nox.session
-def torch_cuda(session: nox.Session) -> None:
-    """PyTorch on a CUDA GPU; skipped where there is none (install a CUDA torch build first
-    or set XCE_TORCH_SPEC)."""
-    if not _gpu_present():
-        session.skip("no NVIDIA GPU on this machine (nvidia-smi not found)")
-    session.install("-e", ".[test]", TORCH)
-    _run_suite(session, "torch_cuda")
+for _name, _packages in GPU_BACKENDS.items():
+    globals()[f"tests_{_name}"] = _gpu_session(_name, _packages)
 
 
 @nox.session

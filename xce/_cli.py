@@ -7,8 +7,10 @@ import argparse
 import importlib
 import sys
 
-# name → (module to import, how to build an array on that backend from NumPy data)
-_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
+from ._backends import BACKENDS
+
+# One entry per library (torch's lists its CUDA devices itself), named as in xce._backends.
+_BACKENDS = tuple(dict.fromkeys(backend.package for backend in BACKENDS))
 
 
 def _load(name):
