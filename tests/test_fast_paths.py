@@ -20,28 +20,29 @@ import numpy as np
 import pytest
 
 import xce
-import xce._agnostic._rows
-import xce._fast._numpy
+import xce._fast._numpy as numpy_fast
 from tests import reference
 from tests.helpers import assert_close
+from xce._fast import _config
+from xce._fast._numpy import _threads as numpy_threads
 
 try:  # the torch fast path imports torch, which only the torch sessions install
     import xce._fast._torch as torch_fast
+    from xce._fast._torch import _chunks as torch_chunks
 except ModuleNotFoundError:
-    torch_fast = None
+    torch_fast = torch_chunks = None
 
 N_ROWS, N_CLASSES = 257, 1031
 
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(xce._fast._numpy, "_BLOCK_BYTES", 64 * 1024)
-    monkeypatch.setattr(xce._fast._numpy, "_GRAD_BLOCK_BYTES", 64 * 1024)
-    monkeypatch.setattr(xce._fast._numpy, "_FINISH_ROWS", 50)  # per-row terms in 6 chunks
-    monkeypatch.setattr(xce._fast._numpy, "_PARALLEL_MIN_ELEMENTS", 1 << 14)
-    monkeypatch.setattr(xce._agnostic._rows, "BLOCK_BYTES", 64 * 1024)
-    if torch_fast is not None:
-        monkeypatch.setattr(torch_fast, "_CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(_config, "BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(_config, "GRAD_BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(_config, "FINISH_ROWS", 50)  # per-row terms in 6 chunks
+    monkeypatch.setattr(_config, "PARALLEL_MIN_ELEMENTS", 1 << 14)
+    monkeypatch.setattr(_config, "ROW_BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(_config, "TORCH_CHUNK_BYTES", 64 * 1024)
 
 
 @pytest.fixture
@@ -316,16 +317,14 @@ def test_numpy_exp_outputs_are_placed_clear_of_their_input(monkeypatch):
     places the gradient and the scratch blocks that exp writes from x at least 512 bytes past
     x modulo 4 KiB, or exactly on it. Checked for x at every 16-byte offset in a page (the
     size below which the kernels skip the check is lowered to this test's x)."""
-    from xce._fast import _numpy as fast
-
-    monkeypatch.setattr(fast, "_ALIAS_MIN_BYTES", 0)
+    monkeypatch.setattr(_config, "ALIAS_MIN_BYTES", 0)
 
     raw = np.empty(64 * 1000 + 1024, dtype=np.float32)
     for offset in range(0, 4096, 16):
         x = raw[offset // 4 : offset // 4 + 64 * 1000].reshape(64, 1000)
         x_address = x.ctypes.data
-        out = fast._empty_clear_of(x)
-        scratch = fast._scratch_for(16, 1000, np.float32, slot=7, clear_of=x_address)
+        out = numpy_threads.empty_clear_of(x)
+        scratch = numpy_threads.scratch_for(16, 1000, np.float32, slot=7, clear_of=x_address)
         for buffer in (out, scratch):
             gap = (buffer.ctypes.data - x_address) % 4096
             assert gap == 0 or gap >= 512, (offset, gap)
@@ -349,8 +348,8 @@ def test_torch_cpu_kernels_advise_huge_pages_for_what_they_return(monkeypatch):
     def spy(address, size):
         advised.append((address, size))
 
-    monkeypatch.setattr(fast, "_advise_huge_pages", spy)
-    monkeypatch.setattr(fast, "_HUGE_PAGE_MIN_BYTES", 64 * 1024)  # this test's (257, 1031)
+    monkeypatch.setattr(torch_chunks, "advise_huge_pages", spy)
+    monkeypatch.setattr(_config, "HUGE_PAGE_MIN_BYTES", 64 * 1024)  # this test's (257, 1031)
     rng = np.random.default_rng(7)
     x = torch.asarray(rng.normal(size=(N_ROWS, N_CLASSES)), dtype=torch.float32)
     labels = torch.asarray(rng.integers(0, N_CLASSES, size=N_ROWS))
@@ -385,7 +384,7 @@ def test_huge_page_advice_reaches_the_kernel():
     region = mmap.mmap(-1, 8 * mmap.PAGESIZE)  # a mapping of its own, never advised before
     address = ctypes.addressof(ctypes.c_char.from_buffer(region))
     assert "hg" not in _vm_flags(address)
-    torch_fast._advise_huge_pages(address + 100, 5 * mmap.PAGESIZE)
+    torch_chunks.advise_huge_pages(address + 100, 5 * mmap.PAGESIZE)
     assert "hg" not in _vm_flags(address)  # the partial first page is left alone
     assert "hg" in _vm_flags(address + mmap.PAGESIZE)
     assert "hg" in _vm_flags(address + 4 * mmap.PAGESIZE)
@@ -412,8 +411,7 @@ def test_numpy_small_sparse_lane_matches_the_blocked_kernel(monkeypatch, dtype, 
     """Plain sparse calls on a few KiB of NumPy logits take a short path; it must give what
     the blocked kernel gives, row by row, warning-free (pytest turns warnings into errors),
     including rows with +inf, NaN or only -inf logits, which it hands to the kernel."""
-    from xce._fast import _numpy as fast
-
+    fast = numpy_fast
     rng = np.random.default_rng(11)
     x = rng.normal(scale=3.0, size=shape).astype(dtype)
     labels = rng.integers(0, shape[-1], size=shape[:-1])
@@ -427,12 +425,12 @@ def test_numpy_small_sparse_lane_matches_the_blocked_kernel(monkeypatch, dtype, 
         rows[2, (flat_labels[2] + 1) % shape[-1]] = np.inf  # +inf off the label: +inf
         rows[3] = -np.inf  # nothing but -inf: NaN
         rows[-1, 0] = np.nan
-    small_lane_bytes = fast._SMALL_LANE_BYTES
+    small_lane_bytes = _config.SMALL_LANE_BYTES
     assert x.nbytes <= small_lane_bytes
     for logits in (x, with_non_finite):
         results = {}
         for name, limit in (("small", small_lane_bytes), ("kernel", 0)):
-            monkeypatch.setattr(fast, "_SMALL_LANE_BYTES", limit)
+            monkeypatch.setattr(_config, "SMALL_LANE_BYTES", limit)
             loss = fast.plain_sparse(labels, logits, reduction="none", with_grad=False)[0]
             total, grad = fast.plain_sparse(labels, logits, reduction="mean", with_grad=True)
             results[name] = (loss, total, grad)
@@ -484,3 +482,84 @@ def test_large_sparse_with_a_positive_inf_logit(xp, make, dtype, device, problem
     expected_grad[40, labels[40]] = -sample_weight[40]
     assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device, rtol=10 * rtol,
                  atol=1e-9)  # fmt: skip
+
+
+def test_lanes_are_found_for_exact_array_types_only(monkeypatch):
+    """``lanes`` serves exactly ``numpy.ndarray`` and ``torch.Tensor``, never a subclass, and
+    nothing once fast paths are off (read at call time, so one patch of the config does it)."""
+    from xce import _fast
+
+    monkeypatch.setattr(_config, "FAST_PATHS_ENABLED", True)
+    assert _fast.lanes(np.ndarray) is numpy_fast
+    assert _fast.lanes(np.matrix) is None
+    assert _fast.lanes(list) is None
+    if torch_fast is not None:
+        import torch
+
+        assert _fast.lanes(torch.Tensor) is torch_fast
+        assert _fast.lanes(torch.nn.Parameter) is None
+    monkeypatch.setattr(_config, "FAST_PATHS_ENABLED", False)
+    assert _fast.lanes(np.ndarray) is None
+
+
+def test_backend_offers_native_kernels_and_a_row_runner(monkeypatch):
+    """``backend(xp)`` is never ``None``: its native kernel where the backend has one and takes
+    ``x``, its row runner always (NumPy's shares the blocks among threads); with fast paths off
+    no native kernel, and the generic runner."""
+    from xce import _fast
+    from xce._compat import array_namespace
+    from xce._fast._rows import in_row_blocks
+
+    xp = array_namespace(np.zeros(1))
+    x = np.zeros((3, 4), dtype=np.float32)
+    monkeypatch.setattr(_config, "FAST_PATHS_ENABLED", True)
+    numpy_backend = _fast.backend(xp)
+    assert numpy_backend is _fast.backend(xp)
+    for name in ("softmax_ce_labels", "softmax_ce_soft", "sigmoid_bce"):
+        assert numpy_backend.native_kernel(name, x) is getattr(numpy_fast, name)
+    assert numpy_backend.native_kernel("softmax_ce_labels", x.astype(np.int32)) is None
+    assert numpy_backend.native_kernel("softmax_ce_labels", x.T) is None  # not C-contiguous
+    assert numpy_backend.native_kernel("no_such_kernel", x) is None
+    assert numpy_backend.run_rows.keywords == {"spread": numpy_fast.spread}
+    monkeypatch.setattr(_config, "FAST_PATHS_ENABLED", False)
+    generic_backend = _fast.backend(xp)
+    assert generic_backend.native_kernel("softmax_ce_labels", x) is None
+    assert generic_backend.run_rows is in_row_blocks
+    # the old entry points, kept until the pipeline moves to lanes()/backend()
+    assert _fast.native(xp) is None and _fast.kernel_runner(xp) is in_row_blocks
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_fast_path_modules_offer_the_written_interface(name):
+    """Every function of the ``FastPath`` protocol exists in each backend's module with the
+    protocol's parameters and defaults, and nothing else is exported."""
+    import inspect
+
+    from xce._fast._interface import FastPath
+
+    module = numpy_fast if name == "numpy" else torch_fast
+    if module is None:
+        pytest.skip("torch is not installed")
+    wanted = {n for n in dir(FastPath) if not n.startswith("_")}
+    assert wanted <= set(module.__all__)
+    assert set(module.__all__) - wanted <= {"spread"}
+    for function_name in wanted:
+        spec = inspect.signature(getattr(FastPath, function_name)).parameters
+        got = inspect.signature(getattr(module, function_name)).parameters
+        expected = [(p.name, p.default) for p in list(spec.values())[1:]]  # without self
+        assert [(p.name, p.default) for p in got.values()] == expected, function_name
+
+
+def test_importing_xce_imports_no_backend_fast_path():
+    """The NumPy and torch fast paths (and torch itself) load only once one of their arrays
+    is seen."""
+    import subprocess
+
+    code = (
+        "import sys, xce; "
+        "print(sorted(m for m in sys.modules if m == 'torch' or "
+        "m.startswith(('xce._fast._numpy', 'xce._fast._torch', 'xce._fast._jax'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

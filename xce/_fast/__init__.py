@@ -1,52 +1,54 @@
-"""Native fast paths, one module per backend, chosen once per namespace.
+"""Native fast paths, entered at one point: :func:`lanes` for an array type, :func:`backend`
+for a namespace.
 
 A fast path is taken only where its semantics match the generic array-API code exactly; the
-conformance suite runs with ``XCE_DISABLE_FAST_PATHS=1`` too, proving that both agree.
-A backend module is itself imported only once an array of its framework has been seen, so
-importing xce imports no backend.
+conformance suite runs with ``XCE_DISABLE_FAST_PATHS=1`` too, proving that both agree. What a
+backend's fast-path module offers is written down in :mod:`xce._fast._interface`; its tuning
+settings are read in :mod:`xce._fast._config`. A backend's module is imported only once an
+array of its framework has been seen, so importing xce imports no backend.
 """
 
 from __future__ import annotations
 
 import functools
-import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from .. import _agnostic
-from .._agnostic import in_row_blocks
-from .._compat import array_namespace, is_jax_namespace, is_numpy_namespace, is_torch_namespace
+from .._compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
+from . import _config
+from ._interface import FastPath, PlainLanes, RowRunner
+from ._rows import in_row_blocks
 
-DISABLE_ENV = "XCE_DISABLE_FAST_PATHS"
-
-
-# Read once, when xce is imported: the switch is for test runs and benchmarks, and an
-# environment lookup on every call would cost as much as a small loss itself.
-_ENABLED = os.environ.get(DISABLE_ENV, "").strip().lower() in ("", "0", "false", "no")
+__all__ = [
+    "Backend",
+    "FastPath",
+    "PlainLanes",
+    "RowRunner",
+    "backend",
+    "enabled",
+    "kernel_runner",
+    "lanes",
+    "native",
+    "plain_lanes",
+]
 
 
 def enabled() -> bool:
-    return _ENABLED
+    """Whether the native fast paths are on (``XCE_DISABLE_FAST_PATHS`` unset or false)."""
+    return _config.FAST_PATHS_ENABLED
+
+
+def lanes(array_type: type) -> PlainLanes | None:
+    """The plain lanes for arrays of exactly ``array_type`` (``numpy.ndarray``,
+    ``torch.Tensor``), or ``None``: other types, subclasses, or fast paths disabled.
+
+    Called on every loss call, so it costs one cached lookup: a (64, 10) call is a few µs.
+    """
+    return _lanes_for(array_type) if _config.FAST_PATHS_ENABLED else None
 
 
 @functools.cache
-def _native_for(xp):
-    if is_torch_namespace(xp):
-        from . import _torch
-
-        return _torch
-    if is_numpy_namespace(xp):
-        from . import _numpy
-
-        return _numpy
-    return None
-
-
-def native(xp):
-    """The fast-path module for ``xp``, or ``None`` (none exists, or disabled by the env)."""
-    return _native_for(xp) if enabled() else None
-
-
-@functools.cache
-def _plain_lanes_for(array_type):
+def _lanes_for(array_type):
     # Exact types only: subclasses (torch.nn.Parameter, np.matrix...) take the full path.
     name = f"{array_type.__module__}.{array_type.__qualname__}"
     if name == "numpy.ndarray":
@@ -60,49 +62,66 @@ def _plain_lanes_for(array_type):
     return None
 
 
-def plain_lanes(array_type):
-    """The backend module whose ``plain_sparse``, ``plain_soft`` and ``plain_binary`` serve an
-    option-free call on logits of ``array_type`` in few calls, each ``(y_true, logits, *,
-    reduction, with_grad)`` returning ``None`` where its quick checks do not all pass. ``None``
-    when there is none (or fast paths are disabled)."""
-    return _plain_lanes_for(array_type) if _ENABLED else None
+@dataclass(frozen=True)
+class Backend:
+    """What a namespace's fast paths offer the pipeline.
+
+    ``fast_path`` is the backend's fast-path module (``None`` where it has none, or fast
+    paths are disabled). ``run_rows(xp, kernel, x, row_args, *, with_grad, grad_scale)`` runs
+    a generic kernel over logits ``x`` (see :class:`RowRunner`): compiled whole under JAX, in
+    row blocks shared among threads on NumPy, in row blocks in order on other eager backends,
+    whole-array on Dask (and on JAX with fast paths disabled).
+    """
+
+    fast_path: FastPath | None
+    run_rows: RowRunner
+
+    def native_kernel(self, name: str, x) -> Callable | None:
+        """The backend's native kernel ``name`` (``"softmax_ce_labels"``,
+        ``"softmax_ce_soft"``, ``"sigmoid_bce"``) if it has one and takes ``x``, else
+        ``None``. It runs whole-array (it walks the rows its own way) and hands what it
+        cannot do exactly to the ``generic=`` kernel it is given."""
+        fast_path = self.fast_path
+        if fast_path is None or not fast_path.handles(x):
+            return None
+        return getattr(fast_path, name, None)
+
+
+def backend(xp) -> Backend:
+    """The fast paths of namespace ``xp``; never ``None``, made once per namespace."""
+    return _backend_for(xp, _config.FAST_PATHS_ENABLED)
 
 
 @functools.cache
-def _generic(name, xp):
-    """The generic kernel ``name`` (soft targets or binary) with every option at its default."""
-    options = {"smoothing": 0.0, ("pos_weight" if name == "sigmoid_bce" else "class_weight"): None}
-    return functools.partial(getattr(_agnostic, name), xp, **options)
+def _backend_for(xp, enabled):
+    if not enabled:
+        return Backend(None, in_row_blocks)
+    if is_torch_namespace(xp):
+        from . import _torch
 
+        return Backend(_torch, in_row_blocks)
+    if is_numpy_namespace(xp):
+        from . import _numpy
 
-def run_plain(kernel, x, y, *, reduction, with_grad, grad_scale, reduce, **options):
-    """A plain lane's call of a native soft-target or binary ``kernel``, options at their
-    defaults and the targets checked block by block: ``None`` if they leave [0, 1] (the full
-    path then raises), else ``(reduce(loss, reduction), grad)``. Non-finite blocks go to the
-    generic kernel; ``options`` go to the kernel as they are."""
-    generic = _generic(kernel.__name__, array_namespace(x))
-    # the native kernel takes the same default options as its generic twin
-    result = kernel(x, y, **generic.keywords, generic=generic, with_grad=with_grad,
-                    grad_scale=grad_scale, check_targets=True, **options)  # fmt: skip
-    if result is None:
-        return None
-    return reduce(result[0], reduction), result[1]
-
-
-def kernel_runner(xp):
-    """How to run a generic kernel over ``x``: compiled whole (JAX), or in row blocks, shared
-    among threads on NumPy."""
-    return _runner_for(xp) if enabled() else in_row_blocks
-
-
-@functools.cache
-def _runner_for(xp):
+        return Backend(_numpy, functools.partial(in_row_blocks, spread=_numpy.spread))
     if is_jax_namespace(xp):
         from ._jax import run_kernel
 
-        return run_kernel
-    if is_numpy_namespace(xp):
-        from ._numpy import spread
+        return Backend(None, run_kernel)
+    return Backend(None, in_row_blocks)
 
-        return functools.partial(in_row_blocks, spread=spread)
-    return in_row_blocks
+
+# kept until the pipeline moves to lanes()/backend()
+plain_lanes = lanes
+
+
+# kept until the pipeline moves to lanes()/backend()
+def native(xp):
+    """The fast-path module for ``xp``, or ``None`` (none exists, or disabled by the env)."""
+    return backend(xp).fast_path
+
+
+# kept until the pipeline moves to lanes()/backend()
+def kernel_runner(xp):
+    """How to run a generic kernel over ``x``: :attr:`Backend.run_rows`."""
+    return backend(xp).run_rows

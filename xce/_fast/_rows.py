@@ -1,20 +1,20 @@
-"""Evaluate a per-row kernel over cache-sized blocks of rows.
+"""The generic row runner: a per-row kernel over cache-sized blocks of rows, or whole-array.
 
 A kernel written whole-array makes several (N, C) temporaries: for large inputs they spill out
 of cache and multiply peak memory. On eager namespaces whose arrays can be written (NumPy,
-torch, CuPy, array-api-strict) the same kernel runs here on blocks of about ``BLOCK_BYTES`` of
-logits, and each block's loss and gradient are written into output arrays allocated here, so
-the gradient is written to memory once and temporaries stay bounded by the block.
-JAX (immutable; XLA fuses anyway) and Dask (lazy; chunks are its blocks) run whole-array.
+torch, CuPy, array-api-strict) the same kernel runs here on blocks of about
+``_config.ROW_BLOCK_BYTES`` of logits, and each block's loss and gradient are written into
+output arrays allocated here, so the gradient is written to memory once and temporaries stay
+bounded by the block. JAX (immutable; XLA fuses anyway) and Dask (lazy; chunks are its blocks)
+run whole-array. This is the one place of the generic path that tells backends apart.
 """
 
 from __future__ import annotations
 
-import os
-
 from .._compat import device, is_dask_namespace, is_jax_namespace, may_be_differentiated, size
+from . import _config
 
-BLOCK_BYTES = int(os.environ.get("XCE_BLOCK_BYTES", 1024 * 1024))
+__all__ = ["in_row_blocks", "serial"]
 
 
 def _worth_blocking(xp, x):
@@ -23,7 +23,7 @@ def _worth_blocking(xp, x):
         return False
     if may_be_differentiated(x):  # writes into fresh buffers would detach autograd's graph
         return False
-    return n * (xp.finfo(x.dtype).bits // 8) > BLOCK_BYTES
+    return n * (xp.finfo(x.dtype).bits // 8) > _config.ROW_BLOCK_BYTES
 
 
 def _as_rows(xp, a, x_shape):
@@ -35,18 +35,20 @@ def _as_rows(xp, a, x_shape):
     return xp.reshape(a, (-1,))  # one value per row (labels, per-row scales)
 
 
-def _serial(n_rows, rows_per_block, n_elements, block):
+def serial(n_rows, rows_per_block, n_elements, block):
+    """Call ``block(lo, hi)`` for every row block, in order, on the calling thread."""
     for lo in range(0, n_rows, rows_per_block):
         block(lo, min(lo + rows_per_block, n_rows))
 
 
-def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale, spread=_serial):
+def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale, spread=serial):
     """``kernel(x, *row_args, with_grad=, grad_scale=)`` over row blocks, or whole-array.
 
     ``row_args`` and ``grad_scale`` have one entry per row of ``x`` (shape ``x.shape[:-1]``)
     or per element (``x.shape``), or are 0-d / ``None``. ``spread(n_rows, rows_per_block,
-    n_elements, block)`` calls ``block(lo, hi)`` for every block: in order here, or shared
-    among threads by a native fast path (the blocks write disjoint rows of the outputs).
+    n_elements, block)`` calls ``block(lo, hi)`` for every block: in order (:func:`serial`),
+    or shared among threads by a native fast path (the blocks write disjoint rows of the
+    outputs).
     """
     if not _worth_blocking(xp, x):
         return kernel(x, *row_args, with_grad=with_grad, grad_scale=grad_scale)
@@ -55,7 +57,7 @@ def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale, spread=_ser
     rows_args = [_as_rows(xp, a, x.shape) for a in row_args]
     rows_scale = _as_rows(xp, grad_scale, x.shape)
     n_rows = rows_x.shape[0]
-    step = max(1, BLOCK_BYTES // (n_cols * (xp.finfo(x.dtype).bits // 8)))
+    step = max(1, _config.ROW_BLOCK_BYTES // (n_cols * (xp.finfo(x.dtype).bits // 8)))
 
     def run(lo, hi):
         def cut(a):

@@ -1,0 +1,46 @@
+"""NumPy fast path: cache-sized row blocks shared among threads.
+
+The generic code makes several full passes over (N, C) temporaries that do not fit in cache.
+Here each thread takes a contiguous share of the rows and walks it in blocks of about
+``_config.BLOCK_BYTES``, so a block's exponentials and gradient stay in cache while they are
+reused; the logits are read from memory once, and the gradient (``value_and_grad``) is written
+once, directly into the array returned. This package is the fast-path interface
+(:class:`xce._fast._interface.FastPath`) for ``numpy.ndarray``, split by concern:
+
+- ``_threads``: the thread pool (:func:`spread`, which shares the row blocks of any kernel
+  among the threads; the generic kernels of the losses on probabilities run through it too),
+  per-thread scratch buffers, and where an array that ``exp`` writes is placed;
+- ``_lanes``: the plain lanes, and the short path for small sparse inputs;
+- ``_sparse_kernel``, ``_dense_kernels``: the hand-fused kernels, in place on per-thread
+  buffers, for the three losses on logits; ``_row_ops``: the per-row steps they share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._dense_kernels import sigmoid_bce, softmax_ce_soft
+from ._lanes import plain_binary, plain_soft, plain_sparse
+from ._sparse_kernel import softmax_ce_labels
+from ._threads import spread
+
+__all__ = [
+    "handles",
+    "plain_binary",
+    "plain_soft",
+    "plain_sparse",
+    "sigmoid_bce",
+    "softmax_ce_labels",
+    "softmax_ce_soft",
+    "spread",
+]
+
+
+def handles(x) -> bool:
+    """Float32 or float64 C-contiguous logits with at least one class."""
+    return (
+        x.dtype in (np.float32, np.float64)
+        and x.ndim >= 1
+        and x.shape[-1] > 0
+        and x.flags.c_contiguous
+    )

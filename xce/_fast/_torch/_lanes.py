@@ -1,0 +1,163 @@
+"""The torch plain lanes: option-free calls on CPU logits in a few torch calls, the chunked
+kernels for large inputs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..._compat import array_namespace
+from .. import _config
+from .._plain import generic_kernel, run_plain
+from ._kernels import in_unit_interval, recording, sigmoid_bce, softmax_ce_labels, softmax_ce_soft
+
+__all__ = ["plain_binary", "plain_soft", "plain_sparse"]
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def plain_sparse(labels, x, *, reduction, with_grad):
+    """The most common call, logits and in-range int64 labels on the CPU with no option.
+
+    Returns ``None`` unless every condition holds at a glance; the caller then takes the full
+    path, which also raises the proper error for bad input. After one read of the largest
+    label, a small input is one ``F.cross_entropy`` call (autograd intact), or one
+    log-softmax for ``value_and_grad``, torch's own bounds check rejecting a negative label;
+    larger ones read the smallest label too and run over the row chunks below. The checks are
+    ordered and spelled for a (64, 10) call, where each tensor attribute read is a visible
+    share of torch's own call.
+    """
+    if type(labels) is not torch.Tensor or labels.dtype is not torch.int64:
+        return None
+    shape = x.shape
+    if (
+        x.dtype not in _FLOATS
+        or not shape  # a 0-d x: no class axis
+        or labels.shape != shape[:-1]
+        or shape[-1] < 2
+        or not (x.is_cpu and labels.is_cpu)
+        or x.numel() == 0  # no labels to read; with C ≥ 2 the same as labels.numel() == 0
+    ):
+        return None
+    n_classes = shape[-1]
+    if labels.max().item() >= n_classes:
+        return None
+    r = 1.0 / labels.numel() if reduction == "mean" else 1.0  # the gradient's scale
+    small = x.nbytes <= _config.TORCH_CHUNK_BYTES
+    one_call = (
+        not with_grad
+        and len(shape) <= 2
+        and (small or (x.requires_grad and torch.is_grad_enabled()))
+    )
+    if one_call or (with_grad and len(shape) == 2 and small and not x.requires_grad):
+        # The lower bound is torch's own check, which raises for a label below 0 unless it is
+        # ignore_index: here C, which no label equals (the largest is below C). One reduction
+        # of the labels instead of two is a visible share of a (64, 10) call.
+        try:
+            if one_call:  # (N, C) or one sample (C,), in one call: no reshape
+                value = F.cross_entropy(x, labels, ignore_index=n_classes, reduction=reduction)
+            else:
+                # One chunk, and no graph to keep out of (torch.no_grad() itself costs a small
+                # call's time): r·(softmax - onehot) from one log-softmax.
+                log_p = torch.log_softmax(x, dim=-1)
+                value = F.nll_loss(log_p, labels, ignore_index=n_classes, reduction=reduction)
+        except IndexError:  # a label below 0: the full path raises the proper error
+            return None
+        # An infinite or NaN logit: the full path's kernel applies xce's rule to its rows
+        if not (math.isfinite(value.item()) if value.ndim == 0 else torch.isfinite(value).all()):
+            return None
+        if one_call:
+            return value, None
+        grad = log_p.exp_()
+        if r != 1.0:
+            grad.mul_(r)
+        n = labels.numel()
+        grad.scatter_add_(1, labels.unsqueeze(1), torch.full((n, 1), -r, dtype=x.dtype))
+        return value, grad
+    if labels.min().item() < 0:
+        return None
+    generic = generic_kernel("softmax_ce_labels", array_namespace(x))
+    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
+                                   with_grad=with_grad, grad_scale=r, generic=generic)  # fmt: skip
+    if reduction == "none":
+        return loss, grad
+    total = loss.sum()
+    return (total / labels.numel() if reduction == "mean" else total), grad
+
+
+def _plain_targets(y, x):
+    """Whether float targets ``y`` for logits ``x`` fit a plain lane: CPU tensors of one dtype
+    and shape, no graph to record. The kernel checks their values chunk by chunk while they are
+    in cache; a chunk outside [0, 1] makes the lane return ``None`` (the full path raises)."""
+    if (
+        type(y) is not torch.Tensor
+        or x.dtype not in _FLOATS
+        or y.dtype != x.dtype
+        or y.shape != x.shape
+        or not x.is_cpu
+        or not y.is_cpu
+        or x.ndim == 0
+        or x.numel() == 0
+        or recording(x, y)
+    ):
+        return False
+    return True
+
+
+def _plain_reduction(loss, reduction):
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total / loss.numel() if reduction == "mean" else total
+
+
+def plain_soft(y, x, *, reduction, with_grad):
+    """Soft targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+    if x.ndim == 0 or x.shape[-1] < 2 or not _plain_targets(y, x):
+        return None
+
+    if x.ndim == 2 and x.numel() <= _config.TORCH_SMALL_ELEMENTS and not with_grad:
+        if not in_unit_interval(y):
+            return None
+        value = F.cross_entropy(x, y, reduction=reduction)
+        # not finite: a -inf logit, where 0·log 0 is NaN there; the full path's rules decide
+        return (value, None) if bool(torch.isfinite(value).all()) else None
+    r = torch.tensor(x.shape[-1] / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
+    return run_plain(softmax_ce_soft, x, y, reduction=reduction, with_grad=with_grad,
+                     grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+
+
+def plain_binary(y, x, *, reduction, with_grad):
+    """Binary targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+    if not _plain_targets(y, x):
+        return None
+
+    if x.numel() <= _config.TORCH_SMALL_ELEMENTS:
+        if not in_unit_interval(y):
+            return None
+        # (1-y)·softplus(x) + y·softplus(-x), softplus(x) = logaddexp(x, 0): both terms ≥ 0
+        # and each softplus exact, as in the kernel; a NaN from 0·inf sends it to the full path.
+        zero = torch.zeros((), dtype=x.dtype)
+        loss = (1 - y) * torch.logaddexp(x, zero) + y * torch.logaddexp(-x, zero)
+        value = _plain_reduction(loss, reduction)
+        if not bool(torch.isfinite(value).all()):
+            return None
+        grad = None
+        if with_grad:
+            grad = torch.sigmoid(x) - y
+            if reduction == "mean":
+                grad /= x.numel()
+        return value, grad
+    r = torch.tensor(1.0 / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
+    if reduction == "none":
+        return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
+                         grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+
+    def from_total(total, reduction):  # as the shared reduction: Σ ℓ, or Σ ℓ / (N·C)
+        return total if reduction == "sum" else total / x.numel()
+
+    # A total needs no (N, C) array of entries: the kernel sums each chunk as it goes.
+    return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
+                     grad_scale=r, reduce=from_total, summed=True)  # fmt: skip
