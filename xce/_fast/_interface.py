@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+__all__ = ["Array", "FastPath", "LossAndGrad", "PlainLanes", "RowRunner"]
+
 Array = Any
 LossAndGrad = tuple[Array, Array | None]
 """A loss (per entry, or reduced) and its gradient with respect to the logits, or ``None``."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import inspect
 
+__all__ = ["run_kernel"]
+
 # Python-level options: they shape the program, so they are compile-time constants.
 _STATIC = ("smoothing", "eps", "with_grad")
 
