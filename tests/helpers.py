@@ -106,6 +106,17 @@ def soft_targets(seed, shape, axis=-1, zeros=True) -> np.ndarray:
     return np.moveaxis(t, -1, axis)
 
 
+def central_difference(total, x, step=1e-6) -> np.ndarray:
+    """∂ total / ∂ x by float64 central differences (``total``: NumPy array → float)."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += step
+        down[i] -= step
+        grad[i] = (total(up) - total(down)) / (2 * step)
+    return grad
+
+
 @contextlib.contextmanager
 def case(label):
     """Name the failing case of a loop in the assertion report."""

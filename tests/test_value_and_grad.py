@@ -5,6 +5,9 @@ For each loss, ``from_logits`` True and False, every option and the reductions "
 differences of xce's *own* loss evaluated on NumPy in float64 at the same (dtype-rounded) inputs,
 and the returned loss with the plain loss call. The contract's other rules (same signature,
 ``reduction="none"`` and foreign functions refused, grad shaped like ``y_pred``) follow.
+
+The cases come from the table of losses (``tests/matrix.py``): each row runs the options of
+its target kind that it accepts, with its own hyperparameters set.
 """
 
 from __future__ import annotations
@@ -15,15 +18,12 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import assert_array_like, assert_close, to_numpy
+from helpers import assert_array_like, assert_close, central_difference, is_lazy, to_numpy
+from matrix import ROWS
 
 import xce
 
-LOSSES = {
-    "binary": xce.binary_cross_entropy,
-    "categorical": xce.categorical_cross_entropy,
-    "sparse": xce.sparse_categorical_cross_entropy,
-}
+LOSSES = {row.name: row for row in ROWS}
 N, C = 3, 4
 STEP = 1e-6
 # The gradient on the backend vs the float64 central difference at the same inputs.
@@ -80,7 +80,7 @@ CATEGORICAL_OPTIONS = [
     "eps",
     "all",
 ]
-SPARSE_OPTIONS = [
+LABELS_OPTIONS = [
     "plain",
     "class_weight",
     "sample_weight",
@@ -95,16 +95,43 @@ SPARSE_OPTIONS = [
 ]
 
 
-def _case(kind, option, from_logits):
-    """``(y_true, y_pred, arrays, scalars)``: NumPy float64 / int64 / bool data.
+# The three first losses keep the seeds their cases always had.
+SEED_NAMES = {
+    "binary_cross_entropy": "binary",
+    "categorical_cross_entropy": "categorical",
+    "sparse_categorical_cross_entropy": "sparse",
+}
+OPTIONS = {"binary": BINARY_OPTIONS, "soft": CATEGORICAL_OPTIONS, "labels": LABELS_OPTIONS}
+# The option a case is about, where a loss may not take it (the combined cases drop the
+# options a loss does not take).
+NEEDS = {
+    "pos_weight_scalar": "pos_weight",
+    "pos_weight_0d": "pos_weight",
+    "pos_weight_vector": "pos_weight",
+    "class_weight": "class_weight",
+    "ignore_index": "ignore_index",
+}
+
+
+def _case(name, option, from_logits):
+    """``(y_true, y_pred, arrays, scalars)`` for the loss ``name``: NumPy float64 / int64 / bool
+    data, the loss's hyperparameters among the scalars.
 
     ``arrays`` are keyword options that become backend arrays (``where`` is boolean, the rest
     floating); ``scalars`` are passed through unchanged.
     """
-    seed = zlib.crc32(f"{kind}/{option}/{from_logits}".encode())
+    loss = LOSSES[name]
+    y_true, y_pred, arrays, scalars = _target_case(loss.target, option, from_logits, name)
+    arrays = {k: v for k, v in arrays.items() if loss.accepts(k)}
+    scalars = {**loss.hyper, **{k: v for k, v in scalars.items() if loss.accepts(k)}}
+    return y_true, y_pred, arrays, scalars
+
+
+def _target_case(target, option, from_logits, name):
+    seed = zlib.crc32(f"{SEED_NAMES.get(name, name)}/{option}/{from_logits}".encode())
     rng = np.random.default_rng(seed)
     arrays, scalars = {}, {}
-    if kind == "binary":
+    if target == "binary":
         shape = (2, 3, 2) if option == "extra_dims" else (N, 2)
         y_pred = _pred(rng, shape, from_logits)
         if option in ("soft_targets", "all"):
@@ -145,7 +172,7 @@ def _case(kind, option, from_logits):
         shape, s_shape = (N, C), (N,)
     y_pred = _pred(rng, shape, from_logits)
     labels = rng.integers(0, C, size=s_shape)
-    if kind == "sparse":
+    if target == "labels":
         if option in ("ignore_index", "all"):
             labels.flat[1] = -100
             scalars["ignore_index"] = -100
@@ -182,13 +209,11 @@ def _case(kind, option, from_logits):
 
 
 def _all_cases():
-    for kind, options in (
-        ("binary", BINARY_OPTIONS),
-        ("categorical", CATEGORICAL_OPTIONS),
-        ("sparse", SPARSE_OPTIONS),
-    ):
-        for option in options:
-            yield pytest.param(kind, option, id=f"{kind}-{option}")
+    for row in ROWS:
+        for option in OPTIONS[row.target]:
+            if option in NEEDS and not row.accepts(NEEDS[option]):
+                continue
+            yield pytest.param(row, option, id=f"{row.name}-{option}")
 
 
 def _round(a, dtype_name):
@@ -218,7 +243,7 @@ def _numeric(kind, option, from_logits, reduction, dtype_name):
     y_true, y_pred = _round(y_true, dtype_name), _round(y_pred, dtype_name)
     kw = {k: (_round(v, dtype_name) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
     kw.update(scalars)
-    fn = LOSSES[kind]
+    fn = LOSSES[kind].fn
 
     def total(p):
         out = fn(y_true, p, from_logits=from_logits, reduction=reduction, **kw)
@@ -226,13 +251,7 @@ def _numeric(kind, option, from_logits, reduction, dtype_name):
             out = out[0]
         return float(out)
 
-    grad = np.zeros_like(y_pred)
-    for i in np.ndindex(y_pred.shape):
-        up, down = y_pred.copy(), y_pred.copy()
-        up[i] += STEP
-        down[i] -= STEP
-        grad[i] = (total(up) - total(down)) / (2 * STEP)
-    return grad
+    return central_difference(total, y_pred, STEP)
 
 
 def _dtype_name(xp, dtype):
@@ -241,7 +260,7 @@ def _dtype_name(xp, dtype):
 
 def _backend_call(kind, option, from_logits, make):
     y_true, y_pred, arrays, scalars = _case(kind, option, from_logits)
-    bt = _to_backend(make, y_true, "int" if kind == "sparse" else "float")
+    bt = _to_backend(make, y_true, "int" if LOSSES[kind].target == "labels" else "float")
     bp = make(y_pred)
     kw = {
         k: _to_backend(make, v, "bool" if v.dtype == bool else "float") for k, v in arrays.items()
@@ -257,30 +276,36 @@ def _backend_call(kind, option, from_logits, make):
 
 # "sum_and_count" differentiates the same total as "sum": a few options suffice for it.
 SUM_AND_COUNT_OPTIONS = ("plain", "all", "axis1_all", "extra_dims", "eps")
+# On lazy backends (a compile or a graph per call) the combined options stand for the others.
+LAZY_OPTIONS = ("plain", "all", "axis1_all", "extra_dims", "eps")
 
 
 def _gradient_cases():
     for param in _all_cases():
-        kind, option = param.values
+        row, option = param.values
         for reduction in ("mean", "sum", "sum_and_count"):
             if reduction == "sum_and_count" and option not in SUM_AND_COUNT_OPTIONS:
                 continue
             for from_logits in (True, False):
                 yield pytest.param(
-                    kind,
+                    row,
                     option,
                     from_logits,
                     reduction,
-                    id=f"{kind}-{option}-{'logits' if from_logits else 'probs'}-{reduction}",
+                    id=f"{row.name}-{option}-{'logits' if from_logits else 'probs'}-{reduction}",
                 )
 
 
-@pytest.mark.parametrize(("kind", "option", "from_logits", "reduction"), list(_gradient_cases()))
+@pytest.mark.parametrize(
+    ("loss", "option", "from_logits", "reduction"), list(_gradient_cases()), indirect=["loss"]
+)
 def test_gradient_matches_central_differences(
-    kind, option, from_logits, reduction, xp, dtype, device, make
+    loss, option, from_logits, reduction, backend, xp, dtype, device, make
 ):
-    fn = LOSSES[kind]
-    y_true, y_pred, kw = _backend_call(kind, option, from_logits, make)
+    if is_lazy(backend) and option not in LAZY_OPTIONS:
+        pytest.skip(f"{backend}: the combined options {LAZY_OPTIONS} cover this one")
+    kind, fn = loss.name, loss.fn
+    y_true, y_pred, kw = _backend_call(loss.name, option, from_logits, make)
     value, grad = xce.value_and_grad(fn)(
         y_true, y_pred, from_logits=from_logits, reduction=reduction, **kw
     )
@@ -301,18 +326,17 @@ def test_gradient_matches_central_differences(
     assert_close(grad, expected, xp=xp, dtype=dtype, device=device, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("kind", list(LOSSES))
-def test_keyword_call_and_defaults(kind, xp, dtype, device, make):
+def test_keyword_call_and_defaults(loss, xp, dtype, device, make):
     # y_true / y_pred by keyword; the default reduction is "mean", from_logits False.
-    y_true, y_pred, _ = _backend_call(kind, "plain", False, make)
-    vg = xce.value_and_grad(LOSSES[kind])
-    value, grad = vg(y_true=y_true, y_pred=y_pred)
-    value2, grad2 = vg(y_true, y_pred, reduction="mean", from_logits=False)
-    assert_close(value, to_numpy(LOSSES[kind](y_true, y_pred)), xp=xp, dtype=dtype, device=device)
+    y_true, y_pred, kw = _backend_call(loss.name, "plain", False, make)  # kw: hyperparameters
+    vg = xce.value_and_grad(loss.fn)
+    value, grad = vg(y_true=y_true, y_pred=y_pred, **kw)
+    value2, grad2 = vg(y_true, y_pred, reduction="mean", from_logits=False, **kw)
+    assert_close(value, to_numpy(loss.fn(y_true, y_pred, **kw)), xp=xp, dtype=dtype, device=device)
     assert_close(grad, to_numpy(grad2), xp=xp, dtype=dtype, device=device)
     assert_close(
         grad,
-        _numeric(kind, "plain", False, "mean", _dtype_name(xp, dtype)),
+        _numeric(loss.name, "plain", False, "mean", _dtype_name(xp, dtype)),
         xp=xp,
         dtype=dtype,
         device=device,
@@ -322,11 +346,10 @@ def test_keyword_call_and_defaults(kind, xp, dtype, device, make):
     assert_array_like(value2, xp=xp, dtype=dtype, device=device, shape=())
 
 
-@pytest.mark.parametrize("kind", list(LOSSES))
-def test_reduction_none_is_refused(kind, make):
-    y_true, y_pred, _ = _backend_call(kind, "plain", True, make)
+def test_reduction_none_is_refused(loss, make):
+    y_true, y_pred, kw = _backend_call(loss.name, "plain", True, make)
     with pytest.raises(ValueError, match="reduction"):
-        xce.value_and_grad(LOSSES[kind])(y_true, y_pred, from_logits=True, reduction="none")
+        xce.value_and_grad(loss.fn)(y_true, y_pred, from_logits=True, reduction="none", **kw)
 
 
 def _my_loss(y_true, y_pred, **kwargs):
@@ -347,20 +370,19 @@ def _my_loss(y_true, y_pred, **kwargs):
     ids=["wrapper", "lambda", "logsumexp", "softmax", "np.mean", "str", "None"],
 )
 def test_other_functions_are_a_type_error(fn, make):
-    y_true, y_pred, _ = _backend_call("binary", "plain", True, make)
+    y_true, y_pred, _ = _backend_call("binary_cross_entropy", "plain", True, make)
     with pytest.raises(TypeError):
         xce.value_and_grad(fn)(y_true, y_pred)
 
 
 def test_value_and_grad_of_value_and_grad_is_a_type_error(make):
-    y_true, y_pred, _ = _backend_call("binary", "plain", True, make)
+    y_true, y_pred, _ = _backend_call("binary_cross_entropy", "plain", True, make)
     with pytest.raises(TypeError):
         xce.value_and_grad(xce.value_and_grad(xce.binary_cross_entropy))(y_true, y_pred)
 
 
-@pytest.mark.parametrize("kind", list(LOSSES))
-def test_signature_is_preserved(kind):
-    fn = LOSSES[kind]
+def test_signature_is_preserved(loss):
+    fn = loss.fn
     vg = xce.value_and_grad(fn)
     assert inspect.signature(vg) == inspect.signature(fn)
     params = inspect.signature(vg).parameters
@@ -368,12 +390,11 @@ def test_signature_is_preserved(kind):
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(params.values())[2:])
 
 
-@pytest.mark.parametrize("kind", list(LOSSES))
-def test_gradient_does_not_depend_on_a_previous_call(kind, xp, dtype, device, make):
+def test_gradient_does_not_depend_on_a_previous_call(loss, xp, dtype, device, make):
     # Two different inputs through one wrapped function: no state is carried between calls.
-    vg = xce.value_and_grad(LOSSES[kind])
-    a = _backend_call(kind, "plain", True, make)
-    b = _backend_call(kind, "all", True, make)
+    vg = xce.value_and_grad(loss.fn)
+    a = _backend_call(loss.name, "plain", True, make)
+    b = _backend_call(loss.name, "all", True, make)
     _, grad_a1 = vg(a[0], a[1], from_logits=True, reduction="sum", **a[2])
     vg(b[0], b[1], from_logits=True, reduction="sum", **b[2])
     _, grad_a2 = vg(a[0], a[1], from_logits=True, reduction="sum", **a[2])
