@@ -137,11 +137,17 @@ SUPPORT_COLUMNS = ("backend", "kernel", "bad values", "autodiff", "tested")
 
 def support_table(info: LossInfo) -> list[tuple[str, str, str, str, str]]:
     """Rows (backend, kernel, bad values, autodiff, tested) of the loss's backend support:
-    bad values raise where the backend's data is eager on the host and make their entries
-    NaN elsewhere; "tested" says where the conformance suite runs it."""
+    bad values raise where the backend's data is eager on the host; elsewhere an
+    out-of-range label makes its entry NaN, and targets or probabilities outside [0, 1] are
+    not checked. "tested" says where the conformance suite runs it."""
     rows = []
     for backend in BACKENDS:
-        bad = "raise" if backend.values_read else "NaN entries"
+        if backend.values_read:
+            bad = "raise"
+        elif info.target == "labels":
+            bad = "bad label: NaN entry; probabilities not checked"
+        else:
+            bad = "not checked"
         if backend.name in info.known_failures:
             bad = f"fails: {info.known_failures[backend.name]}"
         tested = "needs a GPU (not yet run)" if backend.gpu else "CI"
