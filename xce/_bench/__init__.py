@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                 "operations": args.operations, "dtypes": args.dtypes}  # fmt: skip
         before = cpu_times()
         worker = spawn("--worker", spec, ALLOCATORS[allocator])
+        assert worker.stdout is not None  # spawned with stdout=PIPE
         for line in worker.stdout:
             row = json.loads(line)
             row["allocator"] = allocator

@@ -20,7 +20,7 @@ def median_seconds(
     """The median seconds of a call of ``fn``, over at least ``min_runs`` calls and
     ``min_time`` seconds (``max_runs`` calls at most), after one call to warm up."""
     fn()  # warm-up: first-call costs (JIT, thread pools, page faults) stay out of the median
-    times = []
+    times: list[float] = []
     start = time.perf_counter()
     while len(times) < max_runs and (
         len(times) < min_runs or time.perf_counter() - start < min_time
