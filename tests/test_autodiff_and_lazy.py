@@ -3,12 +3,13 @@
 * torch: ``torch.autograd`` through the losses equals ``xce.value_and_grad`` (and torch's own
   ``cross_entropy`` / ``binary_cross_entropy_with_logits`` where they define the same number).
 * JAX: ``jax.grad`` and ``jax.jit`` through the losses equal ``xce.value_and_grad`` / the eager
-  call; ``validate="auto"`` traces without a host sync; ``validate=True`` on a tracer is a
-  TypeError.
+  call; a jitted loss traces once for new values of the same shapes; ``validate="auto"``
+  traces without a host sync; ``validate=True`` on a tracer is a TypeError.
 * Dask: every result is a lazy Dask array, nothing is computed while the graph is built, and it
   computes to the right number.
 
-Each group runs only on its backend and skips elsewhere with a reason.
+Each group runs only on its backend and skips elsewhere with a reason. Every loss of the table
+(``tests/matrix.py``) runs every group, with its own hyperparameters set.
 """
 
 from __future__ import annotations
@@ -16,20 +17,24 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
-from helpers import assert_close, to_numpy
+from helpers import assert_close, seen, to_numpy
+from matrix import ROWS, losses
 
 import xce
 
-LOSSES = {
-    "binary": xce.binary_cross_entropy,
-    "categorical": xce.categorical_cross_entropy,
-    "sparse": xce.sparse_categorical_cross_entropy,
-}
 N, C = 4, 3
 
 
-def _data(kind, option, from_logits, seed=0):
-    """NumPy ``(y_true, y_pred, arrays, scalars)``; ``arrays`` become backend arrays."""
+def _data(loss, option, from_logits, seed=0):
+    """NumPy ``(y_true, y_pred, arrays, scalars)`` for ``loss`` (a row of the matrix), with
+    the options it takes and its hyperparameters; ``arrays`` become backend arrays."""
+    y_true, y_pred, arrays, scalars = _target_data(loss.target, option, from_logits, seed)
+    arrays = {k: v for k, v in arrays.items() if loss.accepts(k)}
+    scalars = {**loss.hyper, **{k: v for k, v in scalars.items() if loss.accepts(k)}}
+    return y_true, y_pred, arrays, scalars
+
+
+def _target_data(kind, option, from_logits, seed):
     rng = np.random.default_rng(seed)
     arrays, scalars = {}, {}
     if kind == "binary":
@@ -45,7 +50,7 @@ def _data(kind, option, from_logits, seed=0):
         return y_true, y_pred, arrays, scalars
     y_pred = rng.normal(size=(N, C)) if from_logits else rng.uniform(0.1, 0.9, (N, C))
     labels = np.array([0, 2, 1, 2])
-    if kind == "sparse":
+    if kind == "labels":
         y_true = labels
         if option == "weighted":
             y_true = np.array([0, -100, 1, 2])
@@ -64,9 +69,9 @@ def _data(kind, option, from_logits, seed=0):
     return y_true, y_pred, arrays, scalars
 
 
-def _build(kind, option, from_logits, make, seed=0):
-    y_true, y_pred, arrays, scalars = _data(kind, option, from_logits, seed)
-    bt = make(y_true, "int64") if kind == "sparse" else make(y_true)
+def _build(loss, option, from_logits, make, seed=0):
+    y_true, y_pred, arrays, scalars = _data(loss, option, from_logits, seed)
+    bt = make(y_true, "int64") if loss.target == "labels" else make(y_true)
     kw = {k: make(v, "bool") if v.dtype == bool else make(v) for k, v in arrays.items()}
     kw.update(scalars)
     return bt, make(y_pred), kw
@@ -74,12 +79,13 @@ def _build(kind, option, from_logits, make, seed=0):
 
 CASES = [
     pytest.param(
-        kind, option, from_logits, id=f"{kind}-{option}-{'logits' if from_logits else 'probs'}"
+        row, option, from_logits, id=f"{row.name}-{option}-{'logits' if from_logits else 'probs'}"
     )
-    for kind in LOSSES
+    for row in ROWS
     for option in ("plain", "weighted")
     for from_logits in (True, False)
 ]
+PARAMS = ("loss", "option", "from_logits")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,13 +99,13 @@ def _require_torch(backend):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "sum_and_count"])
-@pytest.mark.parametrize(("kind", "option", "from_logits"), CASES)
+@pytest.mark.parametrize(PARAMS, CASES, indirect=["loss"])
 def test_torch_autograd_equals_value_and_grad(
-    kind, option, from_logits, reduction, backend, xp, dtype, device, make
+    loss, option, from_logits, reduction, backend, xp, dtype, device, make
 ):
     _require_torch(backend)
-    fn = LOSSES[kind]
-    y_true, y_pred, kw = _build(kind, option, from_logits, make)
+    fn = loss.fn
+    y_true, y_pred, kw = _build(loss, option, from_logits, make)
     leaf = y_pred.detach().clone().requires_grad_(True)
     out = fn(y_true, leaf, from_logits=from_logits, reduction=reduction, **kw)
     total = out[0] if reduction == "sum_and_count" else out
@@ -161,39 +167,36 @@ def test_torch_autograd_equals_torch_bce_with_logits(backend, xp, dtype, device,
     assert_close(a.grad, to_numpy(b.grad), xp=xp, dtype=dtype, device=device)
 
 
-@pytest.mark.parametrize("kind", list(LOSSES))
 def test_torch_autograd_masked_nan_logits_give_zero_gradient(
-    kind, backend, xp, dtype, device, make
+    loss, backend, xp, dtype, device, make
 ):
     # The double-`where` trap: a masked NaN/inf must not leak NaN into the backward pass.
     _require_torch(backend)
-    fn = LOSSES[kind]
-    y_true, y_pred, _ = _build(kind, "plain", True, make)
+    fn = loss.fn
+    y_true, y_pred, kw = _build(loss, "plain", True, make)  # kw: the hyperparameters
     x = to_numpy(y_pred).copy()
     x[1] = np.nan
     x[2, 0] = np.inf
     where = make([True, False, False, True], "bool")
     leaf = make(x).requires_grad_(True)
-    fn(y_true, leaf, from_logits=True, reduction="sum", where=where).backward()
+    fn(y_true, leaf, from_logits=True, reduction="sum", where=where, **kw).backward()
     g = to_numpy(leaf.grad)
     assert np.all(g[1:3] == 0.0), g
     assert np.all(np.isfinite(g)), g
     _, grad = xce.value_and_grad(fn)(
-        y_true, make(x), from_logits=True, reduction="sum", where=where
+        y_true, make(x), from_logits=True, reduction="sum", where=where, **kw
     )
     assert_close(leaf.grad, to_numpy(grad), xp=xp, dtype=dtype, device=device)
 
 
-def test_torch_value_and_grad_accepts_a_tensor_that_requires_grad(backend, xp, dtype, device, make):
+def test_torch_value_and_grad_accepts_a_tensor_that_requires_grad(
+    loss, backend, xp, dtype, device, make
+):
     _require_torch(backend)
-    y_true, y_pred, kw = _build("sparse", "weighted", True, make)
+    y_true, y_pred, kw = _build(loss, "weighted", True, make)
     leaf = y_pred.detach().clone().requires_grad_(True)
-    value, grad = xce.value_and_grad(xce.sparse_categorical_cross_entropy)(
-        y_true, leaf, from_logits=True, **kw
-    )
-    value2, grad2 = xce.value_and_grad(xce.sparse_categorical_cross_entropy)(
-        y_true, y_pred, from_logits=True, **kw
-    )
+    value, grad = xce.value_and_grad(loss.fn)(y_true, leaf, from_logits=True, **kw)
+    value2, grad2 = xce.value_and_grad(loss.fn)(y_true, y_pred, from_logits=True, **kw)
     assert_close(value.detach(), to_numpy(value2), xp=xp, dtype=dtype, device=device)
     assert_close(grad.detach(), to_numpy(grad2), xp=xp, dtype=dtype, device=device)
 
@@ -215,10 +218,10 @@ def _split(kw):
 
 
 @pytest.mark.parametrize(
-    ("kind", "option", "from_logits"), [c for c in CASES if c.values[1:] == ("weighted", True)]
+    PARAMS, [c for c in CASES if c.values[1:] == ("weighted", True)], indirect=["loss"]
 )
 def test_jax_grad_equals_value_and_grad(
-    kind, option, from_logits, backend, xp, dtype, device, make
+    loss, option, from_logits, backend, xp, dtype, device, make
 ):
     # The everyday pattern, eagerly: targets and weights are concrete arrays closed over, only
     # y_pred is traced by jax.grad. (Eager JAX compiles every primitive on first use, so this
@@ -226,8 +229,8 @@ def test_jax_grad_equals_value_and_grad(
     _require_jax(backend)
     import jax
 
-    fn = LOSSES[kind]
-    y_true, y_pred, kw = _build(kind, option, from_logits, make)
+    fn = loss.fn
+    y_true, y_pred, kw = _build(loss, option, from_logits, make)
 
     def loss(p):
         return fn(y_true, p, from_logits=from_logits, **kw)
@@ -238,17 +241,17 @@ def test_jax_grad_equals_value_and_grad(
     assert_close(jg, to_numpy(grad), xp=xp, dtype=dtype, device=device)
 
 
-@pytest.mark.parametrize(("kind", "option", "from_logits"), CASES)
+@pytest.mark.parametrize(PARAMS, CASES, indirect=["loss"])
 def test_jax_jit_grad_equals_value_and_grad(
-    kind, option, from_logits, backend, xp, dtype, device, make
+    loss, option, from_logits, backend, xp, dtype, device, make
 ):
     # jax.jit(jax.grad(...)) with every array an argument, and with the targets closed over;
     # "mean" and "sum" in one compiled function.
     _require_jax(backend)
     import jax
 
-    fn = LOSSES[kind]
-    y_true, y_pred, kw = _build(kind, option, from_logits, make)
+    fn = loss.fn
+    y_true, y_pred, kw = _build(loss, option, from_logits, make)
     arrays, scalars = _split(kw)
 
     def loss(t, p, a, reduction):
@@ -277,19 +280,22 @@ def test_jax_jit_grad_equals_value_and_grad(
 REDUCTIONS = ("none", "mean", "sum", "sum_and_count")
 
 
-@pytest.mark.parametrize(("kind", "option", "from_logits"), CASES)
-def test_jax_jit_equals_eager(kind, option, from_logits, backend, xp, dtype, device, make):
+@pytest.mark.parametrize(PARAMS, CASES, indirect=["loss"])
+def test_jax_jit_equals_eager(loss, option, from_logits, backend, xp, dtype, device, make):
     _require_jax(backend)
     import jax
 
-    fn = LOSSES[kind]
+    fn = loss.fn
     vg = xce.value_and_grad(fn)
-    y_true, y_pred, kw = _build(kind, option, from_logits, make)
+    y_true, y_pred, kw = _build(loss, option, from_logits, make)
     arrays, scalars = _split(kw)
+
+    traced = []
 
     # validate="auto" (the default) must trace: no value is read back to the host.
     @jax.jit
     def jitted(t, p, a):
+        traced.append(1)
         losses = {
             r: fn(t, p, from_logits=from_logits, reduction=r, **a, **scalars) for r in REDUCTIONS
         }
@@ -300,6 +306,9 @@ def test_jax_jit_equals_eager(kind, option, from_logits, backend, xp, dtype, dev
         return losses, grads
 
     got_losses, got_grads = jitted(y_true, y_pred, arrays)
+    # New values of the same shapes reuse the compiled function: no retrace.
+    jitted(y_true, y_pred * 0.5, arrays)
+    assert len(traced) == 1, f"traced {len(traced)} times for one set of shapes"
     for reduction in REDUCTIONS:
         eager = fn(y_true, y_pred, from_logits=from_logits, reduction=reduction, **kw)
         got = got_losses[reduction]
@@ -320,53 +329,53 @@ def test_jax_jit_equals_eager(kind, option, from_logits, backend, xp, dtype, dev
         assert_close(jg, to_numpy(eg), xp=xp, dtype=dtype, device=device)
 
 
-@pytest.mark.parametrize("kind", list(LOSSES))
-def test_jax_validate_true_on_a_tracer_is_a_type_error(kind, backend, make):
+def test_jax_validate_true_on_a_tracer_is_a_type_error(loss, backend, make):
     _require_jax(backend)
     import jax
 
-    fn = LOSSES[kind]
-    y_true, y_pred, _ = _build(kind, "plain", True, make)
+    fn = loss.fn
+    y_true, y_pred, _ = _build(loss, "plain", True, make)
     with pytest.raises(TypeError):
         jax.jit(lambda t, p: fn(t, p, from_logits=True, validate=True))(y_true, y_pred)
 
 
-def test_jax_jit_out_of_range_label_is_a_nan_row(backend, xp, dtype, device, make):
+@pytest.mark.parametrize("loss", losses(targets=("labels",)), indirect=True)
+def test_jax_jit_out_of_range_label_is_a_nan_row(loss, backend, xp, dtype, device, make):
     _require_jax(backend)
     import jax
 
     x = np.random.default_rng(4).normal(size=(3, C))
     labels = np.array([1, C, 0])
     y_pred = make(x)
-    out = jax.jit(
-        lambda t, p: xce.sparse_categorical_cross_entropy(t, p, from_logits=True, reduction="none")
-    )(make(labels, "int64"), y_pred)
-    x64 = to_numpy(y_pred).astype(np.float64)
-    lse = np.log(np.exp(x64).sum(-1))
-    expected = np.array([lse[0] - x64[0, 1], np.nan, lse[2] - x64[2, 0]])
+    out = jax.jit(lambda t, p: loss.call(t, p, from_logits=True, reduction="none"))(
+        make(labels, "int64"), y_pred
+    )
+    expected = loss.expected(np.array([1, 0, 0]), seen(y_pred), from_logits=True, reduction="none")
+    expected[1] = np.nan
     assert_close(out, expected, xp=xp, dtype=dtype, device=device)
 
 
-@pytest.mark.parametrize("kind", list(LOSSES))
-def test_jax_grad_masked_nan_logits_give_zero_gradient(kind, backend, xp, dtype, device, make):
+def test_jax_grad_masked_nan_logits_give_zero_gradient(loss, backend, xp, dtype, device, make):
     _require_jax(backend)
     import jax
 
-    fn = LOSSES[kind]
-    y_true, y_pred, _ = _build(kind, "plain", True, make)
+    fn = loss.fn
+    y_true, y_pred, kw = _build(loss, "plain", True, make)  # kw: the hyperparameters
     x = to_numpy(y_pred).copy()
     x[1] = np.nan
     x[2, 0] = np.inf
     where = make([True, False, False, True], "bool")
     # Everything is an argument of jit, so this checks the masking, not closed-over arrays.
     g = jax.jit(
-        jax.grad(lambda t, p, w: fn(t, p, from_logits=True, reduction="sum", where=w), argnums=1)
+        jax.grad(
+            lambda t, p, w: fn(t, p, from_logits=True, reduction="sum", where=w, **kw), argnums=1
+        )
     )(y_true, make(x), where)
     gn = to_numpy(g)
     assert np.all(gn[1:3] == 0.0), gn
     assert np.all(np.isfinite(gn)), gn
     _, grad = xce.value_and_grad(fn)(
-        y_true, make(x), from_logits=True, reduction="sum", where=where
+        y_true, make(x), from_logits=True, reduction="sum", where=where, **kw
     )
     assert_close(g, to_numpy(grad), xp=xp, dtype=dtype, device=device)
 
@@ -410,51 +419,14 @@ def _chunked(make, data, dtype_name=None):
     return da.rechunk(a, chunks=(2, *tuple(-1 for _ in a.shape[1:]))) if a.ndim else a
 
 
-def _reference(kind, y_true, y_pred, arrays, scalars, from_logits):
-    """float64 per-sample loss sᵢℓᵢ (0 where invalid) and per-sample sᵢωᵢ (0 where invalid)."""
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    eps_s = scalars.get("label_smoothing", 0.0)
-    s = arrays.get("sample_weight", np.ones(y_pred.shape[0]))
-    valid = arrays.get("where", np.ones(y_pred.shape[0], dtype=bool)).copy()
-    if kind == "binary":
-        q = (1 - eps_s) * y_true + eps_s / 2
-        pw = arrays.get("pos_weight", 1.0)
-        x = y_pred
-        if from_logits:
-            sp = lambda z: np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))  # noqa: E731
-            ell = (1 - q) * sp(x) + pw * q * sp(-x)
-        else:
-            ell = -(pw * q * np.log(x) + (1 - q) * np.log(1 - x))
-        per = ell * s[:, None] * valid[:, None]
-        return per, np.broadcast_to((s * valid)[:, None], ell.shape)
-    c = y_pred.shape[-1]
-    w = arrays.get("class_weight", np.ones(c))
-    if kind == "sparse":
-        ignore = scalars.get("ignore_index")
-        if ignore is not None:
-            valid &= y_true != ignore
-        y = np.eye(c)[np.where(valid, y_true, 0)]
-    else:
-        y = np.asarray(y_true, dtype=np.float64)
-    q = (1 - eps_s) * y + eps_s / c
-    if from_logits:
-        m = y_pred.max(-1, keepdims=True)
-        logp = y_pred - (np.log(np.exp(y_pred - m).sum(-1, keepdims=True)) + m)
-    else:
-        logp = np.log(y_pred)
-    ell = -(w * q * logp).sum(-1)
-    omega = (w * y).sum(-1) if "class_weight" in arrays else np.ones(len(ell))
-    return np.where(valid, s * ell, 0.0), np.where(valid, s * omega, 0.0)
-
-
-@pytest.mark.parametrize(("kind", "option", "from_logits"), CASES)
+@pytest.mark.parametrize(PARAMS, CASES, indirect=["loss"])
 def test_dask_losses_are_lazy_and_right(
-    kind, option, from_logits, backend, xp, dtype, device, make
+    loss, option, from_logits, backend, xp, dtype, device, make
 ):
     _require_dask(backend)
-    fn = LOSSES[kind]
-    y_true, y_pred, arrays, scalars = _data(kind, option, from_logits)
-    bt = _chunked(make, y_true, "int64" if kind == "sparse" else None)
+    fn = loss.fn
+    y_true, y_pred, arrays, scalars = _data(loss, option, from_logits)
+    bt = _chunked(make, y_true, "int64" if loss.target == "labels" else None)
     bp = _chunked(make, y_pred)
     kw = {k: (make(v, "bool") if v.dtype == bool else make(v)) for k, v in arrays.items()}
     kw.update(scalars)
@@ -473,21 +445,28 @@ def test_dask_losses_are_lazy_and_right(
 
     # Now compute and compare with the float64 reference on the rounded inputs.
     rounded = {
-        k: (to_numpy(v).astype(np.float64) if v.dtype == dtype else to_numpy(v))
+        k: (seen(v) if v.dtype == dtype else to_numpy(v))
         for k, v in kw.items()
         if not isinstance(v, (int, float))
     }
-    yt = to_numpy(bt) if kind == "sparse" else to_numpy(bt).astype(np.float64)
-    per, count = _reference(
-        kind, yt, to_numpy(bp).astype(np.float64), rounded, scalars, from_logits
-    )
+    yt = to_numpy(bt) if loss.target == "labels" else seen(bt)
+    name = "float64" if dtype == xp.float64 else "float32"
+
+    def expected(reduction):
+        return loss.ref(
+            yt, seen(bp), from_logits=from_logits, reduction=reduction, compute_dtype=name,
+            **rounded, **scalars,
+        )  # fmt: skip
+
+    per, total_expected = expected("none"), expected("sum")
     assert_close(results["none"], per, xp=xp, dtype=dtype, device=device)
-    assert_close(results["sum"], per.sum(), xp=xp, dtype=dtype, device=device)
-    assert_close(results["mean"], per.sum() / count.sum(), xp=xp, dtype=dtype, device=device)
+    assert_close(results["sum"], total_expected, xp=xp, dtype=dtype, device=device)
+    assert_close(results["mean"], expected("mean"), xp=xp, dtype=dtype, device=device)
     total, n = results["sum_and_count"]
-    assert_close(total, per.sum(), xp=xp, dtype=dtype, device=device)
-    assert_close(n, count.sum(), xp=xp, dtype=dtype, device=device)
-    assert_close(vg[0], per.sum(), xp=xp, dtype=dtype, device=device)
+    expected_total, expected_count = expected("sum_and_count")
+    assert_close(total, expected_total, xp=xp, dtype=dtype, device=device)
+    assert_close(n, expected_count, xp=xp, dtype=dtype, device=device)
+    assert_close(vg[0], total_expected, xp=xp, dtype=dtype, device=device)
     assert tuple(vg[1].shape) == tuple(bp.shape)
 
 
@@ -529,14 +508,12 @@ def test_dask_building_blocks_are_lazy(backend, xp, dtype, device, make):
         assert_close(a, expected[name], xp=xp, dtype=dtype, device=device)
 
 
-def test_dask_validate_true_computes_and_accepts_good_data(backend, xp, dtype, device, make):
+def test_dask_validate_true_computes_and_accepts_good_data(loss, backend, xp, dtype, device, make):
     _require_dask(backend)
-    x = np.random.default_rng(6).normal(size=(4, C))
-    labels = np.array([0, 1, 2, 1])
-    bt, bp = _chunked(make, labels, "int64"), _chunked(make, x)
-    out = xce.sparse_categorical_cross_entropy(
-        bt, bp, from_logits=True, validate=True, reduction="none"
-    )
-    x64 = to_numpy(bp).astype(np.float64)
-    expected = np.log(np.exp(x64).sum(-1)) - x64[np.arange(4), labels]
+    y_true, y_pred = loss.problem(6, (4, C))
+    bt = _chunked(make, y_true, "int64" if loss.target == "labels" else None)
+    bp = _chunked(make, y_pred)
+    out = loss.call(bt, bp, from_logits=True, validate=True, reduction="none")
+    yt = to_numpy(bt) if loss.target == "labels" else seen(bt)
+    expected = loss.expected(yt, seen(bp), from_logits=True, reduction="none")
     assert_close(out, expected, xp=xp, dtype=dtype, device=device)
