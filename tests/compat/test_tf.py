@@ -1,7 +1,8 @@
 """``xce.compat.tf`` against ``tf.nn`` (TensorFlow CPU), with every backend's arrays as input.
 
 Hypothesis draws labels and logits; TensorFlow gets the same dtype-rounded numbers as
-tensors. Besides the peer, each function is checked against its formula in SEMANTICS.md
+tensors. Besides the peer, each function is checked against TensorFlow's documented formula
+(as the project's shared semantics notes record it; the formula is in each helper below)
 written out in NumPy float64 (so the formulas are pinned even where TensorFlow is missing),
 and against hand-computed values.
 """
@@ -38,12 +39,13 @@ def _tensor(tf, env, data, kind="float"):
 
 
 def _sigmoid_formula(z, x):
-    """SEMANTICS.md: max(x, 0) - x·z + log1p(exp(-|x|))."""
+    """tf.nn.sigmoid_cross_entropy_with_logits: max(x, 0) - x·z + log1p(exp(-|x|))."""
     return np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
 
 
 def _weighted_formula(z, x, q):
-    """SEMANTICS.md: (1-z)·x + (1 + (q-1)·z)·(log1p(exp(-|x|)) + max(-x, 0))."""
+    """tf.nn.weighted_cross_entropy_with_logits with pos_weight q:
+    (1-z)·x + (1 + (q-1)·z)·(log1p(exp(-|x|)) + max(-x, 0))."""
     return (1 - z) * x + (1 + (q - 1) * z) * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
 
 

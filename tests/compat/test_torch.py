@@ -1,7 +1,8 @@
 """``xce.compat.torch`` against ``torch.nn.functional``, with every backend's arrays as input.
 
 Hypothesis draws logits, targets and options; the real PyTorch function gets the same
-(dtype-rounded) numbers as torch tensors. The edge rules of SEMANTICS.md are pinned by hand:
+(dtype-rounded) numbers as torch tensors. PyTorch's edge rules (as the project's shared
+semantics notes record them) are pinned by hand:
 all-ignored and empty means (NaN), weights with label smoothing, probability targets with
 weights (mean over N), the -100 log clamp, ``batchmean``, broadcast weights; then autograd
 through the compat call, and the deliberate divergences (clear errors, NaN rows).
