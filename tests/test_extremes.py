@@ -619,3 +619,67 @@ def test_sparse_rows_with_positive_inf_and_nan_logits(xp, dtype, device, make):
     expected_grad[1] = [0.0, nan, 0.0]
     expected_grad[4] = _softmax(finite[None])[0] - np.eye(3)[0]
     assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every loss of the table (tests/matrix.py): offsets, huge logits, half precision, nothing
+# ---------------------------------------------------------------------------------------------
+
+
+def test_large_offset_or_huge_logits_lose_nothing(loss, xp, device):
+    """Softmax losses are shift invariant: rows at 1e8 in float32 equal the reference on the
+    rows shifted to a max of 0. Element-wise losses at ±1e4 stay finite and exact."""
+    if loss.classwise:
+        x = OFFSET_LOGITS
+        x64 = x.astype(np.float64)
+        y = np.eye(3)[OFFSET_LABELS] if loss.target == "soft" else OFFSET_LABELS
+        expected = loss.expected(y, x64 - x64.max(-1, keepdims=True), from_logits=True,
+                                 reduction="none")  # fmt: skip
+        tolerance = _offset_tolerance(expected)
+    else:
+        x = np.array([[1e4, -1e4, 1e4], [-1e4, 30.0, -30.0]], dtype=np.float32)
+        y = np.array([[1.0, 0.0, 0.0], [1.0, 0.5, 0.25]])
+        expected = loss.expected(y, x.astype(np.float64), from_logits=True, reduction="none")
+        tolerance = np.abs(expected) * 1e-6 + 2 * EPS32
+    y_true = _as_f32(xp, device, y, "int64" if loss.target == "labels" else "float32")
+    out = loss.call(y_true, _as_f32(xp, device, x), from_logits=True, reduction="none")
+    assert_array_like(out, xp=xp, dtype=xp.float32, device=device, shape=expected.shape)
+    got = _f64(out)
+    assert np.all(np.isfinite(got)) and np.all(np.abs(got - expected) <= tolerance), (
+        got, expected,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_half_precision_is_computed_in_float32_for_every_loss(loss, name, backend, xp, device):
+    dt = _half_dtype(xp, backend, name)
+    x = np.random.default_rng(19).normal(size=(3, 4)).astype(np.float32)
+    y, _ = loss.problem(20, (3, 4))
+    y_true = xp.asarray(y, dtype=xp.int64 if loss.target == "labels" else dt, device=device)
+    y_pred = xp.asarray(x, dtype=dt, device=device)
+    out = loss.call(y_true, y_pred, from_logits=True, reduction="none")
+    assert out.dtype == dt
+    expected = loss.expected(_f64(y_true) if loss.target != "labels" else y, _f64(y_pred),
+                             from_logits=True, reduction="none")  # fmt: skip
+    np.testing.assert_allclose(_f64(out), expected, rtol=2e-2, atol=2e-2)
+    value, grad = xce.value_and_grad(loss.fn)(y_true, y_pred, from_logits=True, **loss.hyper)
+    assert value.dtype == dt and grad.dtype == dt and np.all(np.isfinite(_f64(grad)))
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_mean_over_nothing_is_zero_for_every_loss(loss, from_logits, xp, dtype, device, make):
+    y, x = loss.problem(21, (3, 4), from_logits=from_logits)
+    y_true, y_pred = loss.make_y_true(make, y), make(x)
+    S = loss.sample_shape(x.shape)
+    for options in (
+        {"where": make(np.zeros(S, dtype=bool), "bool")},
+        {"sample_weight": make(np.zeros(S))},
+    ):
+        kw = {"from_logits": from_logits, **options}
+        _assert_exact_zero(loss.call(y_true, y_pred, **kw), xp=xp, dtype=dtype, device=device)
+        total, count = loss.call(y_true, y_pred, reduction="sum_and_count", **kw)
+        _assert_exact_zero(total, xp=xp, dtype=dtype, device=device)
+        _assert_exact_zero(count, xp=xp, dtype=dtype, device=device)
+        value, grad = xce.value_and_grad(loss.fn)(y_true, y_pred, **loss.hyper, **kw)
+        _assert_exact_zero(value, xp=xp, dtype=dtype, device=device)
+        _assert_exact_zero(grad, xp=xp, dtype=dtype, device=device, shape=y_pred.shape)

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import reference as ref
 from helpers import assert_close, to_numpy
+from matrix import losses
 
 import xce
 
@@ -441,3 +442,69 @@ def test_log_softmax_is_logits_minus_logsumexp_and_softmax_is_its_exp(xp, make, 
     )
     expected = -to_numpy(ls).astype(np.float64)[np.arange(3), lab]
     assert_close(per, expected, xp=xp, dtype=dtype, device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reduction identities, for every loss of the table (tests/matrix.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
+def test_reduction_identities(loss, from_logits, backend, xp, make, dtype, device):
+    """ "sum" is the sum of "none", "mean" is total / count of "sum_and_count", the mean is
+    "sum" divided by the count, sample_weight of ones and where all-True change nothing."""
+    y, x = loss.problem(60, (N, C), from_logits=from_logits)
+    y_true, y_pred = loss.make_y_true(make, y), make(x)
+    S = loss.sample_shape(x.shape)
+    kw = {"from_logits": from_logits, "sample_weight": make(SW)}
+    none = loss.call(y_true, y_pred, reduction="none", **kw)
+    total, count = loss.call(y_true, y_pred, reduction="sum_and_count", **kw)
+    _same(total, xp.sum(none), xp=xp, dtype=dtype, device=device)
+    _same(loss.call(y_true, y_pred, reduction="mean", **kw), total / count, xp=xp, dtype=dtype,
+          device=device)  # fmt: skip
+    if backend not in LAZY_BACKENDS:
+        _same(loss.call(y_true, y_pred, reduction="sum", **kw), total, xp=xp, dtype=dtype,
+              device=device)  # fmt: skip
+    plain = {"from_logits": from_logits}
+    for reduction in _reds(backend):
+        with _case(reduction):
+            base = loss.call(y_true, y_pred, reduction=reduction, **plain)
+            ones = loss.call(
+                y_true, y_pred, reduction=reduction, sample_weight=make(np.ones(S)), **plain
+            )
+            _same(ones, base, xp=xp, dtype=dtype, device=device)
+            everywhere = make(np.ones(S, dtype=bool), "bool")
+            masked = loss.call(y_true, y_pred, reduction=reduction, where=everywhere, **plain)
+            _same(masked, base, xp=xp, dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("loss", losses(accepting="axis"), indirect=True)
+def test_axis_equals_moveaxis_for_every_loss(loss, backend, xp, make, dtype, device):
+    x = _logits(61, (3, 4, 5))
+    y = loss.y_true(62, (3, 4, 5), axis=1)
+    kw = {"from_logits": True, "label_smoothing": 0.1}
+    y_last = y if loss.target == "labels" else np.moveaxis(y, 1, -1)
+    for reduction in _reds(backend):
+        with _case(reduction):
+            a = loss.call(loss.make_y_true(make, y), make(x), axis=1, reduction=reduction, **kw)
+            b = loss.call(
+                loss.make_y_true(make, y_last), make(np.moveaxis(x, 1, -1)), reduction=reduction,
+                **kw,
+            )  # fmt: skip
+            _same(a, b, xp=xp, dtype=dtype, device=device)
+
+
+def test_where_equals_slicing_for_every_loss(loss, backend, xp, make, dtype, device):
+    y, x = loss.problem(63, (N, C))
+    kw = {"from_logits": True, "label_smoothing": 0.1}
+    for reduction in [r for r in _reds(backend) if r != "none"]:
+        with _case(reduction):
+            masked = loss.call(
+                loss.make_y_true(make, y), make(x), where=make(MASK, "bool"),
+                sample_weight=make(SW), reduction=reduction, **kw,
+            )  # fmt: skip
+            sliced = loss.call(
+                loss.make_y_true(make, y[MASK]), make(x[MASK]), sample_weight=make(SW[MASK]),
+                reduction=reduction, **kw,
+            )  # fmt: skip
+            _same(masked, sliced, xp=xp, dtype=dtype, device=device)

@@ -333,3 +333,37 @@ def test_softmax_rows_sum_to_one(backend, xp, make, dtype, device):
         )
 
     check()
+
+
+def test_every_loss_matches_reference_and_is_finite(loss, backend, xp, make, dtype, device):
+    """Each loss of the table (tests/matrix.py), drawn shapes, targets and options, against the
+    reference; every value finite and, for these hyperparameters, non-negative."""
+    name = dtype_name(xp, dtype)
+    classes = _sizes(backend, range(2, 6))
+
+    @_settings(backend)
+    @given(data=st.data(), n=_sizes(backend, range(0, 6)), c=classes, from_logits=st.booleans())
+    def check(data, n, c, from_logits):
+        x = data.draw(hnp.arrays(np.float64, (n, c), elements=_floats(-8, 8)))
+        seed = data.draw(st.integers(0, 2**16))
+        y = loss.y_true(seed, (n, c))
+        if not from_logits:
+            x = ref.softmax(x) if loss.classwise else ref.sigmoid(x)
+        opts = {"sample_weight": data.draw(hnp.arrays(np.float64, (n,), elements=WEIGHTS))}
+        if data.draw(st.booleans()):
+            opts["where"] = data.draw(hnp.arrays(np.bool_, (n,)))
+        if data.draw(st.booleans()):
+            opts["label_smoothing"] = data.draw(st.sampled_from([0.05, 0.3]))
+        y_pred = make(x)
+        kw = _build(opts, make)
+        for reduction in _reds(backend):
+            got = loss.call(loss.make_y_true(make, y), y_pred, from_logits=from_logits,
+                            reduction=reduction, **kw)  # fmt: skip
+            exp = loss.expected(y, _seen(y_pred), from_logits=from_logits, reduction=reduction,
+                                compute_dtype=name, **_ref_opts(kw, opts))  # fmt: skip
+            _check(got, exp, xp=xp, dtype=dtype, device=device)
+            values = got if isinstance(got, tuple) else (got,)
+            assert all(np.all(np.isfinite(to_numpy(v))) for v in values)
+            assert all(np.all(to_numpy(v) >= 0) for v in values)
+
+    check()
