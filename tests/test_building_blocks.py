@@ -11,36 +11,14 @@ representative subset; the eager backends run all of them.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import reference as ref
 from helpers import assert_close, to_numpy
+from helpers import case as _case
+from helpers import pick as _pick
+from helpers import seen as _seen
 
 import xce
-
-
-def _seen(arr) -> np.ndarray:
-    """The numbers the library actually received, as float64."""
-    return to_numpy(arr).astype(np.float64)
-
-
-LAZY_BACKENDS = frozenset({"jax", "dask"})
-
-
-def _pick(backend, full, lazy):
-    return list(lazy) if backend in LAZY_BACKENDS else list(full)
-
-
-@contextlib.contextmanager
-def _case(label):
-    """Name the failing case of a loop in the assertion report."""
-    try:
-        yield
-    except BaseException as exc:
-        if hasattr(exc, "add_note"):
-            exc.add_note(f"case: {label}")
-        raise
 
 
 def _data(seed, shape, scale=3.0):

@@ -17,65 +17,26 @@ representative subset; the eager backends run all of them.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import reference as ref
-from helpers import assert_close, to_numpy
+from helpers import assert_close, is_lazy, to_numpy
+from helpers import build_options as _build_opts
+from helpers import case as _case
+from helpers import logits as _logits
+from helpers import one_hot as _one_hot
+from helpers import pick as _pick
+from helpers import reductions as _reds
+from helpers import same as _same
 from matrix import losses
 
 import xce
 
-REDUCTIONS = ("none", "sum", "mean", "sum_and_count")
 N, C = 6, 4
 CW = np.array([0.5, 2.0, 1.0, 3.0])
 SW = np.array([1.0, 0.5, 2.0, 0.0, 1.5, 3.0])
 MASK = np.array([True, False, True, True, False, True])
 LAB = np.array([0, 3, 1, 2, 3, 1])
-
-
-LAZY_BACKENDS = frozenset({"jax", "dask"})
-
-
-def _pick(backend, full, lazy):
-    return list(lazy) if backend in LAZY_BACKENDS else list(full)
-
-
-def _reds(backend):
-    """All reductions on the eager backends; "none" and "sum_and_count" on JAX / Dask."""
-    return ("none", "sum_and_count") if backend in LAZY_BACKENDS else REDUCTIONS
-
-
-@contextlib.contextmanager
-def _case(label):
-    """Name the failing case of a loop in the assertion report."""
-    try:
-        yield
-    except BaseException as exc:
-        if hasattr(exc, "add_note"):
-            exc.add_note(f"case: {label}")
-        raise
-
-
-def _logits(seed, shape, scale=2.0):
-    return np.random.default_rng(seed).normal(scale=scale, size=shape)
-
-
-def _one_hot(labels, C, axis=-1):
-    oh = (np.asarray(labels)[..., None] == np.arange(C)).astype(np.float64)
-    return np.moveaxis(oh, -1, axis)
-
-
-def _same(got, other, *, xp, dtype, device, rtol=None, atol=None):
-    """``got`` (xce result) equals ``other`` (another xce result) to the dtype's tolerance."""
-    if isinstance(other, tuple):
-        assert isinstance(got, tuple) and len(got) == len(other) == 2
-        for g, o in zip(got, other, strict=True):
-            _same(g, o, xp=xp, dtype=dtype, device=device, rtol=rtol, atol=atol)
-        return
-    expected = to_numpy(other).astype(np.float64)
-    assert_close(got, expected, xp=xp, dtype=dtype, device=device, rtol=rtol, atol=atol)
 
 
 OPTION_SETS = {
@@ -87,16 +48,6 @@ OPTION_SETS = {
     "smoothing_and_class_weight": {"label_smoothing": 0.1, "class_weight": CW},
     "everything": {"class_weight": CW, "sample_weight": SW, "where": MASK, "label_smoothing": 0.3},
 }
-
-
-def _build_opts(opts, make):
-    out = {}
-    for k, v in opts.items():
-        if isinstance(v, np.ndarray):
-            out[k] = make(v, "bool") if v.dtype == bool else make(v)
-        else:
-            out[k] = v
-    return out
 
 
 @pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
@@ -462,7 +413,7 @@ def test_reduction_identities(loss, from_logits, backend, xp, make, dtype, devic
     _same(total, xp.sum(none), xp=xp, dtype=dtype, device=device)
     _same(loss.call(y_true, y_pred, reduction="mean", **kw), total / count, xp=xp, dtype=dtype,
           device=device)  # fmt: skip
-    if backend not in LAZY_BACKENDS:
+    if not is_lazy(backend):
         _same(loss.call(y_true, y_pred, reduction="sum", **kw), total, xp=xp, dtype=dtype,
               device=device)  # fmt: skip
     plain = {"from_logits": from_logits}

@@ -14,36 +14,30 @@ from __future__ import annotations
 
 import numpy as np
 import reference as ref
-from helpers import assert_close, dtype_name, to_numpy
+from helpers import assert_close, dtype_name, is_lazy, to_numpy
+from helpers import build_options as _build
+from helpers import check as _check
+from helpers import reductions as _reds
+from helpers import reference_options as _ref_opts
+from helpers import seen as _seen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xce
 
-REDUCTIONS = ("none", "sum", "mean", "sum_and_count")
-LAZY_BACKENDS = frozenset({"jax", "dask"})
-
 
 def _settings(backend):
     return settings(
-        max_examples=3 if backend in LAZY_BACKENDS else 20,
+        max_examples=3 if is_lazy(backend) else 20,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
 
 
-def _reds(backend):
-    return ("none", "sum_and_count") if backend in LAZY_BACKENDS else REDUCTIONS
-
-
 def _sizes(backend, eager):
     """A strategy for a dimension: ``eager`` (a range) on eager backends, fixed on JAX/Dask."""
-    return st.sampled_from([6] if backend in LAZY_BACKENDS else list(eager))
-
-
-def _seen(arr) -> np.ndarray:
-    return to_numpy(arr).astype(np.float64)
+    return st.sampled_from([6] if is_lazy(backend) else list(eager))
 
 
 def _floats(lo, hi):
@@ -52,15 +46,6 @@ def _floats(lo, hi):
 
 # Weights are 0 or well away from the subnormal range (whose rounding is order dependent).
 WEIGHTS = st.one_of(st.just(0.0), st.floats(0.01, 3.0, allow_nan=False, allow_infinity=False))
-
-
-def _check(got, expected, *, xp, dtype, device, **tol):
-    if isinstance(expected, tuple):
-        assert isinstance(got, tuple) and len(got) == 2
-        for g, e in zip(got, expected, strict=True):
-            assert_close(g, e, xp=xp, dtype=dtype, device=device, **tol)
-    else:
-        assert_close(got, expected, xp=xp, dtype=dtype, device=device, **tol)
 
 
 @st.composite
@@ -84,23 +69,6 @@ def categorical_problem(draw, ns, cs):
         opts["label_smoothing"] = draw(st.sampled_from([0.05, 0.1, 0.5]))
     from_logits = draw(st.booleans())
     return logits, labels, soft, opts, from_logits
-
-
-def _build(opts, make):
-    out = {}
-    for k, v in opts.items():
-        if isinstance(v, np.ndarray):
-            out[k] = make(v, "bool") if v.dtype == np.bool_ else make(v)
-        else:
-            out[k] = v
-    return out
-
-
-def _ref_opts(built, opts):
-    return {
-        k: (_seen(built[k]) if isinstance(v, np.ndarray) and v.dtype != np.bool_ else v)
-        for k, v in opts.items()
-    }
 
 
 def _categorical_strategy(backend):
@@ -305,7 +273,7 @@ def test_binary_logits_equals_binary_on_sigmoid(backend, xp, make, dtype, device
 
 
 def test_softmax_rows_sum_to_one(backend, xp, make, dtype, device):
-    if backend in LAZY_BACKENDS:
+    if is_lazy(backend):
         shapes = st.sampled_from([(6, 4), (3, 4, 5)])
     else:
         shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
