@@ -9,17 +9,17 @@ identities that tie the new losses to the old (γ = 0, ε₁ = 0) are checked on
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import reference as ref
-from helpers import assert_close, dtype_name, to_numpy
+from helpers import assert_close, central_difference, dtype_name, is_lazy
+from helpers import case as _case
+from helpers import logits as _logits
+from helpers import seen as _seen
 
 import xce
 
 REDUCTIONS = ("none", "sum", "mean", "sum_and_count")
-LAZY_BACKENDS = frozenset({"jax", "dask"})
 
 LOSSES = {
     "binary_focal": (xce.binary_focal_cross_entropy, ref.binary_focal_cross_entropy),
@@ -35,14 +35,6 @@ SW = np.array([1.0, 0.5, 2.0, 0.0, 1.5])
 MASK = np.array([True, False, True, True, True])
 ALPHA_C = np.array([0.25, 0.5, 1.0, 0.75])
 CW = np.array([0.5, 2.0, 1.0, 3.0])
-
-
-def _seen(arr) -> np.ndarray:
-    return to_numpy(arr).astype(np.float64)
-
-
-def _logits(seed, shape, scale=2.0):
-    return np.random.default_rng(seed).normal(scale=scale, size=shape)
 
 
 def _probs(seed, shape, axis=-1):
@@ -63,16 +55,6 @@ def _one_hot(seed, shape_without_classes, axis=-1):
     return np.moveaxis((labels[..., None] == np.arange(C)).astype(np.float64), -1, axis)
 
 
-@contextlib.contextmanager
-def _case(label):
-    try:
-        yield
-    except BaseException as exc:
-        if hasattr(exc, "add_note"):
-            exc.add_note(f"case: {label}")
-        raise
-
-
 class Env:
     def __init__(self, backend, xp, make, dtype, device):
         self.backend, self.xp, self.make, self.dtype, self.device = (
@@ -81,7 +63,7 @@ class Env:
 
     @property
     def lazy(self):
-        return self.backend in LAZY_BACKENDS
+        return is_lazy(self.backend)
 
     def convert(self, value):
         if isinstance(value, np.ndarray):
@@ -312,16 +294,6 @@ GRAD_CASES = {
 GRAD_TOL = {"float64": (1e-6, 1e-7), "float32": (1e-3, 1e-4)}
 
 
-def _central_difference(fn, y_true, y_pred, kw, step=1e-6):
-    grad = np.zeros_like(y_pred)
-    for i in np.ndindex(y_pred.shape):
-        up, down = y_pred.copy(), y_pred.copy()
-        up[i] += step
-        down[i] -= step
-        grad[i] = (float(fn(y_true, up, **kw)) - float(fn(y_true, down, **kw))) / (2 * step)
-    return grad
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum", "sum_and_count"])
 @pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
 @pytest.mark.parametrize("kind", list(LOSSES))
@@ -351,7 +323,10 @@ def test_value_and_grad(env, kind, from_logits, reduction):
             else:
                 env.check(value, _seen(plain))
             np_kw = {k: v for k, v in kw.items()}
-            expected = _central_difference(fn, _seen(t), _seen(p), np_kw)
+            t64 = _seen(t)
+            expected = central_difference(
+                lambda z, t64=t64, np_kw=np_kw: float(fn(t64, z, **np_kw)), _seen(p)
+            )
             rtol, atol = GRAD_TOL[name]
             assert_close(grad, expected, xp=env.xp, dtype=env.dtype, device=env.device,
                          rtol=rtol, atol=atol)  # fmt: skip
@@ -406,7 +381,7 @@ def test_bad_options(xp, make):
 
 
 def test_bad_values_on_checked_data(backend, xp, make):
-    if backend in LAZY_BACKENDS:
+    if is_lazy(backend):
         pytest.skip("values are not read on lazy backends (validate='auto')")
     y = make(_one_hot(29, (N,)))
     with pytest.raises(ValueError, match="from_logits=True"):

@@ -14,19 +14,23 @@ NumPy, array-api-strict and torch run every case with every reduction.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import reference as ref
-from helpers import assert_close, dtype_name, to_numpy
-from test_focal import LOSSES as FOCAL_LOSSES
+from helpers import assert_close, dtype_name, is_lazy
+from helpers import case as _case
+from helpers import check as _check
+from helpers import labels as _labels
+from helpers import logits as _logits
+from helpers import one_hot as _one_hot
+from helpers import seen as _seen
+from helpers import soft_targets as _soft_targets
 
 import xce
 
 REDUCTIONS = ("none", "sum", "mean", "sum_and_count")
-LAZY_BACKENDS = frozenset({"jax", "dask"})
 LAZY_REDUCTIONS = ("none", "sum_and_count")
 
 LOSSES = {
@@ -41,57 +45,8 @@ LOSSES = {
 # ---------------------------------------------------------------------------------------------
 
 
-def _seen(arr) -> np.ndarray:
-    return to_numpy(arr).astype(np.float64)
-
-
-def _logits(seed, shape, scale=2.0):
-    return np.random.default_rng(seed).normal(scale=scale, size=shape)
-
-
 def _probs(seed, shape, axis=-1):
     return ref.softmax(_logits(seed, shape), axis=axis)
-
-
-def _labels(seed, shape, C):
-    return np.random.default_rng(seed).integers(0, C, size=shape)
-
-
-def _one_hot(labels, C, axis=-1):
-    oh = (np.asarray(labels)[..., None] == np.arange(C)).astype(np.float64)
-    return np.moveaxis(oh, -1, axis)
-
-
-def _soft_targets(seed, shape, axis=-1, zeros=True):
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0.0, 1.0, size=shape)
-    if zeros:
-        t = np.where(rng.uniform(size=shape) < 0.3, 0.0, t)
-    t = np.moveaxis(t, axis, -1)
-    t[..., 0] += 0.1  # no all-zero row
-    t = t / t.sum(axis=-1, keepdims=True)
-    return np.moveaxis(t, -1, axis)
-
-
-def _check(got, expected, *, xp, dtype, device, rtol=None, atol=None):
-    if isinstance(expected, tuple):
-        assert isinstance(got, tuple), f"expected a (total, count) tuple, got {type(got)}"
-        assert len(got) == 2
-        for g, e in zip(got, expected, strict=True):
-            assert_close(g, e, xp=xp, dtype=dtype, device=device, rtol=rtol, atol=atol)
-    else:
-        assert_close(got, expected, xp=xp, dtype=dtype, device=device, rtol=rtol, atol=atol)
-
-
-@contextlib.contextmanager
-def _case(label):
-    """Name the failing case of a loop in the assertion report."""
-    try:
-        yield
-    except BaseException as exc:
-        if hasattr(exc, "add_note"):
-            exc.add_note(f"case: {label}")
-        raise
 
 
 @dataclass
@@ -104,7 +59,7 @@ class Env:
 
     @property
     def lazy(self) -> bool:
-        return self.backend in LAZY_BACKENDS
+        return is_lazy(self.backend)
 
     def pick(self, full, lazy):
         """Every case on the eager backends, ``lazy`` (a subset) on JAX / Dask."""
@@ -759,22 +714,19 @@ def test_binary_infinite_logits_with_matching_targets(env):
 # Reduced values are 0-d arrays of the caller's array type
 # ---------------------------------------------------------------------------------------------
 
-ALL_LOSSES = {**LOSSES, **FOCAL_LOSSES}
 
-
-@pytest.mark.parametrize("name", ALL_LOSSES)
 @pytest.mark.parametrize("weighted", [False, True], ids=["plain", "sample_weight"])
-def test_reductions_are_0d_arrays_of_the_callers_type(xp, make, dtype, device, name, weighted):
+def test_reductions_are_0d_arrays_of_the_callers_type(loss, xp, make, dtype, device, weighted):
     """The "sum", "mean" and both "sum_and_count" values are 0-d arrays of the input's type,
-    with and without the gradient: NumPy's own sum returns a scalar, and the sum of a NumPy
-    loss was one while its mean was a 0-d array."""
-    fn, ref_fn = ALL_LOSSES[name]
+    with and without the gradient, for every loss of the table: NumPy's own sum returns a
+    scalar, and the sum of a NumPy loss was one while its mean was a 0-d array."""
+    fn, ref_fn = loss.call, loss.expected
     logits = _logits(3, (6, 4))
-    targets = _labels(4, (6,), 4) if name == "sparse" else _probs(4, (6, 4))
-    if name.startswith("binary"):
+    targets = _labels(4, (6,), 4) if loss.target == "labels" else _probs(4, (6, 4))
+    if loss.target == "binary":
         targets = (targets > 0.25).astype(np.float64)
     x = make(logits)
-    y = make(targets, "int64") if name == "sparse" else make(targets)
+    y = loss.make_y_true(make, targets)
     options = {"from_logits": True}
     if weighted:
         options["sample_weight"] = np.linspace(0.5, 1.5, 6)
@@ -784,7 +736,7 @@ def test_reductions_are_0d_arrays_of_the_callers_type(xp, make, dtype, device, n
         if weighted:
             call["sample_weight"] = make(options["sample_weight"])
         value = fn(y, x, **call)
-        with_grad, _ = xce.value_and_grad(fn)(y, x, **call)
+        with_grad, _ = xce.value_and_grad(loss.fn)(y, x, **loss.hyper, **call)
         for result in (value, with_grad):
             parts = result if reduction == "sum_and_count" else (result,)
             for part in parts:
