@@ -9,6 +9,8 @@ import sys
 
 from ._backends import BACKENDS
 
+__all__ = ["main"]
+
 # One entry per library (torch's lists its CUDA devices itself), named as in xce._backends.
 _BACKENDS = tuple(dict.fromkeys(backend.package for backend in BACKENDS))
 
@@ -156,7 +158,7 @@ def _demo(args) -> int:
     return 0 if ok else 1
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own parser: see xce._bench
         from ._bench import main as bench
