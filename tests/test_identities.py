@@ -402,8 +402,10 @@ def test_log_softmax_is_logits_minus_logsumexp_and_softmax_is_its_exp(xp, make, 
 
 @pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
 def test_reduction_identities(loss, from_logits, backend, xp, make, dtype, device):
-    """ "sum" is the sum of "none", "mean" is total / count of "sum_and_count", the mean is
-    "sum" divided by the count, sample_weight of ones and where all-True change nothing."""
+    """The "sum" is the sum of "none", the "mean" is total / count of "sum_and_count", and
+    sample_weight of ones and where all-True change nothing."""
+    if is_lazy(backend) and not from_logits:
+        pytest.skip(f"{backend}: the reductions are the same code on logits and probabilities")
     y, x = loss.problem(60, (N, C), from_logits=from_logits)
     y_true, y_pred = loss.make_y_true(make, y), make(x)
     S = loss.sample_shape(x.shape)
