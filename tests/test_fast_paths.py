@@ -507,7 +507,7 @@ def test_backend_offers_native_kernels_and_a_row_runner(monkeypatch):
     ``x``, its row runner always (NumPy's shares the blocks among threads); with fast paths off
     no native kernel, and the generic runner."""
     from xce import _fast
-    from xce._compat import array_namespace
+    from xce._array_api import array_namespace
     from xce._fast._rows import in_row_blocks
 
     xp = array_namespace(np.zeros(1))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import _pipeline as pipeline
-from ._compat import is_array_api_obj
+from ._array_api import is_array_api_obj
 from ._docs import document
 from ._table import loss_info
 from ._types import Array, Reduction, Validate

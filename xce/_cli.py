@@ -84,7 +84,7 @@ def _info(_args) -> int:
 def _demo_cases(np):
     """The family on one small problem: (name, call(xce, asarray) -> value) pairs."""
     import xce
-    from xce._compat import array_namespace
+    from xce._array_api import array_namespace
 
     rng = np.random.default_rng(0)
     logits = rng.normal(scale=3.0, size=(8, 5))
@@ -121,7 +121,7 @@ def _demo_cases(np):
 
 
 def _to_float(value) -> float:
-    from xce._compat import array_namespace, is_array_api_strict_namespace, is_dask_array
+    from xce._array_api import array_namespace, is_array_api_strict_namespace, is_dask_array
 
     if is_dask_array(value):  # lazy until here
         value = value.compute()

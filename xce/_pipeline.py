@@ -24,7 +24,7 @@ from typing import Any
 
 from . import _agnostic as agnostic
 from . import _fast
-from ._compat import device, may_be_differentiated
+from ._array_api import device, may_be_differentiated
 from ._table import LossInfo
 from ._types import Array, Namespace
 from ._validation import (

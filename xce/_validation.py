@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ._compat import (
+from ._array_api import (
     array_namespace,
     device,
     is_array_api_obj,

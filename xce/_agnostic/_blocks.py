@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .._compat import device
+from .._array_api import device
 
 __all__ = [
     "compute_dtype",

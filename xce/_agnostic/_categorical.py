@@ -11,7 +11,7 @@ w class weights (``None`` means all ones), ℓ = Σ_c w_c q_c (-log p_c).
 
 from __future__ import annotations
 
-from .._compat import device
+from .._array_api import device
 from ._blocks import finite_max, log_or_neg_inf
 
 __all__ = [

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
+from .._array_api import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 from . import _config
 from ._interface import FastPath, PlainLanes, RowRunner
 from ._rows import in_row_blocks

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from .. import _agnostic
-from .._compat import array_namespace
+from .._array_api import array_namespace
 
 __all__ = ["generic_kernel", "run_plain"]
 

@@ -11,7 +11,7 @@ run whole-array. This is the one place of the generic path that tells backends a
 
 from __future__ import annotations
 
-from .._compat import device, is_dask_namespace, is_jax_namespace, may_be_differentiated, size
+from .._array_api import device, is_dask_namespace, is_jax_namespace, may_be_differentiated, size
 from . import _config
 
 __all__ = ["in_row_blocks", "serial"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .._compat import device, is_array_api_obj
+from .._array_api import device, is_array_api_obj
 from .._pipeline import index_dtype
 from .._validation import namespace_of, read_flag, values_checked
 

@@ -37,7 +37,7 @@ import numbers
 
 import xce
 
-from .._compat import device, is_array_api_obj
+from .._array_api import device, is_array_api_obj
 from .._validation import check_floating, check_same_shape, normalise_axis
 from ._common import checked, divide_or_nan, ensure, integral_labels, namespace_of
 

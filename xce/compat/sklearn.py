@@ -29,7 +29,7 @@ import warnings
 
 import xce
 
-from .._compat import (
+from .._array_api import (
     array_namespace,
     device,
     is_array_api_obj,

@@ -44,7 +44,7 @@ import xce
 
 from .. import _agnostic as agnostic
 from .._agnostic import take_along_last_axis, xlogy_zero
-from .._compat import device
+from .._array_api import device
 from .._pipeline import Prepared, class_problem, classes_last, evaluate, index_dtype
 from .._table import LossInfo
 from .._validation import (

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..._compat import array_namespace
+from ..._array_api import array_namespace
 from .. import _config
 from .._plain import generic_kernel, run_plain
 from ._kernels import in_unit_interval, recording, sigmoid_bce, softmax_ce_labels, softmax_ce_soft
