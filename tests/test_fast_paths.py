@@ -525,8 +525,7 @@ def test_backend_offers_native_kernels_and_a_row_runner(monkeypatch):
     generic_backend = _fast.backend(xp)
     assert generic_backend.native_kernel("softmax_ce_labels", x) is None
     assert generic_backend.run_rows is in_row_blocks
-    # the old entry points, kept until the pipeline moves to lanes()/backend()
-    assert _fast.native(xp) is None and _fast.kernel_runner(xp) is in_row_blocks
+    assert generic_backend.fast_path is None
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch"])

@@ -26,10 +26,7 @@ __all__ = [
     "RowRunner",
     "backend",
     "enabled",
-    "kernel_runner",
     "lanes",
-    "native",
-    "plain_lanes",
 ]
 
 
@@ -109,19 +106,3 @@ def _backend_for(xp, enabled):
 
         return Backend(None, run_kernel)
     return Backend(None, in_row_blocks)
-
-
-# kept until the pipeline moves to lanes()/backend()
-plain_lanes = lanes
-
-
-# kept until the pipeline moves to lanes()/backend()
-def native(xp):
-    """The fast-path module for ``xp``, or ``None`` (none exists, or disabled by the env)."""
-    return backend(xp).fast_path
-
-
-# kept until the pipeline moves to lanes()/backend()
-def kernel_runner(xp):
-    """How to run a generic kernel over ``x``: :attr:`Backend.run_rows`."""
-    return backend(xp).run_rows
