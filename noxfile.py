@@ -1,6 +1,7 @@
 """One conformance suite, one nox session per array library.
 
-``nox`` runs the CPU matrix and lint; ``nox -s cupy torch_cuda`` runs the GPU sessions, which
+``nox`` runs the CPU matrix (the numpy session also runs the docstrings' examples) and lint
+(ruff and mypy); ``nox -s cupy torch_cuda`` runs the GPU sessions, which
 skip cleanly where there is no GPU. Each session sets ``XCE_BACKENDS`` so that the suite fails
 (instead of skipping) if its backend did not install. Backends with a native fast path run the
 suite a second time with ``XCE_DISABLE_FAST_PATHS=1``, proving fast and generic paths agree.
@@ -63,6 +64,10 @@ def _run_suite(session: nox.Session, backend: str) -> None:
     session.run("pytest", *args, env=env)
     if backend in HAS_FAST_PATH:
         session.run("pytest", *args, env={**env, "XCE_DISABLE_FAST_PATHS": "1"})
+    if backend == "numpy":
+        # The docstrings' examples, which are written with NumPy arrays (the torch fast path
+        # imports torch, which this session does not install).
+        session.run("pytest", "--doctest-modules", "xce", "--ignore=xce/_fast/_torch", env=env)
 
 
 def _cpu_session(backend: str, packages: list[str]):
@@ -119,6 +124,8 @@ for _name, _packages in GPU_BACKENDS.items():
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and mypy on the package (its settings are in pyproject.toml)."""
+    session.install("-e", ".", "ruff", "mypy")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "xce")
