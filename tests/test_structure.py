@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import pathlib
 
@@ -141,10 +142,16 @@ def test_readme_support_table_is_the_generated_one():
     )
 
 
+COMPAT_MODULES = ("keras", "optax", "sklearn", "tf", "torch")
+
+
 def test_public_api_has_type_hints():
-    for name in xce.__all__:
-        fn = getattr(xce, name)
+    public = [(f"xce.{name}", getattr(xce, name)) for name in xce.__all__]
+    for module_name in COMPAT_MODULES:  # the framework twins (they import no framework)
+        module = importlib.import_module(f"xce.compat.{module_name}")
+        public += [(f"{module.__name__}.{name}", getattr(module, name)) for name in module.__all__]
+    for qualname, fn in public:
         hints = inspect.get_annotations(fn)
-        assert "return" in hints, f"xce.{name} has no return annotation"
+        assert "return" in hints, f"{qualname} has no return annotation"
         parameters = inspect.signature(fn).parameters
-        assert set(parameters) <= set(hints), f"xce.{name}: unannotated parameters"
+        assert set(parameters) <= set(hints), f"{qualname}: unannotated parameters"

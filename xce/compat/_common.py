@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 from .._array_api import device, is_array_api_obj
 from .._pipeline import index_dtype
+from .._types import Array, Namespace
 from .._validation import namespace_of, read_flag, values_checked
 
 __all__ = [
@@ -27,18 +29,18 @@ __all__ = [
 ]
 
 
-def checked(*arrays):
+def checked(*arrays: Array) -> bool:
     """Whether values may be read: the core's ``validate="auto"`` rule (eager host data)."""
     return values_checked("auto", *arrays)
 
 
-def ensure(xp, bad, message):
+def ensure(xp: Namespace, bad: Array, message: str) -> None:
     """Raise ``ValueError(message)`` if any entry of the boolean array ``bad`` is true."""
     if read_flag(xp.any(bad)):
         raise ValueError(message)
 
 
-def divide_or_nan(xp, total, count):
+def divide_or_nan(xp: Namespace, total: Array, count: Array) -> Array:
     """total / count with 0/0 = NaN, as the frameworks' means over nothing, without the
     floating-point warning NumPy would emit for the division."""
     empty = count == 0
@@ -46,7 +48,7 @@ def divide_or_nan(xp, total, count):
     return xp.where(empty, xp.full_like(quotient, math.nan), quotient)
 
 
-def as_array(xp, value, like, name):
+def as_array(xp: Namespace, value: float | Array, like: Array, name: str) -> Array:
     """A Python number, or an array of ``like``'s namespace, as an array of ``like``'s dtype
     and device."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -59,7 +61,9 @@ def as_array(xp, value, like, name):
     return xp.astype(value, like.dtype, copy=False)
 
 
-def broadcast_to(xp, a, shape, name, target_name):
+def broadcast_to(
+    xp: Namespace, a: Array, shape: Sequence[int], name: str, target_name: str
+) -> Array:
     """``a`` broadcast to ``shape`` (standard right-aligned broadcasting, as the frameworks
     do), never enlarging ``shape``: a shape that would is an error naming both arguments."""
     shape = tuple(shape)
@@ -74,10 +78,10 @@ def broadcast_to(xp, a, shape, name, target_name):
         ) from None
 
 
-def normalise_axes(axis, ndim, name="axis"):
+def normalise_axes(axis: int | tuple[int, ...], ndim: int, name: str = "axis") -> tuple[int, ...]:
     """An int or a tuple of ints as a tuple of non-negative axes, in the given order."""
     axes = axis if isinstance(axis, tuple) else (axis,)
-    out = []
+    out: list[int] = []
     for a in axes:
         if isinstance(a, bool) or not isinstance(a, numbers.Integral):
             raise TypeError(f"{name} must be an int or a tuple of ints, got {axis!r}")
@@ -89,7 +93,7 @@ def normalise_axes(axis, ndim, name="axis"):
     return tuple(out)
 
 
-def flatten_axes(xp, a, axes):
+def flatten_axes(xp: Namespace, a: Array, axes: tuple[int, ...]) -> Array:
     """Move ``axes`` to the end (in the given order) and merge them into one last axis: the
     layout in which a tuple ``axis`` is one class axis of size Π shape[axes]."""
     batch = tuple(i for i in range(a.ndim) if i not in axes)
@@ -100,7 +104,9 @@ def flatten_axes(xp, a, axes):
     return xp.reshape(a, (*a.shape[: len(batch)], size))
 
 
-def integral_labels(xp, labels, n_classes, *, ignore, name="y_true"):
+def integral_labels(
+    xp: Namespace, labels: Array, n_classes: int, *, ignore: int | None, name: str = "y_true"
+) -> Array:
     """Float class labels (Keras accepts 1.0 for class 1) as integers.
 
     On eager host data a non-integer, infinite or NaN label is an error. Elsewhere it becomes

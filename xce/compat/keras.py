@@ -34,10 +34,12 @@ Deliberate divergences (where Keras returns a wrong number without a word):
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import xce
 
 from .._array_api import device, is_array_api_obj
+from .._types import Array
 from .._validation import check_floating, check_same_shape, normalise_axis
 from ._common import checked, divide_or_nan, ensure, integral_labels, namespace_of
 
@@ -78,7 +80,13 @@ def _renormalised(xp, y_pred, axis, *, check_values):
     return xp.clip(divide_or_nan(xp, y_pred, total), EPSILON, 1.0 - EPSILON)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
     """``keras.losses.binary_crossentropy``: the element-wise binary cross entropy, averaged
     over ``axis``; shape ``y_pred.shape`` without ``axis``.
 
@@ -100,7 +108,13 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     return xp.mean(per_output, axis=axis)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def categorical_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
     """``keras.losses.categorical_crossentropy``: one value per sample (``axis`` reduced).
 
     Probabilities are renormalised along ``axis`` and clipped to [1e-7, 1 - 1e-7] first.
@@ -134,7 +148,13 @@ def _ignore_class(ignore_class):
     return int(ignore_class)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_categorical_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    from_logits: bool = False,
+    ignore_class: int | None = None,
+    axis: int = -1,
+) -> Array:
     """``keras.losses.sparse_categorical_crossentropy``: shape ``y_pred.shape`` without
     ``axis``; entries whose label is ``ignore_class`` are 0.
 
@@ -175,15 +195,15 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
 
 
 def binary_focal_crossentropy(
-    y_true,
-    y_pred,
-    apply_class_balancing=False,
-    alpha=0.25,
-    gamma=2.0,
-    from_logits=False,
-    label_smoothing=0.0,
-    axis=-1,
-):
+    y_true: Array,
+    y_pred: Array,
+    apply_class_balancing: bool = False,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
     """``keras.losses.binary_focal_crossentropy``: averaged over ``axis``.
 
     Keras applies the sigmoid to logits and then clips like probabilities, so logits go
@@ -210,8 +230,14 @@ def binary_focal_crossentropy(
 
 
 def categorical_focal_crossentropy(
-    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1
-):
+    y_true: Array,
+    y_pred: Array,
+    alpha: float | Sequence[float] | Array = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
     """``keras.losses.categorical_focal_crossentropy``: one value per sample.
 
     ``alpha`` is a float or one weight per class (a list or an array). Logits go through the
@@ -246,7 +272,7 @@ def categorical_focal_crossentropy(
     )  # fmt: skip
 
 
-def kl_divergence(y_true, y_pred):
+def kl_divergence(y_true: Array, y_pred: Array) -> Array:
     """``keras.losses.kl_divergence``: Σ y·log(y / ŷ) over the last axis, both clipped to
     [1e-7, 1] (Keras's documented clipping, not an error). Native: ``xce.kl_divergence``.
 
@@ -264,7 +290,7 @@ def kl_divergence(y_true, y_pred):
     return xce.kl_divergence(y_true, y_pred, axis=-1)
 
 
-def poisson(y_true, y_pred):
+def poisson(y_true: Array, y_pred: Array) -> Array:
     """``keras.losses.poisson``: mean over the last axis of ŷ - y·log(ŷ + 1e-7).
 
     Poisson is not a cross entropy and has no native xce loss; this is its one-line formula.

@@ -38,6 +38,7 @@ import numbers
 import xce
 
 from .._agnostic import log_or_neg_inf
+from .._types import Array
 from .._validation import check_floating, check_where
 from ._common import broadcast_to, checked, ensure, flatten_axes, namespace_of, normalise_axes
 
@@ -97,7 +98,12 @@ def _prepared(logits, labels, where=None):
     return xp
 
 
-def softmax_cross_entropy(logits, labels, axis=-1, where=None):
+def softmax_cross_entropy(
+    logits: Array,
+    labels: Array,
+    axis: int | tuple[int, ...] | None = -1,
+    where: Array | None = None,
+) -> Array:
     """``optax.losses.softmax_cross_entropy``: -Σ labels·log_softmax(logits) over ``axis``.
 
     Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True, axis=axis,
@@ -117,7 +123,12 @@ def softmax_cross_entropy(logits, labels, axis=-1, where=None):
     return xce.categorical_cross_entropy(y, x, from_logits=True, where=rows, reduction="none")
 
 
-def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1, where=None):
+def softmax_cross_entropy_with_integer_labels(
+    logits: Array,
+    labels: Array,
+    axis: int | tuple[int, ...] | None = -1,
+    where: Array | None = None,
+) -> Array:
     """``optax.losses.softmax_cross_entropy_with_integer_labels``: logsumexp(logits) minus
     the label's logit; with a tuple ``axis`` a label is a flat index into those axes.
 
@@ -139,7 +150,7 @@ def softmax_cross_entropy_with_integer_labels(logits, labels, axis=-1, where=Non
     )
 
 
-def safe_softmax_cross_entropy(logits, labels):
+def safe_softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     """``optax.losses.safe_softmax_cross_entropy``: softmax cross entropy over the last
     axis where a zero label on a -inf logit adds 0.
 
@@ -158,7 +169,7 @@ def safe_softmax_cross_entropy(logits, labels):
     return xce.categorical_cross_entropy(labels, logits, from_logits=True, reduction="none")
 
 
-def sigmoid_binary_cross_entropy(logits, labels):
+def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     """``optax.losses.sigmoid_binary_cross_entropy``: element-wise, shape of ``logits``.
 
     Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")``.
@@ -184,7 +195,9 @@ def _number(value, name):
     return float(value)
 
 
-def sigmoid_focal_loss(logits, labels, alpha=None, gamma=2.0):
+def sigmoid_focal_loss(
+    logits: Array, labels: Array, alpha: float | None = None, gamma: float = 2.0
+) -> Array:
     """``optax.losses.sigmoid_focal_loss``: α_t·(1 - p_t)^γ·sigmoid cross entropy,
     element-wise (α_t = α·y + (1-α)·(1-y), 1 without ``alpha``).
 
@@ -206,7 +219,13 @@ def sigmoid_focal_loss(logits, labels, alpha=None, gamma=2.0):
     )  # fmt: skip
 
 
-def poly_loss_cross_entropy(logits, labels, epsilon=2.0, axis=-1, where=None):
+def poly_loss_cross_entropy(
+    logits: Array,
+    labels: Array,
+    epsilon: float = 2.0,
+    axis: int | tuple[int, ...] | None = -1,
+    where: Array | None = None,
+) -> Array:
     """``optax.losses.poly_loss_cross_entropy``: softmax cross entropy plus
     ε·Σ labels·(1 - softmax(logits)) over ``axis``.
 
@@ -238,7 +257,12 @@ def _summed(xp, terms, axis, where):
     return xp.sum(terms, axis=_axes(axis, terms.ndim))
 
 
-def kl_divergence(log_predictions, targets, axis=-1, where=None):
+def kl_divergence(
+    log_predictions: Array,
+    targets: Array,
+    axis: int | tuple[int, ...] | None = -1,
+    where: Array | None = None,
+) -> Array:
     """``optax.losses.kl_divergence``: Σ targets·(log targets - log_predictions) over
     ``axis``, a zero target adding 0.
 
@@ -265,7 +289,12 @@ def kl_divergence(log_predictions, targets, axis=-1, where=None):
     return _summed(xp, terms, axis, where)
 
 
-def kl_divergence_with_log_targets(log_predictions, log_targets, axis=-1, where=None):
+def kl_divergence_with_log_targets(
+    log_predictions: Array,
+    log_targets: Array,
+    axis: int | tuple[int, ...] | None = -1,
+    where: Array | None = None,
+) -> Array:
     """``optax.losses.kl_divergence_with_log_targets``: Σ exp(log_targets)·(log_targets -
     log_predictions) over ``axis``, a target of probability 0 adding 0.
 

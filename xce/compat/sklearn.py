@@ -26,6 +26,8 @@ float16 probabilities are computed in float32 (with float16's eps).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import xce
 
@@ -37,6 +39,7 @@ from .._array_api import (
     is_numpy_namespace,
     to_device,
 )
+from .._types import Array, Reduction
 from .._validation import read_flag
 
 __all__ = ["log_loss"]
@@ -115,7 +118,14 @@ def _encode(y_true, labels):
     return np.searchsorted(classes, y), classes, False
 
 
-def log_loss(y_true, y_pred, *, normalize=True, sample_weight=None, labels=None):
+def log_loss(
+    y_true: Array | Sequence[Any],
+    y_pred: Array | Sequence[Any],
+    *,
+    normalize: bool = True,
+    sample_weight: Array | Sequence[float] | None = None,
+    labels: Array | Sequence[Any] | None = None,
+) -> float:
     """``sklearn.metrics.log_loss``: the mean (or sum) cross entropy of predicted
     probabilities, as a Python float.
 
@@ -172,7 +182,7 @@ def log_loss(y_true, y_pred, *, normalize=True, sample_weight=None, labels=None)
             raise ZeroDivisionError("Weights sum to zero, can't be normalized")
         w = xp.asarray(weight, dtype=p.dtype, device=on)
     clipped = xp.clip(p, eps, 1.0 - eps)
-    reduction = "mean" if normalize else "sum"
+    reduction: Reduction = "mean" if normalize else "sum"
     if indicator:
         loss = xce.categorical_cross_entropy(
             xp.asarray(targets, dtype=p.dtype, device=on), clipped, eps=0.0,

@@ -32,6 +32,7 @@ import numbers
 
 import xce
 
+from .._types import Array
 from .._validation import check_same_shape
 from ._common import as_array, broadcast_to, namespace_of
 
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-def sigmoid_cross_entropy_with_logits(labels, logits):
+def sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
     """``tf.nn.sigmoid_cross_entropy_with_logits``: element-wise, shape of ``logits``.
 
     Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")``.
@@ -58,7 +59,9 @@ def sigmoid_cross_entropy_with_logits(labels, logits):
     return xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
 
 
-def weighted_cross_entropy_with_logits(labels, logits, pos_weight):
+def weighted_cross_entropy_with_logits(
+    labels: Array, logits: Array, pos_weight: float | Array
+) -> Array:
     """``tf.nn.weighted_cross_entropy_with_logits``: element-wise, positives weighted by
     ``pos_weight`` (a number or an array broadcasting to ``logits``).
 
@@ -92,7 +95,7 @@ def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
+def softmax_cross_entropy_with_logits(labels: Array, logits: Array, axis: int = -1) -> Array:
     """``tf.nn.softmax_cross_entropy_with_logits``: shape of ``logits`` without ``axis``.
 
     Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True, axis=axis,
@@ -111,7 +114,7 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
     )
 
 
-def sparse_softmax_cross_entropy_with_logits(labels, logits):
+def sparse_softmax_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
     """``tf.nn.sparse_softmax_cross_entropy_with_logits``: integer ``labels`` of the shape of
     ``logits`` without its last axis.
 

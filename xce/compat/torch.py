@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import cast
 
 import xce
 
@@ -47,6 +48,7 @@ from .._agnostic import take_along_last_axis, xlogy_zero
 from .._array_api import device
 from .._pipeline import Prepared, class_problem, classes_last, evaluate, index_dtype
 from .._table import LossInfo
+from .._types import Array, Reduction
 from .._validation import (
     check_floating,
     check_label_dtype,
@@ -93,8 +95,14 @@ def _mean_over(xp, total, n):
     return divide_or_nan(xp, total, xp.asarray(float(n), dtype=total.dtype, device=device(total)))
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):  # fmt: skip
+def cross_entropy(
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Array:
     """``torch.nn.functional.cross_entropy``: softmax cross entropy on logits ``input`` of
     shape (C,), (N, C) or (N, C, d1, ..., dk), with class-index or class-probability targets.
 
@@ -113,7 +121,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     _check_reduction(reduction)
     axis = _class_axis(input)
     if not xp.isdtype(target.dtype, "real floating"):
-        core_reduction = "sum_and_count" if reduction == "mean" else reduction
+        # reduction is one of _REDUCTIONS (checked above)
+        core_reduction = cast(Reduction, "sum_and_count" if reduction == "mean" else reduction)
         out = xce.sparse_categorical_cross_entropy(
             target, input, from_logits=True, axis=axis, ignore_index=ignore_index,
             class_weight=weight, label_smoothing=label_smoothing, reduction=core_reduction,
@@ -144,7 +153,13 @@ def _nll_kernel(xp, x, labels, *, class_weight, with_grad, grad_scale=None):
 _NLL = LossInfo("nll_loss", __name__, "labels", _nll_kernel, _nll_kernel)
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Array:
     """``torch.nn.functional.nll_loss``: -weight[target]·input[target] on log-probabilities
     ``input`` of shape (C,), (N, C) or (N, C, d1, ..., dk); no softmax is taken.
 
@@ -207,7 +222,9 @@ def _weight_like(xp, weight, input, name="weight"):
     return broadcast_to(xp, as_array(xp, weight, input, name), input.shape, name, "input")
 
 
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(
+    input: Array, target: Array, weight: float | Array | None = None, reduction: str = "mean"
+) -> Array:
     """``torch.nn.functional.binary_cross_entropy``: -(t·log p + (1-t)·log(1-p)) with each
     log clamped at -100, element-wise, times ``weight`` (broadcast to ``input``).
 
@@ -240,8 +257,13 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _elementwise_reduction(xp, loss if w is None else loss * w, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
-                                     pos_weight=None):  # fmt: skip
+def binary_cross_entropy_with_logits(
+    input: Array,
+    target: Array,
+    weight: float | Array | None = None,
+    reduction: str = "mean",
+    pos_weight: float | Array | None = None,
+) -> Array:
     """``torch.nn.functional.binary_cross_entropy_with_logits``: the stable sigmoid cross
     entropy, element-wise, with ``weight`` and ``pos_weight`` broadcast against ``input``.
 
@@ -285,7 +307,7 @@ _KL_MEAN_WARNING = (
 )
 
 
-def kl_div(input, target, reduction="mean", log_target=False):
+def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: bool = False) -> Array:
     """``torch.nn.functional.kl_div``: target·(log target - input) element-wise, ``input``
     being log-probabilities (with ``log_target``: exp(target)·(target - input)).
 
@@ -322,7 +344,14 @@ def kl_div(input, target, reduction="mean", log_target=False):
     return total if input.ndim == 0 else _mean_over(xp, total, input.shape[0])
 
 
-def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
+def poisson_nll_loss(
+    input: Array,
+    target: Array,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: str = "mean",
+) -> Array:
     """``torch.nn.functional.poisson_nll_loss``: exp(input) - target·input (``log_input``),
     or input - target·log(input + eps); with ``full`` the Stirling term
     t·log t - t + ½·log(2πt) is added where t > 1.
