@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from xce._backends import backend_named
+
 COMPAT_SETTINGS = settings(
     max_examples=20,
     deadline=None,
@@ -24,7 +26,6 @@ COMPAT_SETTINGS = settings(
 
 # (rtol, atol) per dtype: the issue's relative bar, and an absolute floor for losses near 0.
 TOLERANCE = {"float64": (1e-12, 1e-13), "float32": (1e-5, 1e-6)}
-LAZY_BACKENDS = frozenset({"jax", "dask"})
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Env:
     @property
     def checked(self) -> bool:
         """Whether xce reads values here (eager host data)."""
-        return self.backend not in LAZY_BACKENDS
+        return backend_named(self.backend).values_read
 
     def rounded(self, data) -> np.ndarray:
         """Floating NumPy data as the dtype under test sees it."""
