@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import pathlib
@@ -21,7 +22,7 @@ import pytest
 import xce
 from xce._backends import BACKEND_NAMES
 from xce._docs import support_table_markdown, support_table_rst
-from xce._table import LOSSES
+from xce._table import KERNEL_KINDS, LOSSES, loss_info, support_table
 
 PACKAGE = pathlib.Path(xce.__file__).parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -38,11 +39,10 @@ def _package_of(path: pathlib.Path) -> list[str]:
     return name if path.name == "__init__.py" else name[:-1]
 
 
-def _resolve(path: pathlib.Path, node: ast.ImportFrom) -> str:
-    """The absolute module an ``ImportFrom`` in ``path`` reads from."""
+def _resolve(package: list[str], node: ast.ImportFrom) -> str:
+    """The absolute module an ``ImportFrom`` in a module of ``package`` reads from."""
     if node.level == 0:
         return node.module or ""
-    package = _package_of(path)
     base = package[: len(package) - (node.level - 1)]
     return ".".join([*base, *(node.module.split(".") if node.module else [])])
 
@@ -52,20 +52,21 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
-def _private_name_uses(path: pathlib.Path) -> list[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _private_name_uses(source: str, package: list[str]) -> list[str]:
+    """Where the module ``source`` of ``package`` imports or reads another's private name."""
+    tree = ast.parse(source)
     found = []
     module_aliases = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module != "__future__":
-            source = _resolve(path, node)
-            if not source.startswith("xce"):
+            origin = _resolve(package, node)
+            if not origin.startswith("xce"):
                 continue
             for alias in node.names:
-                if _is_module(f"{source}.{alias.name}"):
+                if _is_module(f"{origin}.{alias.name}"):
                     module_aliases.add(alias.asname or alias.name)
                 elif alias.name.startswith("_"):
-                    found.append(f"line {node.lineno}: from {source} import {alias.name}")
+                    found.append(f"line {node.lineno}: from {origin} import {alias.name}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("xce"):
@@ -84,7 +85,7 @@ def _private_name_uses(path: pathlib.Path) -> list[str]:
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_uses_another_modules_private_names(path):
-    assert _private_name_uses(path) == []
+    assert _private_name_uses(path.read_text(encoding="utf-8"), _package_of(path)) == []
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -102,16 +103,10 @@ def test_modules_declare_their_exports_and_stay_short(path):
 
 def test_the_private_name_check_catches_both_forms():
     """The checker itself: a private name imported, and one read off a module alias."""
-    bad = PACKAGE / "_structure_probe.py"
-    bad.write_text(
-        '"""probe"""\nfrom ._pipeline import _eps_for\nfrom . import _pipeline\n'
-        "_pipeline._finish\n",
-        encoding="utf-8",
+    probe = (
+        '"""probe"""\nfrom ._pipeline import _eps_for\nfrom . import _pipeline\n_pipeline._finish\n'
     )
-    try:
-        found = _private_name_uses(bad)
-    finally:
-        bad.unlink()
+    found = _private_name_uses(probe, ["xce"])
     assert len(found) == 2, found
 
 
@@ -132,6 +127,26 @@ def test_public_docstrings_carry_the_generated_support_table(info):
     for backend in BACKEND_NAMES:
         assert backend in doc
     assert doc.index("Backend support") < doc.index("Examples")
+
+
+def test_support_table_follows_the_rows_capabilities():
+    """The docstrings' table is derived from the row: a loss without value checks, lazy
+    safety or autodiff, with a known failure, is documented as such on the right backends."""
+    info = dataclasses.replace(
+        loss_info("sparse_categorical_cross_entropy"),
+        value_checks=False, lazy_safe=False, autodiff=False,
+        known_failures={"dask": "a reason"},
+    )  # fmt: skip
+    rows = {row[0]: row[1:] for row in support_table(info)}
+    assert rows["numpy"] == (KERNEL_KINDS["native"], "not checked", "—", "CI")
+    assert rows["jax"] == ("not supported (it reads values)", "not checked", "—", "CI")
+    assert rows["dask"][1] == "fails: a reason"
+    assert rows["cupy"][3] == "needs a GPU (not yet run)"
+    plain = {row[0]: row[1:] for row in support_table(loss_info(info.name))}
+    assert plain["numpy"] == (KERNEL_KINDS["native"], "raise", "—", "CI")
+    assert plain["torch"][2] == "autograd"
+    assert plain["jax"][:3] == (KERNEL_KINDS["jit"], plain["jax"][1], "jax.grad")
+    assert plain["jax"][1].startswith("bad label: NaN entry")
 
 
 def test_readme_support_table_is_the_generated_one():

@@ -70,15 +70,6 @@ def support_table_rst(info: LossInfo) -> str:
     return "\n".join([rule, line(header), rule, *(line(r) for r in rows[1:]), rule])
 
 
-_SHORT = {
-    "native on logits, threaded row blocks": "native",
-    "native on logits (torch.nn.functional)": "native",
-    "generic, threaded row blocks": "threaded",
-    "generic, compiled by jax.jit": "jit",
-    "generic": "generic",
-}
-
-
 def support_table_markdown() -> str:
     """Every loss against every backend, as the README's Markdown table."""
     lines = [
@@ -86,7 +77,7 @@ def support_table_markdown() -> str:
         "|---|" + "---|" * len(BACKEND_NAMES),
     ]
     for info in LOSSES:
-        cells = [_SHORT[kernel_on(info, name)] for name in BACKEND_NAMES]
+        cells = [kernel_on(info, name) for name in BACKEND_NAMES]
         lines.append(f"| `{info.name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

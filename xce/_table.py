@@ -26,7 +26,15 @@ from typing import Literal
 from . import _agnostic as agnostic
 from ._backends import BACKENDS
 
-__all__ = ["LOSSES", "SUPPORT_COLUMNS", "LossInfo", "kernel_on", "loss_info", "support_table"]
+__all__ = [
+    "KERNEL_KINDS",
+    "LOSSES",
+    "SUPPORT_COLUMNS",
+    "LossInfo",
+    "kernel_on",
+    "loss_info",
+    "support_table",
+]
 
 TargetKind = Literal["binary", "soft", "labels"]
 
@@ -41,8 +49,11 @@ class LossInfo:
     ``native_on`` (elsewhere, or where the kernel declines an input, the generic kernel runs),
     and ``lane`` the plain lane for option-free calls. ``row_blocked`` says whether the
     generic kernel may run over row blocks (shared among threads on NumPy, compiled whole
-    under JAX); a kernel that is not runs whole-array. ``known_failures`` maps a backend
-    name to the reason the loss fails there.
+    under JAX); a kernel that is not runs whole-array. The capabilities say whether the loss
+    reads values to raise on bad input where that is free (``value_checks``), runs without
+    reading values on lazy or device data (``lazy_safe``), has an analytic gradient for
+    ``value_and_grad`` (``analytic_gradient``) and runs under the frameworks' autodiff
+    (``autodiff``). ``known_failures`` maps a backend name to the reason the loss fails there.
     """
 
     name: str
@@ -117,18 +128,24 @@ def loss_info(name: str) -> LossInfo:
     return _BY_NAME[name]
 
 
+# How a loss is computed on a backend: a short name (the README's table) and its description
+# (the docstrings' tables).
+KERNEL_KINDS = {
+    "native": "the backend's native kernel on logits",
+    "threaded": "generic, threaded row blocks",
+    "jit": "generic, compiled by jax.jit",
+    "generic": "generic",
+}
+
+
 def kernel_on(info: LossInfo, backend_name: str) -> str:
-    """How the loss is computed on a backend: its native kernel (on logits), or the generic
-    kernel, in threaded row blocks (NumPy), compiled (JAX) or as it is."""
-    native = info.native is not None and backend_name in info.native_on
-    if backend_name == "numpy":
-        if native:
-            return "native on logits, threaded row blocks"
-        return "generic, threaded row blocks" if info.row_blocked else "generic"
-    if backend_name in ("torch", "torch_cuda"):
-        return "native on logits (torch.nn.functional)" if native else "generic"
-    if backend_name == "jax":
-        return "generic, compiled by jax.jit" if info.row_blocked else "generic"
+    """The kind of kernel (a key of ``KERNEL_KINDS``) that computes the loss on a backend:
+    its native kernel (on logits), or the generic kernel, threaded (NumPy), compiled (JAX)
+    or as it is."""
+    if info.native is not None and backend_name in info.native_on:
+        return "native"
+    if info.row_blocked and backend_name in ("numpy", "jax"):
+        return "threaded" if backend_name == "numpy" else "jit"
     return "generic"
 
 
@@ -142,7 +159,12 @@ def support_table(info: LossInfo) -> list[tuple[str, str, str, str, str]]:
     not checked. "tested" says where the conformance suite runs it."""
     rows = []
     for backend in BACKENDS:
-        if backend.values_read:
+        kernel = KERNEL_KINDS[kernel_on(info, backend.name)]
+        if not backend.values_read and not info.lazy_safe:
+            kernel = "not supported (it reads values)"
+        if not info.value_checks:
+            bad = "not checked"
+        elif backend.values_read:
             bad = "raise"
         elif info.target == "labels":
             bad = "bad label: NaN entry; probabilities not checked"
@@ -151,6 +173,6 @@ def support_table(info: LossInfo) -> list[tuple[str, str, str, str, str]]:
         if backend.name in info.known_failures:
             bad = f"fails: {info.known_failures[backend.name]}"
         tested = "needs a GPU (not yet run)" if backend.gpu else "CI"
-        autodiff = backend.autodiff or "—"
-        rows.append((backend.name, kernel_on(info, backend.name), bad, autodiff, tested))
+        autodiff = (backend.autodiff if info.autodiff else None) or "—"
+        rows.append((backend.name, kernel, bad, autodiff, tested))
     return rows
