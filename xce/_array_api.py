@@ -7,6 +7,8 @@ may its values be read cheaply (``is_eager_host``), and is it a JAX tracer (``is
 
 from __future__ import annotations
 
+from typing import Any
+
 from array_api_compat import (
     array_namespace,
     device,
@@ -29,6 +31,7 @@ from array_api_compat import (
 __all__ = [
     "array_namespace",
     "device",
+    "index_dtype",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
     "is_cupy_namespace",
@@ -82,3 +85,11 @@ def may_be_differentiated(x) -> bool:
 def library_name(x) -> str:
     """The top-level package an array comes from, for error messages."""
     return type(x).__module__.split(".", 1)[0]
+
+
+def index_dtype(xp: Any, on_device: Any) -> Any:
+    """The namespace's default integer type for indexing on ``on_device``."""
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=on_device)["indexing"]
+    except (AttributeError, TypeError, KeyError):
+        return xp.int64

@@ -1,18 +1,11 @@
-"""The one pipeline every loss runs through: prepare → evaluate (kernel, reduce, finish).
+"""The one pipeline every loss runs through: plain lane, prepare, evaluate.
 
-A public loss is ``namespace → validate → one dispatch → native fast path or generic
-kernel``. Its driver (``loss_and_gradient`` in its module) does three things:
-
-1. ``plain_lane``: an option-free call on logits of a plain NumPy array or torch tensor is
-   offered to the backend's plain lane, which answers the whole call in a few native calls
-   or declines (anything unusual, including every bad input, goes on to step 2);
-2. ``prepare_binary`` / ``prepare_soft`` / ``prepare_labels``: find the namespace, check the
-   options, shapes, dtypes and (where they may be read) values, and gather everything the
-   kernels and the reduction need into one :class:`Prepared` record;
-3. ``evaluate``: pick the kernel once (the backend's native kernel where the table of losses
-   names one and the backend handles the input, else the generic kernel, run over row
-   blocks where that pays), fold the reduction's scale into its single gradient write,
-   reduce, and cast back to the caller's dtype and layout.
+A loss's driver (``loss_and_gradient`` in its module) offers an option-free call on logits
+to the backend's plain lane (:func:`plain_lane`), which answers it or declines; otherwise it
+checks and gathers the inputs into one :class:`Prepared` record (``prepare_binary``,
+``prepare_soft``, ``prepare_labels``), and :func:`evaluate` picks the kernel once (native
+where the table of losses names one and the backend takes the input, else generic, over row
+blocks where that pays), reduces, and casts back. README.md, "Layout", draws the call path.
 """
 
 from __future__ import annotations
@@ -24,7 +17,7 @@ from typing import Any
 
 from . import _agnostic as agnostic
 from . import _fast
-from ._array_api import device, may_be_differentiated
+from ._array_api import device, index_dtype, may_be_differentiated
 from ._table import LossInfo
 from ._types import Array, Namespace
 from ._validation import (
@@ -52,7 +45,6 @@ __all__ = [
     "class_problem",
     "classes_last",
     "evaluate",
-    "index_dtype",
     "is_plain",
     "plain_lane",
     "prepare_binary",
@@ -91,14 +83,6 @@ class Prepared:
     omega: Array | None = None
     bad: Array | None = None
     class_weight: Array | None = None
-
-
-def index_dtype(xp: Namespace, on_device: Any) -> Any:
-    """The namespace's default integer type for indexing on ``on_device``."""
-    try:
-        return xp.__array_namespace_info__().default_dtypes(device=on_device)["indexing"]
-    except (AttributeError, TypeError, KeyError):
-        return xp.int64
 
 
 def class_problem(y_pred: Array, axis: int, loss_name: str) -> tuple[int, int, tuple[int, ...]]:

@@ -11,8 +11,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from .._array_api import device, is_array_api_obj
-from .._pipeline import index_dtype
+from .._array_api import device, index_dtype, is_array_api_obj
 from .._types import Array, Namespace
 from .._validation import namespace_of, read_flag, values_checked
 

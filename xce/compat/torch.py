@@ -45,8 +45,8 @@ import xce
 
 from .. import _agnostic as agnostic
 from .._agnostic import take_along_last_axis, xlogy_zero
-from .._array_api import device
-from .._pipeline import Prepared, class_problem, classes_last, evaluate, index_dtype
+from .._array_api import device, index_dtype
+from .._pipeline import Prepared, class_problem, classes_last, evaluate
 from .._table import LossInfo
 from .._types import Array, Reduction
 from .._validation import (
