@@ -8,6 +8,7 @@ block.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,19 @@ __all__ = ["empty_clear_of", "rows_per_block", "scratch_for", "spread"]
 _pool = None
 _pool_lock = threading.Lock()
 _scratch = threading.local()
+
+
+def _forget_pool():
+    # A forked child inherits the pool object but none of its threads: work submitted to it
+    # would wait forever (DataLoader workers, multiprocessing's "fork"). The child starts a
+    # pool of its own on first use; the lock may have been held by another thread at the fork.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _executor():
