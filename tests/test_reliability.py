@@ -12,7 +12,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import reference as ref
+from helpers import assert_close, seen, soft_targets
+
+import xce
 
 TESTS = pathlib.Path(__file__).parent
 
@@ -32,3 +36,16 @@ def test_forked_child_computes_after_parent_used_numpy_threads():
     assert result["child"] is not None, "the forked child hung on the NumPy thread pool"
     np.testing.assert_allclose(result["child"], expected, rtol=1e-12)
     np.testing.assert_allclose(result["parent"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4)], ids=["1d", "2d"])
+def test_entropy_and_kl_return_arrays_of_the_backend(xp, make, dtype, device, shape):
+    # NumPy's sum over a 1-D array gives a scalar (numpy.float64), not the 0-d array that
+    # the docstrings promise and the losses return.
+    p, q = make(soft_targets(0, shape)), make(soft_targets(1, shape))
+    got_h, got_kl = xce.entropy(p), xce.kl_divergence(p, q)
+    for got in (got_h, got_kl):
+        assert type(got) is type(p), f"{type(got)} is not the backend's array type {type(p)}"
+    assert_close(got_h, ref.entropy(seen(p)), xp=xp, dtype=dtype, device=device)
+    expected_kl = ref.kl_divergence(seen(p), seen(q))
+    assert_close(got_kl, expected_kl, xp=xp, dtype=dtype, device=device)

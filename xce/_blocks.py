@@ -6,6 +6,8 @@ namespace, device and dtype.
 
 from __future__ import annotations
 
+import numbers
+
 from . import _agnostic as agnostic
 from ._types import Array
 from ._validation import check_floating, namespace_of, normalise_axis
@@ -32,7 +34,10 @@ def _axes(axis, ndim):
 
 def _apply(xp, fn, dtype, out_dtype, *arrays, **kwargs):
     cast = [xp.astype(a, dtype, copy=False) for a in arrays]
-    return xp.astype(fn(xp, *cast, **kwargs), out_dtype, copy=False)
+    out = fn(xp, *cast, **kwargs)
+    if isinstance(out, numbers.Number):  # NumPy's sum over every axis gives a scalar
+        out = xp.asarray(out)
+    return xp.astype(out, out_dtype, copy=False)
 
 
 def logsumexp(x: Array, *, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Array:
