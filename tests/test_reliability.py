@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 import reference as ref
-from helpers import assert_close, seen, soft_targets
+from helpers import assert_close, check, seen, soft_targets
+from matrix import losses
 
 import xce
 
@@ -49,3 +50,28 @@ def test_entropy_and_kl_return_arrays_of_the_backend(xp, make, dtype, device, sh
     assert_close(got_h, ref.entropy(seen(p)), xp=xp, dtype=dtype, device=device)
     expected_kl = ref.kl_divergence(seen(p), seen(q))
     assert_close(got_kl, expected_kl, xp=xp, dtype=dtype, device=device)
+
+
+def _dask_rows_in_chunks(xp, data, dtype, row_chunks):
+    """``data`` as a Dask array whose leading axis is cut into ``row_chunks``."""
+    return xp.asarray(data, dtype=dtype).rechunk((row_chunks, *((n,) for n in data.shape[1:])))
+
+
+@pytest.mark.parametrize("loss", losses(), indirect=True)
+def test_dask_empty_batch_in_several_chunks(xp, backend, loss, dtype, device):
+    # Dask only: an axis of length 0 split into several chunks is a Dask layout. Before the
+    # fix the sparse loss refused to reshape it, and kernels that broadcast it failed at
+    # compute time.
+    if backend != "dask":
+        pytest.skip("chunked empty batches are a Dask layout")
+    y_true, y_pred = loss.problem(0, (0, 4))
+    t_dtype = xp.int64 if loss.target == "labels" else dtype
+    t = _dask_rows_in_chunks(xp, y_true, t_dtype, (0, 0, 0))
+    p = _dask_rows_in_chunks(xp, y_pred, dtype, (0, 0, 0))
+    for reduction in ("none", "mean", "sum_and_count"):
+        got = loss.call(t, p, reduction=reduction)
+        expected = loss.expected(y_true, y_pred, reduction=reduction)
+        check(got, expected, xp=xp, dtype=dtype, device=device)
+    (total, _), grad = xce.value_and_grad(loss.fn)(t, p, reduction="sum_and_count", **loss.hyper)
+    assert_close(total, 0.0, xp=xp, dtype=dtype, device=device)
+    assert_close(grad, np.zeros((0, 4)), xp=xp, dtype=dtype, device=device)

@@ -35,6 +35,31 @@ def _as_rows(xp, a, x_shape):
     return xp.reshape(a, (-1,))  # one value per row (labels, per-row scales)
 
 
+def _dask_whole(kernel, x, row_args, *, with_grad, grad_scale):
+    """``kernel`` on Dask arrays whole, an empty batch (N = 0) in one chunk.
+
+    Dask mis-shapes the blocks of an axis of length 0 split into several chunks once a kernel
+    broadcasts or reshapes it (``(x - m).sum(axis=-1)`` fails at compute time; the flattening
+    gather of the sparse kernel refuses to reshape). The kernel sees every empty axis in one
+    chunk; its results get ``x``'s chunks back, so they meet the caller's weights and mask
+    laid out as before.
+    """
+    if not any(n == 0 for n in x.shape):
+        return kernel(x, *row_args, with_grad=with_grad, grad_scale=grad_scale)
+
+    def one_chunk(a):
+        if a is None or not any(n == 0 for n in a.shape):
+            return a
+        return a.rechunk({axis: -1 for axis, n in enumerate(a.shape) if n == 0})
+
+    loss, grad = kernel(
+        one_chunk(x), *(one_chunk(a) for a in row_args),
+        with_grad=with_grad, grad_scale=one_chunk(grad_scale),
+    )  # fmt: skip
+    loss = loss.rechunk(x.chunks[: loss.ndim])
+    return loss, None if grad is None else grad.rechunk(x.chunks)
+
+
 def serial(n_rows, rows_per_block, n_elements, block):
     """Call ``block(lo, hi)`` for every row block, in order, on the calling thread."""
     for lo in range(0, n_rows, rows_per_block):
@@ -50,6 +75,8 @@ def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale, spread=seri
     or shared among threads by a native fast path (the blocks write disjoint rows of the
     outputs).
     """
+    if is_dask_namespace(xp):
+        return _dask_whole(kernel, x, row_args, with_grad=with_grad, grad_scale=grad_scale)
     if not _worth_blocking(xp, x):
         return kernel(x, *row_args, with_grad=with_grad, grad_scale=grad_scale)
     n_cols = x.shape[-1]
