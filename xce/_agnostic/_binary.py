@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import math
 
-from ._blocks import log_or_neg_inf, neg_abs, negative_part, positive_part
+from ._blocks import (
+    clip_probabilities,
+    is_python_number,
+    is_python_zero,
+    log_argument,
+    log_or_neg_inf,
+    neg_abs,
+    negative_part,
+    positive_part,
+    times_finite,
+)
 
 __all__ = [
     "probs_bce",
@@ -18,18 +28,9 @@ __all__ = [
 
 
 def _coefficients(xp, y, *, pos_weight, smoothing):
-    q = y if smoothing == 0 else (1 - smoothing) * y + smoothing / 2
+    q = y if is_python_zero(smoothing) else (1 - smoothing) * y + smoothing / 2
     positive = q if pos_weight is None else pos_weight * q
     return 1 - q, positive
-
-
-def _times(xp, coefficient, value):
-    """coefficient · value with 0 · inf = 0.
-
-    The value is replaced before the product, so no 0 · inf is ever formed: no NaN in the
-    discarded branch (which would poison autodiff gradients), no floating-point warning.
-    """
-    return coefficient * xp.where(coefficient == 0, xp.zeros_like(value), value)
 
 
 def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad, grad_scale=None):
@@ -39,7 +40,7 @@ def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad, grad_scale=None):
     tail = xp.log1p(e)
     softplus_pos = positive_part(xp, x) + tail
     softplus_neg = negative_part(xp, x) + tail
-    loss = _times(xp, negative, softplus_pos) + _times(xp, positive, softplus_neg)
+    loss = times_finite(xp, negative, softplus_pos) + times_finite(xp, positive, softplus_neg)
     if not with_grad:
         return loss, None
     # ∂ℓ/∂x = (1-q + a·q)·σ(x) - a·q; σ from the same e^-|x| as the loss.
@@ -51,14 +52,15 @@ def sigmoid_bce(xp, x, y, *, pos_weight, smoothing, with_grad, grad_scale=None):
 def probs_bce(xp, p, y, *, pos_weight, smoothing, eps, with_grad, grad_scale=None):
     """ℓ = -(a·q·log pc + (1-q)·log(1-pc)), pc = clip(p, eps, 1-eps)."""
     negative, positive = _coefficients(xp, y, pos_weight=pos_weight, smoothing=smoothing)
-    pc = xp.clip(p, eps, 1.0 - eps) if eps else p
+    pc, inside = clip_probabilities(xp, p, eps, 1 - eps)
     one = xp.ones_like(pc)
-    # Replace the log's argument where the coefficient is 0, so 0·log 0 never forms.
-    p_pos = xp.where(positive == 0, one, pc)
-    p_neg = xp.where(negative == 0, xp.zeros_like(pc), pc)
-    if eps:  # pc and 1 - pc are positive
-        log_p, log_not_p = xp.log(p_pos), xp.log1p(-p_neg)
-    else:  # unclipped: log 0 = -inf is the right answer, formed without a warning
+    if is_python_number(eps) and eps > 0:  # pc and 1 - pc are positive
+        log_p, log_not_p = xp.log(pc), xp.log1p(-pc)
+    else:  # maybe unclipped: log 0 = -inf is the right answer, formed without a warning
+        # The log's argument is replaced where a zero coefficient meets log 0 (0·log 0 never
+        # forms); elsewhere the coefficient's derivative keeps its log.
+        p_pos = log_argument(xp, positive, pc)
+        p_neg = log_argument(xp, negative, pc, singular=1)
         certain = p_neg == 1
         log_p = log_or_neg_inf(xp, p_pos)
         log_not_p = xp.where(
@@ -70,6 +72,6 @@ def probs_bce(xp, p, y, *, pos_weight, smoothing, eps, with_grad, grad_scale=Non
     grad = negative / xp.where(negative == 0, one, 1 - pc) - positive / xp.where(
         positive == 0, one, pc
     )
-    if eps:
-        grad = xp.where((p >= eps) & (p <= 1 - eps), grad, xp.zeros_like(grad))
+    if inside is not None:
+        grad = xp.where(inside, grad, xp.zeros_like(grad))
     return loss, grad if grad_scale is None else grad_scale * grad

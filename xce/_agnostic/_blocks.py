@@ -10,11 +10,16 @@ import math
 from .._array_api import device
 
 __all__ = [
+    "clip_probabilities",
     "compute_dtype",
     "entropy",
     "finite_max",
+    "is_python_number",
+    "is_python_zero",
     "kl_divergence",
     "log1p_exp_neg_abs",
+    "log_argument",
+    "log_of_clipped",
     "log_or_neg_inf",
     "log_sigmoid",
     "log_softmax",
@@ -24,8 +29,46 @@ __all__ = [
     "positive_part",
     "sigmoid",
     "softmax",
+    "times_finite",
     "xlogy_zero",
 ]
+
+
+def is_python_number(value) -> bool:
+    """Whether a hyperparameter is a Python number (fixed when the kernel is built) rather than
+    a 0-d array, which may be a tracer or require grad: never branch on an array's value."""
+    return isinstance(value, (int, float))
+
+
+def is_python_zero(value) -> bool:
+    """A Python 0: the shortcut that skips a term. A 0-d array of value 0 takes the general
+    formula, which gives the same numbers and keeps the derivative with respect to it."""
+    return isinstance(value, (int, float)) and value == 0
+
+
+def clip_probabilities(xp, p, eps, high):
+    """``(clip(p, eps, high), inside)``, ``inside`` where the clip's slope is 1 (``None``:
+    everywhere, no clip). ``eps = 0`` (a Python 0, or an array of value 0) does not clip.
+
+    For an array ``eps`` the clip is written with selections, so that it is differentiable
+    with respect to ``eps`` (and ``high``, e.g. ``1 - eps``) on every backend.
+    """
+    if is_python_number(eps):
+        if eps == 0:
+            return p, None
+        return xp.clip(p, eps, high), (p >= eps) & (p <= high)
+    below, above = p < eps, p > high
+    clipped = xp.where(below, eps, xp.where(above, high, p))
+    off = eps == 0
+    return xp.where(off, p, clipped), off | ~(below | above)
+
+
+def log_of_clipped(xp, clipped, eps):
+    """log of probabilities clipped by :func:`clip_probabilities`: plain where a Python eps > 0
+    keeps them positive, else with log 0 = -inf formed without a warning."""
+    if is_python_number(eps) and eps > 0:
+        return xp.log(clipped)
+    return log_or_neg_inf(xp, clipped)
 
 
 def compute_dtype(xp, dtype):
@@ -117,14 +160,43 @@ def sigmoid(xp, x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def xlogy_zero(xp, coefficient, value):
-    """coefficient · log(value) with 0 · log(anything) = 0 (and no NaN in the unused branch).
+def times_finite(xp, coefficient, value):
+    """coefficient · value with 0 · (±inf or NaN) = 0.
 
-    The log's argument is replaced *before* the log where the coefficient is 0, so neither the
-    forward value nor an autodiff gradient sees 0 · (-inf).
+    Only a non-finite value meeting a zero coefficient is replaced, and before the product: no
+    NaN forms (in the value, or in an autodiff gradient), and the derivative with respect to
+    the coefficient stays the value wherever it is finite. Replacing the value wherever the
+    coefficient is 0 would also zero that derivative (a target's gradient at an exact 0).
     """
-    safe = xp.where(coefficient == 0, xp.ones_like(value), value)
-    return coefficient * log_or_neg_inf(xp, safe)
+    return coefficient * xp.where(
+        (coefficient == 0) & ~xp.isfinite(value), xp.zeros_like(value), value
+    )
+
+
+def log_argument(xp, coefficient, value, singular=0):
+    """``value`` with ``1 - singular`` where the coefficient is 0 and the value is ``singular``.
+
+    The argument of a log (``singular=0``; ``1`` for a ``log1p(-value)``) whose term the
+    coefficient multiplies: 0 · log 0 never forms (no -inf, no infinite slope for autodiff),
+    while elsewhere d(coefficient · log value)/d coefficient stays log value.
+    """
+    if is_python_number(coefficient):
+        if coefficient != 0:
+            return value
+        dead = value == singular
+    else:
+        dead = (coefficient == 0) & (value == singular)
+    return xp.where(dead, xp.full_like(value, 1 - singular), value)
+
+
+def xlogy_zero(xp, coefficient, value):
+    """coefficient · log(value) with 0 · log 0 = 0 (and no NaN in the unused branch).
+
+    The log's argument is replaced *before* the log where both are 0, so neither the forward
+    value nor an autodiff gradient sees 0 · (-inf); elsewhere the derivative with respect to
+    the coefficient is log(value), also where the coefficient is 0.
+    """
+    return coefficient * log_or_neg_inf(xp, log_argument(xp, coefficient, value))
 
 
 def entropy(xp, p, *, axis=-1):

@@ -12,7 +12,15 @@ w class weights (``None`` means all ones), ℓ = Σ_c w_c q_c (-log p_c).
 from __future__ import annotations
 
 from .._array_api import device
-from ._blocks import finite_max, log_or_neg_inf
+from ._blocks import (
+    clip_probabilities,
+    finite_max,
+    is_python_zero,
+    log_argument,
+    log_of_clipped,
+    log_or_neg_inf,
+    times_finite,
+)
 
 __all__ = [
     "probs_ce_labels",
@@ -68,14 +76,15 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad
     if w_y is not None:
         w_y = xp.reshape(w_y, index.shape)
         nll = w_y * nll
-    loss = nll if smoothing == 0 else (1 - smoothing) * nll
-    if smoothing:
+    smoothed = not is_python_zero(smoothing)
+    loss = (1 - smoothing) * nll if smoothed else nll
+    if smoothed:
         uniform = smoothing / n_classes
         if class_weight is None:
             total_weight, weighted_z = n_classes, xp.sum(z, axis=-1, keepdims=True)
         else:
             total_weight = xp.sum(class_weight)
-            weighted_z = xp.sum(_weighted(xp, class_weight, z), axis=-1, keepdims=True)
+            weighted_z = xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True)
         loss = loss + uniform * (total_weight * log_s - weighted_z)
     loss = loss[..., 0]
     if not with_grad:
@@ -84,7 +93,7 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad
     # with the label's share written through a mask.
     r = row_scale(xp, grad_scale)
     hard = (1 - smoothing) * r if w_y is None else (1 - smoothing) * w_y * r
-    if smoothing:
+    if smoothed:
         uniform = smoothing / n_classes
         if class_weight is None:
             grad = e * (r / s) - uniform * r
@@ -104,14 +113,9 @@ def row_scale(xp, grad_scale):
     return grad_scale if grad_scale.ndim == 0 else grad_scale[..., None]
 
 
-def _weighted(xp, weight, z):
-    """weight · z with 0 · (-inf) = 0: a zero-weighted class may be a masked one."""
-    return weight * xp.where(weight == 0, xp.zeros_like(z), z)
-
-
 def smoothed_weighted_target(xp, y, *, class_weight, smoothing):
     n_classes = y.shape[-1]
-    q = y if smoothing == 0 else (1 - smoothing) * y + smoothing / n_classes
+    q = y if is_python_zero(smoothing) else (1 - smoothing) * y + smoothing / n_classes
     return q if class_weight is None else class_weight * q
 
 
@@ -122,24 +126,12 @@ def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad, grad_scale=
     mass = xp.sum(wq, axis=-1, keepdims=True)
     # Σ wq·(log s - z) = log s·Σ wq - Σ wq·z; both terms are ≥ 0, so no cancellation, and a
     # class with zero target mass adds 0 even where its logit is -inf.
-    loss = log_s * mass - xp.sum(_weighted(xp, wq, z), axis=-1, keepdims=True)
+    loss = log_s * mass - xp.sum(times_finite(xp, wq, z), axis=-1, keepdims=True)
     loss = loss[..., 0]
     if not with_grad:
         return loss, None
     r = row_scale(xp, grad_scale)
     return loss, e * (mass * r / s) - r * wq
-
-
-def _clip_with_slope(xp, p, eps):
-    """clip(p, eps, 1) and where its derivative is 1 (``None``: everywhere, eps = 0)."""
-    clipped = xp.clip(p, eps, 1.0) if eps else p
-    inside = (p >= eps) & (p <= 1) if eps else None
-    return clipped, inside
-
-
-def _log(xp, clipped, eps):
-    """log of clipped probabilities: plain when eps > 0 keeps them positive."""
-    return xp.log(clipped) if eps else log_or_neg_inf(xp, clipped)
 
 
 def _neg_log_grad(xp, coefficient, clipped, inside):
@@ -154,22 +146,24 @@ def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad, g
     n_classes = p.shape[-1]
     index = labels[..., None]
     p_y = take_along_last_axis(xp, p, index)
-    clipped_y, inside_y = _clip_with_slope(xp, p_y, eps)
-    hard = xp.full_like(p_y, 1 - smoothing)
+    clipped_y, inside_y = clip_probabilities(xp, p_y, eps, 1.0)
+    hard = (1 - smoothing) * xp.ones_like(p_y)
     if class_weight is not None:
         hard = hard * xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), index.shape)
-    loss = -hard * _log(xp, clipped_y, eps)
+    loss = -hard * log_of_clipped(xp, log_argument(xp, hard, clipped_y), eps)
     clipped = inside = None
-    if smoothing:
+    smoothed = not is_python_zero(smoothing)
+    if smoothed:
         uniform = smoothing / n_classes
         soft = uniform if class_weight is None else uniform * class_weight
-        clipped, inside = _clip_with_slope(xp, p, eps)
-        loss = loss - xp.sum(soft * _log(xp, clipped, eps), axis=-1, keepdims=True)
+        clipped, inside = clip_probabilities(xp, p, eps, 1.0)
+        safe = log_argument(xp, soft, clipped)
+        loss = loss - xp.sum(soft * log_of_clipped(xp, safe, eps), axis=-1, keepdims=True)
     loss = loss[..., 0]
     if not with_grad:
         return loss, None
     label_grad = _neg_log_grad(xp, hard, clipped_y, inside_y)
-    if smoothing:
+    if smoothed:
         grad = _neg_log_grad(xp, soft * xp.ones_like(p), clipped, inside)
         grad = grad + xp.where(
             _label_mask(xp, labels, n_classes, device(p)), label_grad, xp.zeros_like(grad)
@@ -182,9 +176,8 @@ def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad, g
 def probs_ce_soft(xp, p, y, *, class_weight, smoothing, eps, with_grad, grad_scale=None):
     """ℓ = -Σ_c w_c q_c log(clip(p_c, eps, 1)); classes with no target mass add 0."""
     wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
-    clipped, inside = _clip_with_slope(xp, p, eps)
-    safe = xp.where(wq == 0, xp.ones_like(clipped), clipped)
-    loss = -xp.sum(wq * _log(xp, safe, eps), axis=-1)
+    clipped, inside = clip_probabilities(xp, p, eps, 1.0)
+    loss = -xp.sum(wq * log_of_clipped(xp, log_argument(xp, wq, clipped), eps), axis=-1)
     if not with_grad:
         return loss, None
     grad = _neg_log_grad(xp, wq, clipped, inside)

@@ -12,7 +12,15 @@ probability given to the target), γ ≥ 0 the focusing exponent, α the balanci
 from __future__ import annotations
 
 from ._binary import probs_bce, sigmoid_bce
-from ._blocks import log_or_neg_inf, sigmoid
+from ._blocks import (
+    clip_probabilities,
+    is_python_number,
+    is_python_zero,
+    log_argument,
+    log_of_clipped,
+    sigmoid,
+    times_finite,
+)
 from ._categorical import (
     probs_ce_soft,
     row_scale,
@@ -46,20 +54,39 @@ def _zero_where(xp, condition, value):
 def _focal_factor(xp, u, gamma, with_grad):
     """u^γ and, for the gradient, d(u^γ)/du = γ·u^(γ-1), with 0^0 = 1.
 
-    Where u = 0 the derivative is taken as 0 (for γ < 1 it is infinite, and every use here
-    multiplies it by a cross entropy that vanishes at the same point).
+    Where u = 0 the derivative is taken as 0 for γ ≠ 1 (for γ < 1 it is infinite, and every
+    use here multiplies it by a cross entropy that vanishes at the same point), 1 for γ = 1.
+    A Python γ of 0 or 1 is a shortcut. Otherwise (below 1, or an array γ, which may be
+    traced or differentiated) the power is taken of u with its zeros replaced: neither
+    d/dγ = u^γ·log u nor d/du = γ·u^(γ-1) ever meets log 0 or 0^(γ-1), so autodiff gives no
+    NaN at u = 0, and d/dγ is exact wherever u > 0.
     """
-    if gamma == 0:
-        factor = xp.ones_like(u)
-        return factor, (xp.zeros_like(u) if with_grad else None)
-    factor = u if gamma == 1 else xp.pow(u, float(gamma))
-    if not with_grad:
-        return factor, None
-    if gamma == 1:
-        return factor, xp.ones_like(u)
+    number = is_python_number(gamma)
+    if number and gamma == 0:
+        return xp.ones_like(u), (xp.zeros_like(u) if with_grad else None)
+    if number and gamma == 1:
+        return u, (xp.ones_like(u) if with_grad else None)
+    plain = number and gamma > 1  # the plain power: its slope at u = 0 is finite (0)
+    if plain:
+        factor = xp.pow(u, float(gamma))
+        if not with_grad:
+            return factor, None
     zero = u == 0
     safe = xp.where(zero, xp.ones_like(u), u)
-    return factor, _zero_where(xp, zero, gamma * xp.pow(safe, float(gamma) - 1))
+    if not plain:
+        factor = xp.where(zero, _gamma_is(xp, gamma, 0, u), xp.pow(safe, gamma))
+        if not with_grad:
+            return factor, None
+    slope = gamma * xp.pow(safe, gamma - 1)
+    return factor, xp.where(zero, _gamma_is(xp, gamma, 1, u), slope)
+
+
+def _gamma_is(xp, gamma, value, like):
+    """1.0 where γ equals ``value``, else 0.0; a 0-d array of ``like``'s dtype for an array γ
+    (which may be traced: its value is never read here)."""
+    if is_python_number(gamma):
+        return float(gamma == value)
+    return xp.astype(gamma == value, like.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,7 +95,7 @@ def _focal_factor(xp, u, gamma, with_grad):
 
 
 def _smoothed(y, smoothing):
-    return y if smoothing == 0 else (1 - smoothing) * y + smoothing / 2
+    return y if is_python_zero(smoothing) else (1 - smoothing) * y + smoothing / 2
 
 
 def _balance(q, alpha):
@@ -143,11 +170,6 @@ def probs_binary_focal(xp, p, y, *, gamma, alpha, smoothing, eps, with_grad, gra
 # ---------------------------------------------------------------------------------------------
 
 
-def _neg_log_times(xp, coefficient, neg_log):
-    """coefficient · (-log p), 0 where the coefficient is 0 (a masked class has -log p = inf)."""
-    return coefficient * _zero_where(xp, coefficient == 0, neg_log)
-
-
 def softmax_focal_soft(xp, x, y, *, gamma, alpha, smoothing, with_grad, grad_scale=None):
     """Per class -log p_c = log Σ exp(x - m) - (x_c - m); u_c = (s - e_c)/s = 1 - p_c.
 
@@ -161,12 +183,12 @@ def softmax_focal_soft(xp, x, y, *, gamma, alpha, smoothing, with_grad, grad_sca
     neg_log_p = log_s - z
     u = (s - e) / s
     factor, dfactor = _focal_factor(xp, u, gamma, with_grad)
-    terms = _neg_log_times(xp, a * factor, neg_log_p)
+    terms = times_finite(xp, a * factor, neg_log_p)
     loss = xp.sum(terms, axis=-1)
     if not with_grad:
         return loss, None
     p = e / s
-    shrink = _neg_log_times(xp, a * dfactor * p, neg_log_p)  # A_c
+    shrink = times_finite(xp, a * dfactor * p, neg_log_p)  # A_c
     push = a * factor  # B_c
     both = shrink + push
     grad = p * xp.sum(both, axis=-1, keepdims=True) - both
@@ -178,22 +200,21 @@ def probs_focal_soft(xp, p, y, *, gamma, alpha, smoothing, eps, with_grad, grad_
     a = smoothed_weighted_target(xp, y, class_weight=None, smoothing=smoothing)
     if alpha is not None:
         a = alpha * a
-    clipped = xp.clip(p, eps, 1.0) if eps else p
+    clipped, inside = clip_probabilities(xp, p, eps, 1.0)
     u = 1 - p
     factor, dfactor = _focal_factor(xp, u, gamma, with_grad)
     coefficient = a * factor
-    safe = xp.where(coefficient == 0, xp.ones_like(clipped), clipped)
-    neg_log_p = -(xp.log(safe) if eps else log_or_neg_inf(xp, safe))
+    safe = log_argument(xp, coefficient, clipped)
+    neg_log_p = -log_of_clipped(xp, safe, eps)
     loss = xp.sum(coefficient * neg_log_p, axis=-1)
     if not with_grad:
         return loss, None
     # d/dp_c = -a_c·γ·u_c^(γ-1)·(-log pc_c) ... with the sign of du/dp = -1, plus the
     # clipped log's slope -a_c·u_c^γ / p_c (0 outside the clip range).
-    inside = (p >= eps) & (p <= 1) if eps else None
     log_slope = -coefficient / safe
     if inside is not None:
         log_slope = _zero_where(xp, ~inside, log_slope)
-    focal_slope = -_neg_log_times(xp, a * dfactor, neg_log_p)
+    focal_slope = -times_finite(xp, a * dfactor, neg_log_p)
     return loss, _scaled(xp, focal_slope + log_slope, grad_scale, class_axis=True)
 
 

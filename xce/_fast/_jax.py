@@ -10,24 +10,31 @@ generic one, so the numbers follow the same formulas.
 from __future__ import annotations
 
 import functools
-import inspect
 
 __all__ = ["run_kernel"]
 
-# Python-level options: they shape the program, so they are compile-time constants.
-_STATIC = ("smoothing", "eps", "with_grad")
+
+def _is_constant(value) -> bool:
+    """Python-level options (numbers, flags, ``None``) shape the program: the kernels take
+    shortcuts on their values (a smoothing of 0 skips a term), so they are compile-time
+    constants. An array option (a 0-d hyperparameter, maybe a tracer under the user's ``jit``,
+    ``vmap`` or ``grad``) is an argument of the program like the data."""
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 @functools.cache
-def _compiled(function):
+def _compiled(function, static):
+    """``function`` compiled with the keywords named in ``static`` fixed: one program (and
+    one cache of them) per set, e.g. a float ``smoothing`` and an array one."""
     import jax
 
-    static = [name for name in _STATIC if name in inspect.signature(function).parameters]
     return jax.jit(function, static_argnums=0, static_argnames=static)
 
 
 def run_kernel(xp, kernel, x, row_args, *, with_grad, grad_scale):
     """``kernel`` is a ``functools.partial`` of a generic kernel binding ``xp`` and options."""
-    compiled = _compiled(kernel.func)
-    return compiled(*kernel.args, x, *row_args, **kernel.keywords, with_grad=with_grad,
+    keywords = kernel.keywords
+    static = ("with_grad", *sorted(name for name, v in keywords.items() if _is_constant(v)))
+    compiled = _compiled(kernel.func, static)
+    return compiled(*kernel.args, x, *row_args, **keywords, with_grad=with_grad,
                     grad_scale=grad_scale)  # fmt: skip
