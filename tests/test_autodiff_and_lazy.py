@@ -49,6 +49,8 @@ def _target_data(kind, option, from_logits, seed):
             scalars = {"label_smoothing": 0.1}
         return y_true, y_pred, arrays, scalars
     y_pred = rng.normal(size=(N, C)) if from_logits else rng.uniform(0.1, 0.9, (N, C))
+    if not from_logits:  # rows of probabilities sum to 1
+        y_pred /= y_pred.sum(axis=-1, keepdims=True)
     labels = np.array([0, 2, 1, 2])
     if kind == "labels":
         y_true = labels

@@ -307,10 +307,13 @@ def test_sample_weight_trailing_instead_of_leading(loss, arr):
 
 
 @pytest.mark.parametrize("value", [1.0, 2, 0.5])
-def test_python_number_sample_weight_is_a_type_error(loss, value, arr):
+def test_python_number_sample_weight_is_its_0d_array(loss, value, arr):
+    # Host data (numbers, NumPy, sequences) is converted to y_pred's library.
     fn, y, p = _valid_call(loss, arr)
-    with pytest.raises(TypeError, match="sample_weight"):
-        fn(y, p, from_logits=True, sample_weight=value)
+    got = fn(y, p, from_logits=True, sample_weight=value, reduction="sum")
+    expected = fn(y, p, from_logits=True, sample_weight=arr(np.asarray(float(value))),
+                  reduction="sum")  # fmt: skip
+    np.testing.assert_allclose(to_numpy(got), to_numpy(expected), rtol=1e-6)
 
 
 def test_where_shape(loss, arr):
@@ -658,6 +661,7 @@ def test_inputs_are_not_mutated(loss, from_logits, backend, make):
         p = rng.normal(size=(N, C)) if from_logits else _probs(seed=2)
         if not from_logits:
             p[0, 1] = 0.0  # clipped
+            p[0] /= p[0].sum()  # still a distribution
         arrays = {
             "y_pred": make(p),
             "class_weight": make([1.0, 2.0, 0.5, 3.0]),

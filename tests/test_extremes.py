@@ -511,8 +511,11 @@ EMPTY_CASES = [
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_mean_over_nothing_is_zero(case, from_logits, xp, dtype, device, make):
     fn, y_true, y_pred, options = _empty_case(case, make)
-    if not from_logits:
+    if not from_logits and fn is xce.binary_cross_entropy:
         y_pred = make(1.0 / (1.0 + np.exp(-_f64(y_pred))) / 2)  # values in (0, 1)
+    elif not from_logits:  # rows of probabilities: a softmax
+        e = np.exp(_f64(y_pred))
+        y_pred = make(e / e.sum(axis=-1, keepdims=True))
     mean = fn(y_true, y_pred, from_logits=from_logits, **options)
     _assert_exact_zero(mean, xp=xp, dtype=dtype, device=device)
     total, count = fn(y_true, y_pred, from_logits=from_logits, reduction="sum_and_count", **options)

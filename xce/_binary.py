@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 from . import _pipeline as pipeline
 from ._docs import document
+from ._hints import keyword_hints
 from ._table import loss_info
 from ._types import Array, Reduction, Validate
 from ._validation import pos_weight_array
@@ -40,19 +39,19 @@ def loss_and_gradient(
         result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
         if result is not None:
             return result
-    array_pos_weight = None if isinstance(pos_weight, numbers.Real) else pos_weight
     inputs = pipeline.prepare_binary(
         y_true, y_pred, from_logits=from_logits, sample_weight=sample_weight, where=where,
         reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,
-        arrays={"pos_weight": array_pos_weight},
+        arrays={"pos_weight": pos_weight},
     )  # fmt: skip
-    pw = pos_weight_array(inputs.xp, pos_weight, y_pred, inputs.dtype)
+    pw = pos_weight_array(inputs.xp, inputs.arrays["pos_weight"], y_pred, inputs.dtype)
     return pipeline.evaluate(
-        INFO, inputs, options={"pos_weight": pw, "smoothing": label_smoothing},
+        INFO, inputs, options={"pos_weight": pw, "smoothing": inputs.smoothing},
         reduction=reduction, with_grad=with_grad,
     )  # fmt: skip
 
 
+@keyword_hints
 @document(INFO)
 def binary_cross_entropy(
     y_true: Array,

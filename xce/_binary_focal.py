@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from . import _pipeline as pipeline
 from ._docs import document
+from ._hints import keyword_hints
 from ._table import loss_info
 from ._types import Array, Reduction, Validate
-from ._validation import check_gamma, scalar_alpha
 
 __all__ = ["binary_focal_cross_entropy", "loss_and_gradient"]
 
@@ -33,17 +33,17 @@ def loss_and_gradient(
         y_true, y_pred, from_logits=from_logits, sample_weight=sample_weight, where=where,
         reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,
     )  # fmt: skip
-    check_gamma(gamma)
     options = {
-        "gamma": gamma,
-        "alpha": None if alpha is None else scalar_alpha(alpha),
-        "smoothing": label_smoothing,
+        "gamma": pipeline.option(inputs, gamma, "gamma"),
+        "alpha": pipeline.option(inputs, alpha, "alpha"),
+        "smoothing": inputs.smoothing,
     }
     return pipeline.evaluate(
         INFO, inputs, options=options, reduction=reduction, with_grad=with_grad
     )
 
 
+@keyword_hints
 @document(INFO)
 def binary_focal_cross_entropy(
     y_true: Array,

@@ -5,13 +5,21 @@ from __future__ import annotations
 from . import _pipeline as pipeline
 from ._array_api import is_array_api_obj
 from ._docs import document
+from ._hints import keyword_hints
 from ._table import loss_info
 from ._types import Array, Reduction, Validate
-from ._validation import alpha_array, check_gamma
+from ._validation import class_alpha_array
 
 __all__ = ["categorical_focal_cross_entropy", "loss_and_gradient"]
 
 INFO = loss_info("categorical_focal_cross_entropy")
+
+
+def _scalar(alpha: object) -> bool:
+    """``None``, a number or a 0-d array: a hyperparameter, not one weight per class."""
+    if is_array_api_obj(alpha):
+        return alpha.ndim == 0
+    return not isinstance(alpha, (list, tuple))
 
 
 def loss_and_gradient(
@@ -35,19 +43,22 @@ def loss_and_gradient(
         y_true, y_pred, loss_name=INFO.name, from_logits=from_logits, axis=axis,
         class_weight=None, sample_weight=sample_weight, where=where, reduction=reduction,
         label_smoothing=label_smoothing, eps=eps, validate=validate,
-        arrays={"alpha": alpha if is_array_api_obj(alpha) else None},
+        arrays={"alpha": None if _scalar(alpha) else alpha},
     )  # fmt: skip
-    check_gamma(gamma)
+    per_class = inputs.arrays["alpha"]
     options = {
-        "gamma": gamma,
-        "alpha": alpha_array(inputs.xp, alpha, inputs.n_classes, inputs.dtype),
-        "smoothing": label_smoothing,
+        "gamma": pipeline.option(inputs, gamma, "gamma"),
+        "alpha": pipeline.option(inputs, alpha, "alpha")
+        if per_class is None
+        else class_alpha_array(inputs.xp, per_class, inputs.n_classes, inputs.dtype),
+        "smoothing": inputs.smoothing,
     }
     return pipeline.evaluate(
         INFO, inputs, options=options, reduction=reduction, with_grad=with_grad
     )
 
 
+@keyword_hints
 @document(INFO)
 def categorical_focal_cross_entropy(
     y_true: Array,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from . import _pipeline as pipeline
 from ._docs import document
+from ._hints import keyword_hints
 from ._table import loss_info
 from ._types import Array, Reduction, Validate
-from ._validation import check_epsilon
 
 __all__ = ["loss_and_gradient", "poly1_cross_entropy"]
 
@@ -35,17 +35,17 @@ def loss_and_gradient(
         class_weight=class_weight, sample_weight=sample_weight, where=where,
         reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,
     )  # fmt: skip
-    check_epsilon(epsilon)
     options = {
-        "epsilon": float(epsilon),
+        "epsilon": pipeline.option(inputs, epsilon, "epsilon"),
         "class_weight": inputs.class_weight,
-        "smoothing": label_smoothing,
+        "smoothing": inputs.smoothing,
     }
     return pipeline.evaluate(
         INFO, inputs, options=options, reduction=reduction, with_grad=with_grad
     )
 
 
+@keyword_hints
 @document(INFO)
 def poly1_cross_entropy(
     y_true: Array,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from . import _pipeline as pipeline
 from ._docs import document
+from ._hints import keyword_hints
 from ._table import loss_info
 from ._types import Array, Reduction, Validate
 
@@ -44,11 +45,12 @@ def loss_and_gradient(
         validate=validate,
     )  # fmt: skip
     return pipeline.evaluate(
-        INFO, inputs, options={"class_weight": inputs.class_weight, "smoothing": label_smoothing},
+        INFO, inputs, options={"class_weight": inputs.class_weight, "smoothing": inputs.smoothing},
         reduction=reduction, with_grad=with_grad,
     )  # fmt: skip
 
 
+@keyword_hints
 @document(INFO)
 def sparse_categorical_cross_entropy(
     y_true: Array,

@@ -8,7 +8,6 @@ Every message names the argument and says how to fix the call.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 from ._array_api import (
@@ -27,12 +26,9 @@ from ._array_api import (
 __all__ = [
     "FROM_LOGITS_HINT",
     "REDUCTIONS",
-    "alpha_array",
     "batch_array",
     "check_class_count",
-    "check_epsilon",
     "check_floating",
-    "check_gamma",
     "check_ignore_index",
     "check_label_dtype",
     "check_label_shape",
@@ -42,12 +38,13 @@ __all__ = [
     "check_target_dtype",
     "check_unit_interval",
     "check_where",
+    "class_alpha_array",
     "class_weight_array",
     "namespace_of",
     "normalise_axis",
     "pos_weight_array",
     "read_flag",
-    "scalar_alpha",
+    "shapes_match",
     "values_checked",
 ]
 
@@ -86,33 +83,19 @@ def namespace_of(**arrays):
     return xp
 
 
-def check_options(*, reduction, label_smoothing, validate, eps):
+def check_options(*, reduction, validate):
     if reduction not in REDUCTIONS:
         raise ValueError(
             f"reduction={reduction!r} is not supported; use one of {', '.join(REDUCTIONS)}"
         )
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
-        raise TypeError(
-            "label_smoothing must be a Python float in [0, 1], got "
-            f"{type(label_smoothing).__name__}"
-        )
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing={label_smoothing!r} must lie in [0, 1]")
     if not (validate is True or validate is False or validate == "auto"):
         raise ValueError(f"validate={validate!r} must be 'auto', True or False")
-    if eps is not None:
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-            raise TypeError(f"eps must be a Python float or None, got {type(eps).__name__}")
-        if not 0.0 <= eps < 0.5:
-            raise ValueError(f"eps={eps!r} must lie in [0, 0.5) (None picks the dtype's epsilon)")
 
 
-def check_floating(xp, x, name):
+def check_floating(xp, x, name, hint=""):
     if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(
-            f"{name} must have a real floating dtype, got {x.dtype}; cast it with "
-            f"astype(..., float32) (integer predictions are always a mistake)"
-        )
+        advice = "; cast it with astype(..., float32) (integer predictions are always a mistake)"
+        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}" + (hint or advice))
 
 
 def check_target_dtype(xp, y, name):
@@ -147,8 +130,17 @@ def check_class_count(n_classes, loss_name):
         )
 
 
+def shapes_match(a, b) -> bool:
+    """Shape equality where an unknown size (Dask's NaN after boolean indexing, None) matches
+    any size: it cannot be compared before the data exists, and ``nan != nan``."""
+    a, b = tuple(a), tuple(b)
+    return len(a) == len(b) and all(
+        m == n or m is None or n is None or m != m or n != n for m, n in zip(a, b, strict=True)
+    )
+
+
 def check_same_shape(y_true, y_pred, *, hint=""):
-    if tuple(y_true.shape) != tuple(y_pred.shape):
+    if not shapes_match(y_true.shape, y_pred.shape):
         raise ValueError(
             f"y_true has shape {tuple(y_true.shape)} but y_pred has shape "
             f"{tuple(y_pred.shape)}; they must match exactly (xce never broadcasts targets)"
@@ -163,13 +155,28 @@ def check_ignore_index(ignore_index):
         raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__}")
 
 
+def _other_class_axis(y_true, y_pred, axis):
+    """The axis k ≠ ``axis`` such that y_pred's shape without k is y_true's, or None."""
+    shape = tuple(y_pred.shape)
+    for k in range(len(shape)):
+        if k != axis and shapes_match(y_true.shape, shape[:k] + shape[k + 1 :]):
+            return k
+    return None
+
+
 def check_label_shape(y_true, y_pred, axis, batch):
-    if tuple(y_true.shape) == batch:
+    if shapes_match(y_true.shape, batch):
         return
-    if tuple(y_true.shape) == tuple(y_pred.shape):
+    other = _other_class_axis(y_true, y_pred, axis)
+    if shapes_match(y_true.shape, y_pred.shape):
         hint = "it has y_pred's shape: one-hot or soft targets go to categorical_cross_entropy"
-    elif tuple(y_true.shape) == (*batch, 1):
+    elif shapes_match(y_true.shape, (*batch, 1)):
         hint = "drop its trailing axis of length 1 (xce never broadcasts labels)"
+    elif other is not None:
+        hint = (
+            f"did you mean axis={other}? With y_pred of shape (N, C, d1, ...), as torch "
+            "lays it out, the classes are axis 1"
+        )
     else:
         hint = "one integer label per sample"
     raise ValueError(
@@ -193,7 +200,7 @@ def batch_array(xp, a, name, batch_shape, dtype=None):
             f"{name} must be an array of the same library as y_pred, got {type(a).__name__}"
         )
     shape, batch_shape = tuple(a.shape), tuple(batch_shape)
-    if shape != batch_shape[: len(shape)]:
+    if not shapes_match(shape, batch_shape[: len(shape)]):
         raise ValueError(
             f"{name} has shape {shape}, which is neither () nor a leading part of the "
             f"per-sample loss shape {batch_shape}; give it shape {batch_shape} (or a prefix "
@@ -299,39 +306,9 @@ FROM_LOGITS_HINT = (
 )
 
 
-# The focusing and polynomial losses' hyperparameters.
-
-
-def check_gamma(gamma):
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
-        raise TypeError(f"gamma must be a Python float ≥ 0, got {type(gamma).__name__}")
-    if not (gamma >= 0 and math.isfinite(gamma)):
-        raise ValueError(f"gamma={gamma!r} must be a finite number ≥ 0 (0 gives cross entropy)")
-
-
-def scalar_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(
-            f"alpha must be None, a Python float in [0, 1] or an array, got {type(alpha).__name__}"
-        )
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha={alpha!r} must lie in [0, 1]")
-    return float(alpha)
-
-
-def check_epsilon(epsilon):
-    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
-        raise TypeError(f"epsilon must be a Python float, got {type(epsilon).__name__}")
-    if not math.isfinite(epsilon):
-        raise ValueError(f"epsilon={epsilon!r} must be finite")
-
-
-def alpha_array(xp, alpha, n_classes, dtype):
-    if alpha is None:
-        return None
-    if not is_array_api_obj(alpha):
-        return scalar_alpha(alpha)
-    if tuple(alpha.shape) not in ((), (n_classes,)):
+def class_alpha_array(xp, alpha, n_classes, dtype):
+    """A per-class ``alpha`` of shape (C,), cast; a scalar alpha is a hyperparameter."""
+    if tuple(alpha.shape) != (n_classes,):
         raise ValueError(
             f"alpha has shape {tuple(alpha.shape)}; give a scalar or one weight per class, "
             f"shape ({n_classes},)"

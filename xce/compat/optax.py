@@ -33,7 +33,6 @@ Deliberate divergences (where Optax returns NaN or a silently wrong number):
 from __future__ import annotations
 
 import math
-import numbers
 
 import xce
 
@@ -186,15 +185,6 @@ def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     return xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
 
 
-def _number(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        try:
-            return float(value)  # an eager 0-d array
-        except TypeError:
-            raise TypeError(f"{name} must be a Python number, got {type(value).__name__}") from None
-    return float(value)
-
-
 def sigmoid_focal_loss(
     logits: Array, labels: Array, alpha: float | None = None, gamma: float = 2.0
 ) -> Array:
@@ -214,8 +204,7 @@ def sigmoid_focal_loss(
     xp = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     return xce.binary_focal_cross_entropy(
-        labels, logits, from_logits=True, gamma=_number(gamma, "gamma"),
-        alpha=None if alpha is None else _number(alpha, "alpha"), reduction="none",
+        labels, logits, from_logits=True, gamma=gamma, alpha=alpha, reduction="none",
     )  # fmt: skip
 
 
@@ -243,7 +232,7 @@ def poly_loss_cross_entropy(
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
     return xce.poly1_cross_entropy(
-        y, x, from_logits=True, epsilon=_number(epsilon, "epsilon"), where=rows,
+        y, x, from_logits=True, epsilon=epsilon, where=rows,
         reduction="none",
     )  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._value_checks import ROW_SUM_FLOOR, ROW_SUM_ULPS
 from .. import _config
 from ._row_ops import flat_scale, row_sums, rows_of, scale_rows
 from ._threads import empty_clear_of, rows_per_block, scratch_for, spread
@@ -15,6 +16,13 @@ __all__ = ["sigmoid_bce", "softmax_ce_soft"]
 
 def _in_unit_interval(a):
     return np.minimum.reduce(a, axis=None) >= 0 and np.maximum.reduce(a, axis=None) <= 1
+
+
+def _rows_sum_to_one(a):
+    """Every row sums to 1 within the shared tolerance, or to 0 (no target)."""
+    total = row_sums(a)
+    tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * float(np.finfo(a.dtype).eps))
+    return bool(np.all((np.abs(total - 1) <= tolerance) | (total == 0)))
 
 
 def _generic_block(generic, x, y, loss, grad, scale, lo, hi):
@@ -35,15 +43,17 @@ def _generic_block(generic, x, y, loss, grad, scale, lo, hi):
     return block_loss
 
 
-def _run_guarded(fast_block, flat_y, check_targets, step):
+def _run_guarded(fast_block, flat_y, check_targets, step, *, rows=False):
     """Run ``fast_block(lo, hi)`` over row blocks of ``step`` rows on every thread, warnings
     off (a block with a non-finite result is redone by the generic kernel). With
-    ``check_targets`` a block whose targets leave [0, 1] (or hold NaN) is skipped; returns
-    whether every block ran."""
+    ``check_targets`` a block whose targets leave [0, 1] (or hold NaN), or with ``rows`` also
+    a row whose sum is neither 1 nor 0 (a multi-hot row), is skipped; returns whether every
+    block ran. The check reads each block while it is in cache."""
     outside = []
 
     def block(lo, hi):
-        if check_targets and not _in_unit_interval(flat_y[lo:hi]):
+        yb = flat_y[lo:hi]
+        if check_targets and not (_in_unit_interval(yb) and (not rows or _rows_sum_to_one(yb))):
             outside.append(lo)
             return
         with np.errstate(all="ignore"):
@@ -62,7 +72,7 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     cancelling. Unlike the labels kernel every row is shifted: an unshifted Σ wq·x would lose
     a confident row's small loss to rounding. ``generic`` (the agnostic kernel) takes the
     blocks whose loss is not finite. With ``check_targets`` each block first checks that its
-    targets lie in [0, 1]; if one does not, the result is ``None``.
+    targets lie in [0, 1] and each row sums to 1 (or 0); if one does not, the result is ``None``.
     """
     n_classes = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_classes), y.reshape(-1, n_classes)
@@ -100,7 +110,7 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
             scale_rows(z, rows_of(scale, lo, hi))
 
     step = rows_per_block(n_classes, x.itemsize, _config.SMALL_BLOCK_BYTES)
-    if not _run_guarded(fast_block, flat_y, check_targets, step):
+    if not _run_guarded(fast_block, flat_y, check_targets, step, rows=True):
         return None
     return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
 
