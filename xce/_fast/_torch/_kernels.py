@@ -50,8 +50,12 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
     On the CPU, rows whose loss is not finite (an infinite or NaN logit) are redone by
     ``generic``, the agnostic kernel: torch's log-softmax makes a whole row NaN when one of its
     logits is +inf, where xce's rule gives +inf (the label's logit finite), as on every other
-    backend. GPU tensors are not checked (the check would wait for the device).
+    backend. GPU tensors are not checked (the check would wait for the device). Class weights
+    that autograd records go to ``generic`` whole: torch's ``nll_loss`` is not differentiable
+    with respect to its ``weight``.
     """
+    if generic is not None and recording(class_weight):
+        return generic(x, labels, with_grad=with_grad, grad_scale=grad_scale)
     n_classes = x.shape[-1]
     flat_x = x.reshape(-1, n_classes)
     flat_labels = labels.reshape(-1)
