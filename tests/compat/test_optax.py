@@ -272,3 +272,37 @@ def test_out_of_range_label(env):
 def test_logits_are_never_broadcast_up(env):
     with pytest.raises(ValueError, match="broadcast"):
         compat.sigmoid_binary_cross_entropy(env.array(np.zeros((3, 1))), env.array(np.zeros(3)))
+
+
+def test_traced_hyperparameters_under_jit_vmap_and_grad(backend, optax_peer):
+    # Optax's users jit, vmap and differentiate over gamma, alpha and epsilon.
+    if backend != "jax":
+        pytest.skip("jax.jit / vmap / grad over a hyperparameter apply to JAX arrays")
+    import jax
+    import jax.numpy as jnp
+
+    losses = optax_peer.losses
+    x = jnp.asarray([[1.0, 2.0, 0.5, -1.0], [0.3, -1.0, 3.0, 0.2]])
+    y = jnp.asarray([[0.0, 1.0, 0.0, 0.0], [0.2, 0.3, 0.4, 0.1]])
+    cases = [
+        ("gamma", 1.5, lambda fn, v: fn(x, y, alpha=0.25, gamma=v),
+         compat.sigmoid_focal_loss, losses.sigmoid_focal_loss),
+        ("alpha", 0.3, lambda fn, v: fn(x, y, alpha=v, gamma=2.0),
+         compat.sigmoid_focal_loss, losses.sigmoid_focal_loss),
+        ("epsilon", 1.5, lambda fn, v: fn(x, y, epsilon=v),
+         compat.poly_loss_cross_entropy, losses.poly_loss_cross_entropy),
+    ]  # fmt: skip
+    for name, value, call, mine, theirs in cases:
+
+        def total(v, fn, call=call):
+            return jnp.sum(call(fn, v))
+
+        v = jnp.asarray(value)
+        np.testing.assert_allclose(jax.jit(total, static_argnums=1)(v, mine), total(v, theirs),
+                                   rtol=1e-12, err_msg=name)  # fmt: skip
+        values = jnp.asarray([0.5 * value, value])
+        np.testing.assert_allclose(jax.vmap(lambda u, c=call, f=mine: c(f, u))(values),
+                                   jax.vmap(lambda u, c=call, f=theirs: c(f, u))(values),
+                                   rtol=1e-12, err_msg=name)  # fmt: skip
+        np.testing.assert_allclose(jax.grad(total)(v, mine), jax.grad(total)(v, theirs),
+                                   rtol=1e-10, atol=1e-12, err_msg=name)  # fmt: skip

@@ -103,7 +103,7 @@ def binary_crossentropy(
     xp = _arrays(y_true, y_pred)
     per_output = xce.binary_cross_entropy(
         y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing,
-        eps=EPSILON, reduction="none",
+        eps=EPSILON, reduction="none", validate=checked(y_true, y_pred),
     )  # fmt: skip
     return xp.mean(per_output, axis=axis)
 
@@ -136,7 +136,7 @@ def categorical_crossentropy(
         eps = 0.0  # clipped above, to Keras's bounds
     return xce.categorical_cross_entropy(
         y_true, y_pred, from_logits=from_logits, axis=axis, label_smoothing=label_smoothing,
-        eps=eps, reduction="none",
+        eps=eps, reduction="none", validate=False,  # Keras takes any targets; y_pred: above
     )  # fmt: skip
 
 
@@ -225,6 +225,7 @@ def binary_focal_crossentropy(
     per_output = xce.binary_focal_cross_entropy(
         y_true, y_pred, gamma=gamma, alpha=alpha if apply_class_balancing else None,
         label_smoothing=label_smoothing, eps=EPSILON, reduction="none",
+        validate=checked(y_true, y_pred),
     )  # fmt: skip
     return xp.mean(per_output, axis=axis)
 
@@ -268,7 +269,7 @@ def categorical_focal_crossentropy(
         alpha = xp.astype(alpha, y_pred.dtype, copy=False)
     return xce.categorical_focal_cross_entropy(
         y_true, y_pred, axis=axis, gamma=gamma, alpha=alpha, label_smoothing=label_smoothing,
-        eps=0.0, reduction="none",
+        eps=0.0, reduction="none", validate=False,  # Keras takes any targets; y_pred: above
     )  # fmt: skip
 
 

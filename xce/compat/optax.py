@@ -11,8 +11,9 @@ per-example losses, unreduced, computed by the xce core:
 - ``labels`` broadcast to the shape of ``logits``; the result has ``logits``' shape without
   the class axes (element-wise losses: ``logits``' shape).
 
-On JAX arrays every function works under ``jax.jit`` and ``jax.grad`` (no value is read); on
-torch tensors, under autograd.
+On JAX arrays every function works under ``jax.jit`` and ``jax.grad`` (no value is read), and
+``alpha``, ``gamma`` and ``epsilon`` may be traced (``jit``, ``vmap``, ``grad`` over them), as
+in Optax; on torch tensors, under autograd.
 
 Deliberate divergences (where Optax returns NaN or a silently wrong number):
 
@@ -23,10 +24,10 @@ Deliberate divergences (where Optax returns NaN or a silently wrong number):
   array-api-strict, CPU torch); NaN in that example elsewhere (Optax: NaN, or -1 silently
   read as the last class). A label whose class is masked out by ``where`` gives +inf (Optax
   subtracts a logit that is not in the softmax).
-- Labels outside [0, 1] and negative KL targets: ``ValueError`` on eager host data.
+- Binary labels outside [0, 1] and negative KL targets: ``ValueError`` on eager host data.
+  Soft labels are taken as given, as Optax does (any real values, rows of any sum).
 - ``labels`` must broadcast to ``logits``' shape: ``logits`` are never broadcast up to the
   labels' shape ((N, 1) logits with (N,) labels is an error, not an (N, N) result).
-- ``alpha``, ``gamma`` and ``epsilon`` are Python numbers (Optax also takes arrays).
 - float16 / bfloat16 inputs are computed in float32.
 """
 
@@ -119,7 +120,9 @@ def softmax_cross_entropy(
     xp = _prepared(logits, labels, where)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
-    return xce.categorical_cross_entropy(y, x, from_logits=True, where=rows, reduction="none")
+    return xce.categorical_cross_entropy(
+        y, x, from_logits=True, where=rows, reduction="none", validate=False
+    )
 
 
 def softmax_cross_entropy_with_integer_labels(
@@ -165,7 +168,9 @@ def safe_softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     """
     xp = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
-    return xce.categorical_cross_entropy(labels, logits, from_logits=True, reduction="none")
+    return xce.categorical_cross_entropy(
+        labels, logits, from_logits=True, reduction="none", validate=False
+    )
 
 
 def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
@@ -182,7 +187,9 @@ def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     """
     xp = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
-    return xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
+    return xce.binary_cross_entropy(
+        labels, logits, from_logits=True, reduction="none", validate=checked(labels, logits)
+    )
 
 
 def sigmoid_focal_loss(
@@ -205,6 +212,7 @@ def sigmoid_focal_loss(
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     return xce.binary_focal_cross_entropy(
         labels, logits, from_logits=True, gamma=gamma, alpha=alpha, reduction="none",
+        validate=checked(labels, logits),
     )  # fmt: skip
 
 
@@ -232,8 +240,7 @@ def poly_loss_cross_entropy(
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
     return xce.poly1_cross_entropy(
-        y, x, from_logits=True, epsilon=epsilon, where=rows,
-        reduction="none",
+        y, x, from_logits=True, epsilon=epsilon, where=rows, reduction="none", validate=False,
     )  # fmt: skip
 
 

@@ -34,7 +34,7 @@ import xce
 
 from .._types import Array
 from .._validation import check_same_shape
-from ._common import as_array, broadcast_to, namespace_of
+from ._common import as_array, broadcast_to, checked, namespace_of
 
 __all__ = [
     "sigmoid_cross_entropy_with_logits",
@@ -56,7 +56,9 @@ def sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
     >>> tf.sigmoid_cross_entropy_with_logits(np.array([1.0, 0.0]), np.array([2.0, -1.0]))
     array([0.12692801, 0.31326169])
     """
-    return xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")
+    return xce.binary_cross_entropy(
+        labels, logits, from_logits=True, reduction="none", validate=checked(labels, logits)
+    )
 
 
 def weighted_cross_entropy_with_logits(
@@ -86,7 +88,7 @@ def weighted_cross_entropy_with_logits(
     # Element-wise: flattened, every broadcast shape of pos_weight is one weight per element.
     loss = xce.binary_cross_entropy(
         xp.reshape(labels, flat), xp.reshape(logits, flat), from_logits=True,
-        pos_weight=xp.reshape(q, flat), reduction="none",
+        pos_weight=xp.reshape(q, flat), reduction="none", validate=checked(labels, logits),
     )  # fmt: skip
     return xp.reshape(loss, shape)
 
@@ -110,7 +112,7 @@ def softmax_cross_entropy_with_logits(labels: Array, logits: Array, axis: int = 
     array([0.46436878])
     """
     return xce.categorical_cross_entropy(
-        labels, logits, from_logits=True, axis=axis, reduction="none"
+        labels, logits, from_logits=True, axis=axis, reduction="none", validate=False
     )
 
 

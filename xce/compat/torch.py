@@ -130,7 +130,7 @@ def cross_entropy(
         return divide_or_nan(xp, *out) if reduction == "mean" else out
     per_sample = xce.categorical_cross_entropy(
         target, input, from_logits=True, axis=axis, class_weight=weight,
-        label_smoothing=label_smoothing, reduction="none",
+        label_smoothing=label_smoothing, reduction="none", validate=False,  # any targets
     )  # fmt: skip
     if reduction == "none":
         return per_sample
@@ -247,7 +247,9 @@ def binary_cross_entropy(
         check_unit_interval(xp, target, "target", " (binary targets are 0/1 or in between)")
     # The two logs separately (xce's loss with targets 1 and 0, unclipped), so that each can
     # be clamped at -100 as PyTorch does; the first call checks that input lies in [0, 1].
-    neg_log_p = xce.binary_cross_entropy(xp.ones_like(input), input, eps=0.0, reduction="none")
+    neg_log_p = xce.binary_cross_entropy(
+        xp.ones_like(input), input, eps=0.0, reduction="none", validate=checked(input, target)
+    )
     neg_log_not_p = xce.binary_cross_entropy(
         xp.zeros_like(input), input, eps=0.0, reduction="none", validate=False
     )
@@ -293,7 +295,7 @@ def binary_cross_entropy_with_logits(
         xp.reshape(target, flat), xp.reshape(input, flat), from_logits=True,
         pos_weight=None if pw is None else xp.reshape(pw, flat),
         sample_weight=None if w is None else xp.reshape(w, flat),
-        reduction="none" if reduction == "none" else "sum",
+        reduction="none" if reduction == "none" else "sum", validate=checked(input, target),
     )  # fmt: skip
     if reduction == "none":
         return xp.reshape(loss, shape)
