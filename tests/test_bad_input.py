@@ -600,17 +600,17 @@ def test_unchecked_label_with_extra_dims(loss, validate, backend, xp, dtype, mak
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("validate", [False, "auto"])
 @pytest.mark.parametrize("what", ["probability", "target"])
-def test_unchecked_value_outside_unit_interval_is_not_checked(loss, what, validate, backend, make):
-    """Where values are not read, probabilities and targets outside [0, 1] are not checked
-    (the support tables' "not checked"): no error, and the other rows stay exact. (Out-of-range
-    labels are NaN entries instead: tested above.)"""
+def test_unchecked_value_outside_unit_interval_is_nan(loss, what, validate, backend, make):
+    """Where values are not read (validate="auto" on lazy or device data), probabilities and
+    targets outside [0, 1] make their entries NaN (the support tables' "NaN entry"), never a
+    clipped number; validate=False reads and poisons nothing. The other rows stay exact."""
     if validate not in _unchecked_cases(backend):
         pytest.skip(f"{backend}: validate={validate!r} checks the values (tested above)")
     if what == "target" and loss.target == "labels":
         pytest.skip("labels are integers: their range is the class count (tested above)")
     row = {r[0]: r[2] for r in support_table(loss.info)}[backend]
     if validate == "auto":
-        assert "not checked" in row, row
+        assert "NaN entry" in row, row
     fn, y, _ = _valid_call(loss, make)
     p = _probs(N, _class_count(loss))
     y = to_numpy(y).copy()
@@ -623,6 +623,9 @@ def test_unchecked_value_outside_unit_interval_is_not_checked(loss, what, valida
     y_seen = to_numpy(y_true) if loss.target == "labels" else seen(y_true)
     expected = loss.expected(y_seen[:1], seen(y_pred)[:1], reduction="none")
     np.testing.assert_allclose(out[:1], expected, rtol=2e-5, atol=2e-6)
+    if validate == "auto":  # validate=False: the formula on the values as given
+        broken = (out[1, 0], out[2, 1]) if loss.target == "binary" else (out[1], out[2])
+        assert np.isnan(broken).all()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
 from ._table import loss_info
-from ._types import Array, Reduction, Validate
+from ._types import Array, Reduction, Scalar, Validate
 from ._validation import pos_weight_array
 
 __all__ = ["binary_cross_entropy", "loss_and_gradient"]
@@ -21,10 +21,10 @@ def loss_and_gradient(
     from_logits: bool,
     pos_weight: float | Array | None,
     sample_weight: Array | None,
-    label_smoothing: float,
+    label_smoothing: Scalar,
     where: Array | None,
     reduction: Reduction,
-    eps: float | None,
+    eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
@@ -60,10 +60,10 @@ def binary_cross_entropy(
     from_logits: bool = False,
     pos_weight: float | Array | None = None,
     sample_weight: Array | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
-    eps: float | None = None,
+    eps: Scalar | None = None,
     validate: Validate = "auto",
 ) -> Array:
     """Binary (sigmoid) cross entropy, element-wise: binary and multi-label targets.
@@ -98,7 +98,8 @@ def binary_cross_entropy(
     ValueError
         Shapes differ, a weight's shape breaks the prefix rule, unknown ``reduction``,
         ``label_smoothing`` outside [0, 1]; on checked data, ``y_true`` or probability
-        ``y_pred`` outside [0, 1] (the message suggests ``from_logits=True``).
+        ``y_pred`` outside [0, 1] (the message suggests ``from_logits=True``); unchecked,
+        such entries are NaN.
 
     Examples
     --------

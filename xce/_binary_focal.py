@@ -6,7 +6,7 @@ from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
 from ._table import loss_info
-from ._types import Array, Reduction, Validate
+from ._types import Array, Reduction, Scalar, Validate
 
 __all__ = ["binary_focal_cross_entropy", "loss_and_gradient"]
 
@@ -18,13 +18,13 @@ def loss_and_gradient(
     y_pred: Array,
     *,
     from_logits: bool,
-    gamma: float,
-    alpha: float | None,
+    gamma: Scalar,
+    alpha: Scalar | None,
     sample_weight: Array | None,
-    label_smoothing: float,
+    label_smoothing: Scalar,
     where: Array | None,
     reduction: Reduction,
-    eps: float | None,
+    eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
@@ -50,13 +50,13 @@ def binary_focal_cross_entropy(
     y_pred: Array,
     *,
     from_logits: bool = False,
-    gamma: float = 2.0,
-    alpha: float | None = None,
+    gamma: Scalar = 2.0,
+    alpha: Scalar | None = None,
     sample_weight: Array | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
-    eps: float | None = None,
+    eps: Scalar | None = None,
     validate: Validate = "auto",
 ) -> Array:
     """Binary focal cross entropy (Lin et al., 2017), element-wise: binary and multi-label.
@@ -83,9 +83,9 @@ def binary_focal_cross_entropy(
         Probabilities, or logits with ``from_logits=True``. Real floating dtype.
     from_logits : bool, default False
         Whether ``y_pred`` holds logits.
-    gamma : float, default 2.0
+    gamma : float or 0-d array, default 2.0
         γ ≥ 0, the focusing exponent.
-    alpha : float, optional
+    alpha : float or 0-d array, optional
         α in [0, 1], the weight of the positive outcome (1 - α for the negative one), as in
         Keras's ``apply_class_balancing`` and Optax's ``alpha``. It does not enter the
         ``"mean"`` denominator.
@@ -98,7 +98,7 @@ def binary_focal_cross_entropy(
     ValueError
         Shapes differ, a weight's shape breaks the prefix rule, unknown ``reduction``,
         ``label_smoothing`` or ``alpha`` outside [0, 1], ``gamma`` < 0; on checked data,
-        ``y_true`` or probability ``y_pred`` outside [0, 1].
+        ``y_true`` or probability ``y_pred`` outside [0, 1]; unchecked, such entries are NaN.
 
     Examples
     --------

@@ -7,7 +7,7 @@ from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
 from ._table import loss_info
-from ._types import Array, Reduction, Validate
+from ._types import Array, Reduction, Scalar, Validate
 
 __all__ = ["categorical_cross_entropy", "loss_and_gradient"]
 
@@ -22,10 +22,10 @@ def loss_and_gradient(
     axis: int,
     class_weight: Array | None,
     sample_weight: Array | None,
-    label_smoothing: float,
+    label_smoothing: Scalar,
     where: Array | None,
     reduction: Reduction,
-    eps: float | None,
+    eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
@@ -58,10 +58,10 @@ def categorical_cross_entropy(
     axis: int = -1,
     class_weight: Array | None = None,
     sample_weight: Array | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
-    eps: float | None = None,
+    eps: Scalar | None = None,
     validate: Validate = "auto",
 ) -> Array:
     """Categorical (softmax) cross entropy against soft or one-hot targets.
@@ -96,7 +96,8 @@ def categorical_cross_entropy(
     ValueError
         Shapes differ, fewer than 2 classes, ``axis`` out of range, a weight's shape,
         unknown ``reduction``, ``label_smoothing`` outside [0, 1]; on checked data, targets
-        or probabilities outside [0, 1].
+        or probabilities outside [0, 1], or rows of either that do not sum to 1 (targets:
+        or 0). Unchecked, such rows are NaN.
 
     Examples
     --------

@@ -7,7 +7,7 @@ from ._array_api import is_array_api_obj
 from ._docs import document
 from ._hints import keyword_hints
 from ._table import loss_info
-from ._types import Array, Reduction, Validate
+from ._types import Array, Reduction, Scalar, Validate
 from ._validation import class_alpha_array
 
 __all__ = ["categorical_focal_cross_entropy", "loss_and_gradient"]
@@ -18,7 +18,7 @@ INFO = loss_info("categorical_focal_cross_entropy")
 def _scalar(alpha: object) -> bool:
     """``None``, a number or a 0-d array: a hyperparameter, not one weight per class."""
     if is_array_api_obj(alpha):
-        return alpha.ndim == 0
+        return getattr(alpha, "ndim", None) == 0
     return not isinstance(alpha, (list, tuple))
 
 
@@ -28,13 +28,13 @@ def loss_and_gradient(
     *,
     from_logits: bool,
     axis: int,
-    gamma: float,
+    gamma: Scalar,
     alpha: float | Array | None,
     sample_weight: Array | None,
-    label_smoothing: float,
+    label_smoothing: Scalar,
     where: Array | None,
     reduction: Reduction,
-    eps: float | None,
+    eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
@@ -66,13 +66,13 @@ def categorical_focal_cross_entropy(
     *,
     from_logits: bool = False,
     axis: int = -1,
-    gamma: float = 2.0,
+    gamma: Scalar = 2.0,
     alpha: float | Array | None = None,
     sample_weight: Array | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
-    eps: float | None = None,
+    eps: Scalar | None = None,
     validate: Validate = "auto",
 ) -> Array:
     """Categorical focal cross entropy against soft or one-hot targets.
@@ -100,7 +100,7 @@ def categorical_focal_cross_entropy(
         Whether ``y_pred`` holds logits.
     axis : int, default -1
         The class axis: -1 for (N, C) or (N, T, C), 1 for (N, C, d1, ..., dk).
-    gamma : float, default 2.0
+    gamma : float or 0-d array, default 2.0
         γ ≥ 0, the focusing exponent.
     alpha : float or array of shape (C,), optional
         α_c, a balancing weight per class (one float for all), as Keras's ``alpha``. Unlike
@@ -115,7 +115,8 @@ def categorical_focal_cross_entropy(
     ValueError
         Shapes differ, fewer than 2 classes, ``axis`` out of range, an ``alpha`` or weight
         shape, unknown ``reduction``, ``label_smoothing`` outside [0, 1], ``gamma`` < 0; on
-        checked data, targets or probabilities outside [0, 1].
+        checked data, targets or probabilities outside [0, 1], or rows of either that do not
+        sum to 1 (targets: or 0). Unchecked, such rows are NaN.
 
     Examples
     --------

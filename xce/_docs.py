@@ -15,14 +15,15 @@ __all__ = ["document", "support_table_markdown", "support_table_rst"]
 F = TypeVar("F", bound=Callable)
 
 _COMMON = """
-    sample_weight : array, optional
+    sample_weight : array, number or NumPy array, optional
         Weight sᵢ of each entry of the per-sample loss. Shape ``()`` or a *leading prefix* of
         the per-sample loss shape ``S``, repeated over the trailing dimensions: with ``S =
         (N, T)`` a shape ``(N,)`` weights whole sequences and ``(N, T)`` single tokens. Shapes
         are matched from the left, never broadcast from the right: ``(N, 1)`` against
         ``S = (N,)`` is an error, not an ``(N, N)`` matrix.
-    label_smoothing : float, default 0.0
-        ε in [0, 1].
+    label_smoothing : float or 0-d array, default 0.0
+        ε in [0, 1]. A 0-d array may be traced (``jax.jit``, ``vmap``, ``grad``) or require
+        grad; out of range there, the result is NaN.
     where : boolean array, optional
         Entries to include, same shape rule as ``sample_weight``. Excluded entries contribute
         nothing (loss 0 under ``"none"``, zero gradient), whatever their values.
@@ -32,15 +33,19 @@ _COMMON = """
         *unsmoothed* target (1 without class weights); a mean over nothing is 0.
         ``"sum_and_count"``: the pair (Σ sᵢ·ℓᵢ, Σ sᵢ·ωᵢ), to accumulate exact means over
         micro-batches or devices.
-    eps : float, optional
+    eps : float or 0-d array, optional
         Clipping for probability inputs (``from_logits=False``); ignored for logits. Default:
         the machine epsilon of the compute dtype (1.19e-7 in float32, 2.2e-16 in float64), the
         smallest clip that keeps 1 - eps distinct from 1, bounding each term by -log(eps)
         (≈ 15.9 in float32). ``eps=0.0`` disables clipping.
     validate : {"auto", True, False}, default "auto"
-        Check values (labels in range, probabilities in [0, 1]). ``"auto"`` checks where the
-        data is eager on the host (NumPy, array-api-strict, CPU torch) and skips lazy or
-        device data (JAX, Dask, CuPy, CUDA torch), where a read would sync or break tracing.
+        The value rules: labels in [0, C), probabilities and targets in [0, 1], rows of
+        probabilities and of soft targets summing to 1 (targets: or 0). ``"auto"`` raises
+        where the data is eager on the host (NumPy, array-api-strict, CPU torch); on lazy or
+        device data (JAX, Dask, CuPy, CUDA torch), where a read would sync or break tracing,
+        the entries that break a rule are NaN. ``True`` always reads and raises; ``False``
+        reads nothing (out-of-range labels still give NaN): the way to pass unnormalised
+        targets on purpose.
 
     Returns
     -------

@@ -6,7 +6,7 @@ from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
 from ._table import loss_info
-from ._types import Array, Reduction, Validate
+from ._types import Array, Reduction, Scalar, Validate
 
 __all__ = ["loss_and_gradient", "poly1_cross_entropy"]
 
@@ -19,13 +19,13 @@ def loss_and_gradient(
     *,
     from_logits: bool,
     axis: int,
-    epsilon: float,
+    epsilon: Scalar,
     class_weight: Array | None,
     sample_weight: Array | None,
-    label_smoothing: float,
+    label_smoothing: Scalar,
     where: Array | None,
     reduction: Reduction,
-    eps: float | None,
+    eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
@@ -53,13 +53,13 @@ def poly1_cross_entropy(
     *,
     from_logits: bool = False,
     axis: int = -1,
-    epsilon: float = 2.0,
+    epsilon: Scalar = 2.0,
     class_weight: Array | None = None,
     sample_weight: Array | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
-    eps: float | None = None,
+    eps: Scalar | None = None,
     validate: Validate = "auto",
 ) -> Array:
     """Poly-1 cross entropy (Leng et al., 2022): cross entropy plus ε₁·(1 - p_t).
@@ -87,7 +87,7 @@ def poly1_cross_entropy(
         Whether ``y_pred`` holds logits.
     axis : int, default -1
         The class axis: -1 for (N, C) or (N, T, C), 1 for (N, C, d1, ..., dk).
-    epsilon : float, default 2.0
+    epsilon : float or 0-d array, default 2.0
         ε₁, the coefficient of the polynomial term (the paper: 2 for ImageNet
         classification, -1 for detection); not the clipping ``eps``.
     class_weight : array, shape (C,), optional
@@ -102,7 +102,8 @@ def poly1_cross_entropy(
     ValueError
         Shapes differ, fewer than 2 classes, ``axis`` out of range, a weight's shape,
         unknown ``reduction``, ``label_smoothing`` outside [0, 1], a non-finite ``epsilon``;
-        on checked data, targets or probabilities outside [0, 1].
+        on checked data, targets or probabilities outside [0, 1], or rows of either that do
+        not sum to 1 (targets: or 0). Unchecked, such rows are NaN.
 
     Examples
     --------

@@ -7,7 +7,7 @@ from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
 from ._table import loss_info
-from ._types import Array, Reduction, Validate
+from ._types import Array, Reduction, Scalar, Validate
 
 __all__ = ["loss_and_gradient", "sparse_categorical_cross_entropy"]
 
@@ -23,10 +23,10 @@ def loss_and_gradient(
     ignore_index: int | None,
     class_weight: Array | None,
     sample_weight: Array | None,
-    label_smoothing: float,
+    label_smoothing: Scalar,
     where: Array | None,
     reduction: Reduction,
-    eps: float | None,
+    eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
@@ -61,10 +61,10 @@ def sparse_categorical_cross_entropy(
     ignore_index: int | None = None,
     class_weight: Array | None = None,
     sample_weight: Array | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
-    eps: float | None = None,
+    eps: Scalar | None = None,
     validate: Validate = "auto",
 ) -> Array:
     """Categorical (softmax) cross entropy against integer class labels.
@@ -101,8 +101,9 @@ def sparse_categorical_cross_entropy(
     ValueError
         ``y_true``'s shape is not ``y_pred``'s without ``axis``, fewer than 2 classes, a
         weight's shape, unknown ``reduction``; on checked data, labels outside [0, C) (other
-        than ``ignore_index``) or probabilities outside [0, 1]. On unchecked data (JAX, Dask,
-        GPU, ``validate=False``) such a label makes its entry NaN: never a wrapped index.
+        than ``ignore_index``), probabilities outside [0, 1] or rows of them that do not sum
+        to 1. On unchecked data (JAX, Dask, GPU) such an entry is NaN, and with
+        ``validate=False`` an out-of-range label still is: never a wrapped index.
 
     Examples
     --------

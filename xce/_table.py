@@ -154,9 +154,10 @@ SUPPORT_COLUMNS = ("backend", "kernel", "bad values", "autodiff", "tested")
 
 def support_table(info: LossInfo) -> list[tuple[str, str, str, str, str]]:
     """Rows (backend, kernel, bad values, autodiff, tested) of the loss's backend support:
-    bad values raise where the backend's data is eager on the host; elsewhere an
-    out-of-range label makes its entry NaN, and targets or probabilities outside [0, 1] are
-    not checked. "tested" says where the conformance suite runs it."""
+    bad values raise where the backend's data is eager on the host; elsewhere (under
+    ``validate="auto"``) the entries that break the rule are NaN: an out-of-range label, a
+    target or probability outside [0, 1], a row of probabilities or soft targets whose sum is
+    not 1. "tested" says where the conformance suite runs it."""
     rows = []
     for backend in BACKENDS:
         kernel = KERNEL_KINDS[kernel_on(info, backend.name)]
@@ -167,9 +168,11 @@ def support_table(info: LossInfo) -> list[tuple[str, str, str, str, str]]:
         elif backend.values_read:
             bad = "raise"
         elif info.target == "labels":
-            bad = "bad label: NaN entry; probabilities not checked"
+            bad = "NaN entry (bad label or probability row)"
+        elif info.target == "soft":
+            bad = "NaN entry (bad target or probability row)"
         else:
-            bad = "not checked"
+            bad = "NaN entry (value outside [0, 1])"
         if backend.name in info.known_failures:
             bad = f"fails: {info.known_failures[backend.name]}"
         tested = "needs a GPU (not yet run)" if backend.gpu else "CI"

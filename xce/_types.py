@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["Array", "Namespace", "Reduction", "Validate"]
+__all__ = ["Array", "Namespace", "Reduction", "Scalar", "Validate"]
 
 Array: TypeAlias = Any
 Namespace: TypeAlias = Any
+# A scalar hyperparameter: a Python number or a 0-d array (maybe traced or requiring grad).
+Scalar: TypeAlias = float | Any
 Reduction: TypeAlias = Literal["mean", "sum", "none", "sum_and_count"]
 Validate: TypeAlias = Literal["auto"] | bool

@@ -138,7 +138,8 @@ def unchecked_bad(
 
 def _first_frame_outside_xce() -> int:
     """The ``stacklevel`` that points a warning at the caller's own line."""
-    frame, level = sys._getframe(1), 1
+    frame: Any = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     return level
