@@ -25,6 +25,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
+from ._agnostic import compute_dtype
 from ._array_api import (
     array_namespace,
     device,
@@ -51,8 +52,14 @@ def is_host_data(a: Any) -> bool:
     return is_numpy_array(a) or isinstance(a, (numbers.Number, list, tuple))
 
 
-def _convert(xp: Namespace, a: Any, name: str, on_device: Any) -> Array:
+def _convert(xp: Namespace, a: Any, name: str, on_device: Any, float_dtype: Any) -> Array:
+    """Host data as an array of ``xp`` on ``on_device``. NumPy arrays keep their dtype; Python
+    floats become ``float_dtype`` (y_pred's compute dtype), not the library's default (torch's
+    float32 would round float64 weights and targets)."""
     try:
+        if float_dtype is not None and not is_numpy_array(a):
+            if xp.isdtype(xp.asarray(a).dtype, "real floating"):
+                return xp.asarray(a, dtype=float_dtype, device=on_device)
         return xp.asarray(a, device=on_device)
     except (TypeError, ValueError) as error:
         raise TypeError(
@@ -78,10 +85,12 @@ def gather_arrays(
     xp = array_namespace(y_pred)
     on_device = device(y_pred)
     numpy_is_native = is_numpy_namespace(xp)
+    floats = xp.isdtype(y_pred.dtype, "real floating")
+    float_dtype = compute_dtype(xp, y_pred.dtype) if floats else None
     out: dict[str, Any] = {}
     for name, a in others.items():
         if a is not None and is_host_data(a) and not (numpy_is_native and is_numpy_array(a)):
-            a = _convert(xp, a, name, on_device)
+            a = _convert(xp, a, name, on_device, float_dtype)
         elif a is not None and not is_array_api_obj(a):
             raise TypeError(
                 f"{name} must be an array of y_pred's library, a NumPy array, a number or a "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..._value_checks import ROW_SUM_FLOOR, ROW_SUM_ULPS
 from .. import _config
 from ._chunks import chunks, empty_like
 
@@ -25,6 +26,7 @@ __all__ = [
     "in_unit_interval",
     "recording",
     "sigmoid_bce",
+    "soft_targets_fit",
     "softmax_ce_labels",
     "softmax_ce_soft",
 ]
@@ -34,6 +36,16 @@ def in_unit_interval(a):
     """Whether every entry of ``a`` lies in [0, 1] (NaN does not)."""
     lowest, highest = torch.aminmax(a)
     return bool(lowest >= 0) and bool(highest <= 1)  # NaN fails
+
+
+def soft_targets_fit(y):
+    """Whether soft targets (classes last) lie in [0, 1] and each row sums to 1 within the
+    shared tolerance, or to 0 (no target): a multi-hot row does not."""
+    if not in_unit_interval(y):
+        return False
+    total = y.sum(dim=-1)
+    tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * torch.finfo(y.dtype).eps)
+    return bool((((total - 1).abs() <= tolerance) | (total == 0)).all())
 
 
 def recording(*tensors):
@@ -177,10 +189,10 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     result is not finite (0·log 0 on a -inf logit with no target mass is NaN there, 0 here)
     the generic kernel redoes the rows. GPU tensors take the generic kernel (no host sync).
     With ``check_targets`` (CPU chunks only) the result is ``None`` if a chunk's targets leave
-    [0, 1], checked while the chunk is in cache.
+    [0, 1] or a row of them sums to neither 1 nor 0, checked while the chunk is in cache.
     """
     if check_targets and (not x.is_cpu or recording(x, y, class_weight)):
-        if not in_unit_interval(y):  # the chunks below check their own targets
+        if not soft_targets_fit(y):  # the chunks below check their own targets
             return None
     if not x.is_cpu:
         return generic(x, y, with_grad=with_grad, grad_scale=grad_scale)
@@ -198,7 +210,7 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     with torch.no_grad():
         for lo, hi in chunks(flat_x):
             xb, yb = flat_x[lo:hi], flat_y[lo:hi]
-            if check_targets and not in_unit_interval(yb):
+            if check_targets and not soft_targets_fit(yb):
                 return None
             if not with_grad:
                 chunk_loss = F.cross_entropy(xb, yb, **options)

@@ -11,7 +11,14 @@ import torch.nn.functional as F
 from ..._array_api import array_namespace
 from .. import _config
 from .._plain import generic_kernel, run_plain
-from ._kernels import in_unit_interval, recording, sigmoid_bce, softmax_ce_labels, softmax_ce_soft
+from ._kernels import (
+    in_unit_interval,
+    recording,
+    sigmoid_bce,
+    soft_targets_fit,
+    softmax_ce_labels,
+    softmax_ce_soft,
+)
 
 __all__ = ["plain_binary", "plain_soft", "plain_sparse"]
 
@@ -119,7 +126,7 @@ def plain_soft(y, x, *, reduction, with_grad):
         return None
 
     if x.ndim == 2 and x.numel() <= _config.TORCH_SMALL_ELEMENTS and not with_grad:
-        if not in_unit_interval(y):
+        if not soft_targets_fit(y):
             return None
         value = F.cross_entropy(x, y, reduction=reduction)
         # not finite: a -inf logit, where 0·log 0 is NaN there; the full path's rules decide
