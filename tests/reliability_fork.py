@@ -14,6 +14,8 @@ import os
 import sys
 
 os.environ["XCE_NUM_THREADS"] = "2"  # threads even on a one-CPU machine
+# The pool under test is the fast path's: on also in the suite's generic-path runs.
+os.environ.pop("XCE_DISABLE_FAST_PATHS", None)
 os.environ["XCE_PARALLEL_MIN_ELEMENTS"] = "1"
 
 import numpy as np
