@@ -338,3 +338,34 @@ def test_other_frameworks_keywords_are_named(loss, make):
         loss.fn(t, p, from_logit=True)
     with pytest.raises(TypeError, match="keyword-only"):
         loss.fn(t, p, True)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # broken entries' own values: see above
+def test_nan_policy_inside_jit_and_without_dask_computes(loss, backend, make):
+    # The NaN marks are part of the lazy graph: nothing is read while the call is built.
+    if backend not in ("jax", "dask"):
+        pytest.skip(f"{backend}: values are read there (the rules raise instead)")
+    y_true, _, bad, broken = _broken_probabilities(loss)
+    t, p = loss.make_y_true(make, y_true), make(bad)
+    if backend == "jax":
+        import jax
+
+        out = jax.jit(lambda q: loss.call(t, q, reduction="none"))(p)
+        _, grad = jax.jit(lambda q: xce.value_and_grad(loss.fn)(t, q, **loss.hyper))(p)
+    else:
+        from dask.callbacks import Callback
+
+        computes = []
+
+        class _Count(Callback):
+            def _start(self, dsk):
+                computes.append(dsk)
+
+        with _Count():
+            out = loss.call(t, p, reduction="none")
+            _, grad = xce.value_and_grad(loss.fn)(t, p, **loss.hyper)
+        assert not computes, "a Dask compute ran inside the call"
+    out, grad = to_numpy(out), to_numpy(grad)
+    assert np.isnan(out[broken]).all() and np.isfinite(out[~broken]).all()
+    rows = broken if loss.target == "binary" else broken[:, None] & np.ones(grad.shape, bool)
+    assert np.isnan(grad[rows]).all() and np.isfinite(grad[~rows]).all()
