@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
-from .._array_api import device, index_dtype, is_array_api_obj
+from .._arguments import gather_arrays, is_host_data
+from .._array_api import device, index_dtype, is_array_api_obj, is_jax_array, is_torch_array
 from .._types import Array, Namespace
 from .._validation import namespace_of, read_flag, values_checked
 
@@ -22,9 +24,13 @@ __all__ = [
     "divide_or_nan",
     "ensure",
     "flatten_axes",
+    "gather",
     "integral_labels",
     "namespace_of",
     "normalise_axes",
+    "one_class_logits",
+    "one_class_padded",
+    "stop_gradient",
 ]
 
 
@@ -128,3 +134,71 @@ def integral_labels(
     poison = n_classes + 1 if ignore == n_classes else n_classes
     safe = xp.where(whole, labels, xp.full_like(labels, float(poison)))
     return xp.astype(safe, index_dtype(xp, device(labels)))
+
+
+def gather(**arrays: Any) -> tuple[Namespace, dict[str, Any]]:
+    """The call's namespace and its arrays in it, by the core's host-data rule, for the
+    frameworks that take NumPy arrays, numbers and lists beside their own arrays (Optax,
+    Keras, TensorFlow).
+
+    The library is that of the first argument that is no host data (NumPy when all are); host
+    data is converted to it, on its device (Python floats in its compute dtype). Arrays of two
+    non-host libraries, or on two devices, are refused as by :func:`namespace_of`.
+    """
+    present = {name: a for name, a in arrays.items() if a is not None}
+    foreign = {n: a for n, a in present.items() if is_array_api_obj(a) and not is_host_data(a)}
+    if foreign:
+        namespace_of(**foreign)  # mixed libraries or devices: the error names the arguments
+        lead_name = next(iter(foreign))
+        lead = foreign[lead_name]
+    else:
+        import numpy as np  # all host data: NumPy computes, as the frameworks' NumPy paths
+
+        lead_name = next(iter(present))
+        lead = np.asarray(present[lead_name])
+    # gather_arrays's own parameter names may not be keywords of the others.
+    keys = {name: f"{name}_" if name in ("y_pred", "swapped_hint") else name for name in arrays}
+    others = {keys[name]: a for name, a in present.items() if name != lead_name}
+    xp, converted = gather_arrays(lead, **others)
+    converted[keys[lead_name]] = lead
+    return xp, {name: converted.get(keys[name]) for name in arrays}
+
+
+def one_class_padded(xp: Namespace, a: Array, axis: int, fill: float) -> Array:
+    """``a`` with a second class of ``fill`` along ``axis`` when it has one class.
+
+    The frameworks' softmax losses accept one class and return 0 (the softmax of one logit is
+    1); the core refuses it. Padded with a -inf logit (or a zero probability) that carries a
+    zero target, the core computes that 0 (and its zero gradient): the pad adds nothing.
+    """
+    if a.shape[axis] != 1:
+        return a
+    pad = xp.full_like(a, fill)
+    return xp.concat([a, pad], axis=axis)
+
+
+def one_class_logits(
+    xp: Namespace, logits: Array, target: Array, axis: int, *, ignore: int | None = None
+) -> tuple[Array, Array]:
+    """A one-class softmax problem as two classes whose second adds nothing: a -inf logit
+    with a zero probability target; an index target 1, out of range for one class, moved out
+    of range of two (to 2, or 3 when 2 is the ignored index). Others are returned as given."""
+    if logits.shape[axis] != 1:
+        return logits, target
+    logits = one_class_padded(xp, logits, axis, -math.inf)
+    if xp.isdtype(target.dtype, "integral"):
+        poison = 3 if ignore == 2 else 2
+        return logits, xp.where(target == 1, xp.full_like(target, poison), target)
+    return logits, one_class_padded(xp, target, axis, 0.0)
+
+
+def stop_gradient(a: Array) -> Array:
+    """``a`` as a constant for autodiff (torch ``detach``, JAX ``stop_gradient``); other
+    libraries have no autodiff, so ``a`` itself."""
+    if is_torch_array(a):
+        return a.detach()
+    if is_jax_array(a):
+        import jax  # only reached with JAX arrays
+
+        return jax.lax.stop_gradient(a)
+    return a

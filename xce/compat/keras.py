@@ -29,10 +29,14 @@ Deliberate divergences (where Keras returns a wrong number without a word):
 - With ``label_smoothing`` and ``axis`` other than -1, Keras divides s by the size of the
   *last* axis; here C is the size of ``axis``.
 - float16 / bfloat16 inputs are computed in float32 (Keras computes in the input dtype).
+
+As in Keras, NumPy arrays, numbers and lists may stand beside another library's arrays
+(they are converted to it), and one class is accepted.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -40,8 +44,8 @@ import xce
 
 from .._array_api import device, is_array_api_obj
 from .._types import Array
-from .._validation import check_floating, check_same_shape, normalise_axis
-from ._common import checked, divide_or_nan, ensure, integral_labels, namespace_of
+from .._validation import check_floating, normalise_axis, shapes_match
+from ._common import checked, divide_or_nan, ensure, gather, integral_labels, one_class_padded
 
 __all__ = [
     "binary_crossentropy",
@@ -56,10 +60,30 @@ __all__ = [
 EPSILON = 1e-7  # keras.config.epsilon()
 
 
-def _arrays(y_true, y_pred):
-    xp = namespace_of(y_pred=y_pred, y_true=y_true)
+def _arrays(y_true, y_pred, *, same_shape=True):
+    """The namespace and both arrays in it (host data converted, as Keras converts it)."""
+    xp, arrays = gather(y_pred=y_pred, y_true=y_true)
+    y_true, y_pred = arrays["y_true"], arrays["y_pred"]
     check_floating(xp, y_pred, "y_pred")
-    return xp
+    if same_shape and not shapes_match(y_true.shape, y_pred.shape):
+        raise ValueError(
+            "y_true and y_pred must have the same shape, got y_true.shape="
+            f"{tuple(y_true.shape)} and y_pred.shape={tuple(y_pred.shape)}"
+        )
+    return xp, y_true, y_pred
+
+
+def _one_class(xp, y_true, y_pred, axis, label_smoothing, *, fill):
+    """One class (Keras computes it; the core refuses it): smoothing applied here with C = 1,
+    then a second class of ``fill`` (-inf logit, zero probability) with a zero target."""
+    if y_pred.ndim == 0 or y_pred.shape[axis] != 1:
+        return y_true, y_pred, label_smoothing
+    if y_true is not None:
+        y_true = xp.astype(y_true, y_pred.dtype)
+        if not isinstance(label_smoothing, numbers.Real) or label_smoothing:
+            y_true = y_true * (1 - label_smoothing) + label_smoothing
+        y_true = one_class_padded(xp, y_true, axis, 0.0)
+    return y_true, one_class_padded(xp, y_pred, axis, fill), 0.0
 
 
 def _renormalised(xp, y_pred, axis, *, check_values):
@@ -100,7 +124,7 @@ def binary_crossentropy(
     >>> keras.binary_crossentropy(np.array([[0, 1], [0, 0]]), np.array([[0.6, 0.4], [0.4, 0.6]]))
     array([0.91629073, 0.71355818])
     """
-    xp = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = _arrays(y_true, y_pred)
     per_output = xce.binary_cross_entropy(
         y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing,
         eps=EPSILON, reduction="none", validate=checked(y_true, y_pred),
@@ -128,12 +152,15 @@ def categorical_crossentropy(
     ...                                np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]]))
     array([0.05129329, 2.30258509])
     """
-    xp = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = _arrays(y_true, y_pred)
     eps = None
+    axis = normalise_axis(axis, y_pred.ndim) if y_pred.ndim else axis
     if not from_logits:
-        axis = normalise_axis(axis, y_pred.ndim) if y_pred.ndim else axis
         y_pred = _renormalised(xp, y_pred, axis, check_values=checked(y_true, y_pred))
         eps = 0.0  # clipped above, to Keras's bounds
+    fill = -math.inf if from_logits else 0.0
+    y_true, y_pred, label_smoothing = _one_class(xp, y_true, y_pred, axis, label_smoothing,
+                                                 fill=fill)  # fmt: skip
     return xce.categorical_cross_entropy(
         y_true, y_pred, from_logits=from_logits, axis=axis, label_smoothing=label_smoothing,
         eps=eps, reduction="none", validate=False,  # Keras takes any targets; y_pred: above
@@ -170,7 +197,7 @@ def sparse_categorical_crossentropy(
     ...                                       np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]]))
     array([0.05129329, 2.30258509])
     """
-    xp = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = _arrays(y_true, y_pred, same_shape=False)
     ignore_class = _ignore_class(ignore_class)
     if y_pred.ndim == 0:
         raise ValueError("y_pred is 0-d; sparse_categorical_crossentropy needs a class axis")
@@ -188,6 +215,10 @@ def sparse_categorical_crossentropy(
             y_pred = xp.where(kept, y_pred, xp.ones_like(y_pred))
         y_pred = _renormalised(xp, y_pred, axis, check_values=checked(y_true, y_pred))
         eps = 0.0
+    if y_pred.shape[axis] == 1:  # label 1, out of range, stays so with the pad class
+        poison = 3 if ignore_class == 2 else 2
+        labels = xp.where(labels == 1, xp.full_like(labels, poison), labels)
+    _, y_pred, _ = _one_class(xp, None, y_pred, axis, 0.0, fill=-math.inf if from_logits else 0.0)
     return xce.sparse_categorical_cross_entropy(
         labels, y_pred, from_logits=from_logits, axis=axis, ignore_index=ignore_class,
         eps=eps, reduction="none",
@@ -219,7 +250,7 @@ def binary_focal_crossentropy(
     ...                                 np.array([[0.6, 0.4], [0.4, 0.6]]), gamma=2.0)
     array([0.32986466, 0.20579838])
     """
-    xp = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = _arrays(y_true, y_pred)
     if from_logits:
         y_pred = xce.sigmoid(y_pred)
     per_output = xce.binary_focal_cross_entropy(
@@ -254,7 +285,7 @@ def categorical_focal_crossentropy(
     ...                                      np.array([[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]]))
     array([2.63401289e-04, 6.75912094e-01])
     """
-    xp = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = _arrays(y_true, y_pred)
     if y_pred.ndim == 0:
         raise ValueError("y_pred is 0-d; categorical_focal_crossentropy needs a class axis")
     axis = normalise_axis(axis, y_pred.ndim)
@@ -267,6 +298,10 @@ def categorical_focal_crossentropy(
         alpha = xp.asarray(alpha, dtype=y_pred.dtype, device=device(y_pred))
     elif is_array_api_obj(alpha):
         alpha = xp.astype(alpha, y_pred.dtype, copy=False)
+    if y_pred.shape[axis] == 1 and getattr(alpha, "ndim", 0):
+        alpha = one_class_padded(xp, xp.reshape(alpha, (-1,)), 0, 1.0)
+    y_true, y_pred, label_smoothing = _one_class(xp, y_true, y_pred, axis, label_smoothing,
+                                                 fill=0.0)  # fmt: skip
     return xce.categorical_focal_cross_entropy(
         y_true, y_pred, axis=axis, gamma=gamma, alpha=alpha, label_smoothing=label_smoothing,
         eps=0.0, reduction="none", validate=False,  # Keras takes any targets; y_pred: above
@@ -284,8 +319,7 @@ def kl_divergence(y_true: Array, y_pred: Array) -> Array:
     >>> keras.kl_divergence(np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]]))
     array([0.51082562])
     """
-    xp = _arrays(y_true, y_pred)
-    check_same_shape(y_true, y_pred)
+    xp, y_true, y_pred = _arrays(y_true, y_pred)
     y_true = xp.clip(xp.astype(y_true, y_pred.dtype), EPSILON, 1.0)
     y_pred = xp.clip(y_pred, EPSILON, 1.0)
     return xce.kl_divergence(y_true, y_pred, axis=-1)
@@ -303,8 +337,7 @@ def poisson(y_true: Array, y_pred: Array) -> Array:
     >>> keras.poisson(np.array([[1.0, 0.0]]), np.array([[1.0, 0.5]]))
     array([0.74999995])
     """
-    xp = _arrays(y_true, y_pred)
-    check_same_shape(y_true, y_pred)
+    xp, y_true, y_pred = _arrays(y_true, y_pred)
     if checked(y_true, y_pred):
         ensure(xp, ~(y_pred >= 0), "y_pred holds negative or NaN rates; Poisson needs ŷ ≥ 0")
     y_true = xp.astype(y_true, y_pred.dtype)

@@ -29,6 +29,9 @@ Deliberate divergences (where Optax returns NaN or a silently wrong number):
 - ``labels`` must broadcast to ``logits``' shape: ``logits`` are never broadcast up to the
   labels' shape ((N, 1) logits with (N,) labels is an error, not an (N, N) result).
 - float16 / bfloat16 inputs are computed in float32.
+
+As in Optax, NumPy arrays and lists may stand beside JAX (or any) arrays: they are
+converted to that library; one class gives 0.
 """
 
 from __future__ import annotations
@@ -40,7 +43,15 @@ import xce
 from .._agnostic import log_or_neg_inf
 from .._types import Array
 from .._validation import check_floating, check_where
-from ._common import broadcast_to, checked, ensure, flatten_axes, namespace_of, normalise_axes
+from ._common import (
+    broadcast_to,
+    checked,
+    ensure,
+    flatten_axes,
+    gather,
+    normalise_axes,
+    one_class_logits,
+)
 
 __all__ = [
     "kl_divergence",
@@ -93,9 +104,16 @@ def _classes_last(xp, logits, labels, where, axis, *, labels_like_logits):
 
 
 def _prepared(logits, labels, where=None):
-    xp = namespace_of(logits=logits, labels=labels, where=where)
-    check_floating(xp, logits, "logits")
-    return xp
+    """The namespace and the arrays in it: NumPy arrays and lists beside JAX arrays are
+    converted, as ``jnp`` does."""
+    xp, arrays = gather(logits=logits, labels=labels, where=where)
+    check_floating(xp, arrays["logits"], "logits")
+    return xp, arrays["logits"], arrays["labels"], arrays["where"]
+
+
+def _one_class(xp, x, y):
+    """One class (Optax returns 0): see ``one_class_logits``."""
+    return one_class_logits(xp, x, y, -1)
 
 
 def softmax_cross_entropy(
@@ -117,9 +135,10 @@ def softmax_cross_entropy(
     ...                             np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
     array([0.27612971, 2.9517988 ])
     """
-    xp = _prepared(logits, labels, where)
+    xp, logits, labels, where = _prepared(logits, labels, where)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
+    x, y = _one_class(xp, x, y)
     return xce.categorical_cross_entropy(
         y, x, from_logits=True, where=rows, reduction="none", validate=False
     )
@@ -145,8 +164,9 @@ def softmax_cross_entropy_with_integer_labels(
     ...     np.array([[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]]), np.array([0, 1]))
     array([0.27612971, 2.9517988 ])
     """
-    xp = _prepared(logits, labels, where)
+    xp, logits, labels, where = _prepared(logits, labels, where)
     x, _, rows = _classes_last(xp, logits, None, where, axis, labels_like_logits=False)
+    x, labels = _one_class(xp, x, labels)
     return xce.sparse_categorical_cross_entropy(
         labels, x, from_logits=True, where=rows, reduction="none"
     )
@@ -166,8 +186,10 @@ def safe_softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     >>> optax.safe_softmax_cross_entropy(np.array([[0.0, -np.inf]]), np.array([[1.0, 0.0]]))
     array([0.])
     """
-    xp = _prepared(logits, labels)
+    xp, logits, labels, _ = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
+    if logits.ndim:
+        logits, labels = _one_class(xp, logits, labels)
     return xce.categorical_cross_entropy(
         labels, logits, from_logits=True, reduction="none", validate=False
     )
@@ -185,7 +207,7 @@ def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     >>> optax.sigmoid_binary_cross_entropy(np.array([2.0, -1.0]), np.array([1.0, 0.0]))
     array([0.12692801, 0.31326169])
     """
-    xp = _prepared(logits, labels)
+    xp, logits, labels, _ = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     return xce.binary_cross_entropy(
         labels, logits, from_logits=True, reduction="none", validate=checked(labels, logits)
@@ -208,7 +230,7 @@ def sigmoid_focal_loss(
     >>> optax.sigmoid_focal_loss(np.array([2.0, -1.0]), np.array([1.0, 0.0]), alpha=0.25)
     array([0.00045089, 0.01699354])
     """
-    xp = _prepared(logits, labels)
+    xp, logits, labels, _ = _prepared(logits, labels)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     return xce.binary_focal_cross_entropy(
         labels, logits, from_logits=True, gamma=gamma, alpha=alpha, reduction="none",
@@ -236,9 +258,10 @@ def poly_loss_cross_entropy(
     >>> optax.poly_loss_cross_entropy(np.array([[1.0, 2.0, 0.5]]), np.array([[0.0, 1.0, 0.0]]))
     array([1.20730535])
     """
-    xp = _prepared(logits, labels, where)
+    xp, logits, labels, where = _prepared(logits, labels, where)
     labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
     x, y, rows = _classes_last(xp, logits, labels, where, axis, labels_like_logits=True)
+    x, y = _one_class(xp, x, y)
     return xce.poly1_cross_entropy(
         y, x, from_logits=True, epsilon=epsilon, where=rows, reduction="none", validate=False,
     )  # fmt: skip
@@ -271,7 +294,8 @@ def kl_divergence(
     >>> optax.kl_divergence(np.log(np.array([[0.9, 0.1]])), np.array([[0.5, 0.5]]))
     array([0.51082562])
     """
-    xp = namespace_of(log_predictions=log_predictions, targets=targets, where=where)
+    xp, arrays = gather(log_predictions=log_predictions, targets=targets, where=where)
+    log_predictions, targets, where = (arrays[k] for k in ("log_predictions", "targets", "where"))
     check_floating(xp, log_predictions, "log_predictions")
     t = broadcast_to(
         xp, xp.astype(targets, log_predictions.dtype), log_predictions.shape, "targets",
@@ -302,7 +326,10 @@ def kl_divergence_with_log_targets(
     ...                                      np.log(np.array([[0.5, 0.5]])))
     array([0.51082562])
     """
-    xp = namespace_of(log_predictions=log_predictions, log_targets=log_targets, where=where)
+    xp, arrays = gather(log_predictions=log_predictions, log_targets=log_targets, where=where)
+    log_predictions, log_targets, where = (
+        arrays[k] for k in ("log_predictions", "log_targets", "where")
+    )
     check_floating(xp, log_predictions, "log_predictions")
     lt = broadcast_to(
         xp, xp.astype(log_targets, log_predictions.dtype), log_predictions.shape, "log_targets",

@@ -5,9 +5,9 @@ by the xce core:
 
 - ``y_true`` holds labels of any kind (numbers, strings) encoded as scikit-learn's
   ``LabelBinarizer`` does: the sorted distinct values of ``labels`` (or of ``y_true``) are the
-  columns of ``y_pred``; a 2-D ``y_true`` is a label-indicator matrix. A 1-D ``y_pred`` (or
+  columns of ``y_proba``; a 2-D ``y_true`` is a label-indicator matrix. A 1-D ``y_proba`` (or
   one column) is the probability of the positive (larger) class.
-- ``y_pred`` is clipped to [eps, 1 - eps] with eps = ``finfo(y_pred.dtype).eps`` and not
+- ``y_proba`` is clipped to [eps, 1 - eps] with eps = ``finfo(y_proba.dtype).eps`` and not
   renormalised; rows that do not sum to 1 (within √eps) trigger scikit-learn's
   ``UserWarning``, and so do ``labels`` that are not in sorted order.
 - The result is Σ wᵢ·ℓᵢ / Σ wᵢ (``normalize=True``) or Σ wᵢ·ℓᵢ.
@@ -18,9 +18,10 @@ only the labels are encoded on the host.
 
 Errors as in scikit-learn: ``ValueError`` for probabilities outside [0, 1], a single class
 without ``labels``, labels missing from ``labels``, a class count that does not match
-``y_pred``'s columns and inconsistent lengths; ``ZeroDivisionError`` for weights that sum
-to 0. Divergences: the deprecated ``y_proba`` spelling of ``y_pred`` is not accepted, and
-float16 probabilities are computed in float32 (with float16's eps).
+``y_proba``'s columns and inconsistent lengths; ``ZeroDivisionError`` for weights that sum
+to 0. As in scikit-learn 1.9, the probabilities are ``y_proba``; the old keyword ``y_pred``
+still works with scikit-learn's ``FutureWarning`` (both at once: ``ValueError``).
+Divergence: float16 probabilities are computed in float32 (with float16's eps).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _encode(y_true, labels):
             warnings.warn(
                 f"Labels passed were {given}. But this function assumes labels are ordered "
                 f"lexicographically. Pass the ordered labels={classes.tolist()} and ensure "
-                "that the columns of y_pred correspond to this ordering.",
+                "that the columns of y_prob correspond to this ordering.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -120,16 +121,17 @@ def _encode(y_true, labels):
 
 def log_loss(
     y_true: Array | Sequence[Any],
-    y_pred: Array | Sequence[Any],
+    y_proba: Array | Sequence[Any] | None = None,
     *,
     normalize: bool = True,
     sample_weight: Array | Sequence[float] | None = None,
     labels: Array | Sequence[Any] | None = None,
+    y_pred: Array | Sequence[Any] | str = "deprecated",
 ) -> float:
     """``sklearn.metrics.log_loss``: the mean (or sum) cross entropy of predicted
     probabilities, as a Python float.
 
-    Native: ``xce.sparse_categorical_cross_entropy(indices, y_pred, sample_weight=w)``, whose
+    Native: ``xce.sparse_categorical_cross_entropy(indices, y_proba, sample_weight=w)``, whose
     default eps is the same machine epsilon (but clips to [eps, 1], not [eps, 1 - eps]).
 
     Examples
@@ -140,11 +142,11 @@ def log_loss(
     ...                  np.array([[.1, .9], [.9, .1], [.8, .2], [.35, .65]]))
     0.21616187468057912
     """
-    xp, p = _probabilities(y_pred)
+    xp, p = _probabilities(_renamed(y_proba, y_pred))
     if read_flag(xp.any(p > 1)):
-        raise ValueError(f"y_pred contains values greater than 1: {float(_host(xp.max(p)))}")
+        raise ValueError(f"y_prob contains values greater than 1: {float(_host(xp.max(p)))}")
     if read_flag(xp.any(p < 0)):
-        raise ValueError(f"y_pred contains values lower than 0: {float(_host(xp.min(p)))}")
+        raise ValueError(f"y_prob contains values lower than 0: {float(_host(xp.min(p)))}")
     targets, classes, indicator = _encode(y_true, labels)
     n_samples = p.shape[0] if p.ndim else None
     weight = None if sample_weight is None else _host(sample_weight)
@@ -167,12 +169,12 @@ def log_loss(
     if n_classes != p.shape[1]:
         if labels is None:
             raise ValueError(
-                f"y_true and y_pred contain different number of classes: {n_classes} vs "
+                f"y_true and y_prob contain different number of classes: {n_classes} vs "
                 f"{p.shape[1]}. Please provide the true labels explicitly through the labels "
                 f"argument. Classes found in y_true: {classes}"
             )
         raise ValueError(
-            "The number of classes in labels is different from that in y_pred. Classes "
+            "The number of classes in labels is different from that in y_prob. Classes "
             f"found in labels: {classes}"
         )
     on = device(p)
@@ -196,6 +198,25 @@ def log_loss(
     return float(_host(loss))
 
 
+def _renamed(y_proba, y_pred):
+    """scikit-learn 1.9 renamed ``y_pred`` to ``y_proba``; the old keyword still works."""
+    if isinstance(y_pred, str) and y_pred == "deprecated":
+        if y_proba is None:
+            raise TypeError("log_loss() missing the probabilities: y_proba")
+        return y_proba
+    if y_proba is not None:
+        raise ValueError(
+            "Cannot use both `y_pred` and `y_proba`. `y_pred` is deprecated, use `y_proba` instead."
+        )
+    warnings.warn(
+        "`y_pred` was renamed to `y_proba` in version 1.9 and will be removed in 1.11. Use "
+        "`y_proba` instead.",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return y_pred
+
+
 def _host_concat_binary(targets):
     import numpy as np
 
@@ -210,7 +231,7 @@ def _warn_unless_normalised(xp, p, eps):
     close = xpx.isclose(total, one, rtol=eps**0.5, xp=xp)
     if not bool(_host(xp.all(close))):
         warnings.warn(
-            "The y_pred values do not sum to one. Make sure to pass probabilities.",
+            "The y_prob values do not sum to one. Make sure to pass probabilities.",
             UserWarning,
             stacklevel=3,
         )

@@ -23,6 +23,12 @@ Deliberate divergences:
 - Labels outside [0, 1] (soft or binary): ``ValueError`` on eager host data (TF computes a
   number that is not a cross entropy).
 - A zero label on a -inf logit adds 0 (TF: NaN).
+- Soft labels are taken as given (any values, rows of any sum), as TF does, and broadcast
+  to ``logits``' shape as in TF (never the other way); the gradient with respect to the
+  logits is TF's softmax(logits) - labels also for rows that do not sum to 1 (under
+  ``jax.grad`` and torch autograd). One class gives 0, as in TF.
+- NumPy arrays, numbers and lists beside another library's arrays are converted to it (TF
+  converts them to tensors).
 - float16 / bfloat16 inputs are computed in float32.
 """
 
@@ -32,9 +38,10 @@ import numbers
 
 import xce
 
+from .._array_api import may_be_differentiated
 from .._types import Array
-from .._validation import check_same_shape
-from ._common import as_array, broadcast_to, checked, namespace_of
+from .._validation import check_same_shape, normalise_axis
+from ._common import as_array, broadcast_to, checked, gather, one_class_logits, stop_gradient
 
 __all__ = [
     "sigmoid_cross_entropy_with_logits",
@@ -56,6 +63,8 @@ def sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
     >>> tf.sigmoid_cross_entropy_with_logits(np.array([1.0, 0.0]), np.array([2.0, -1.0]))
     array([0.12692801, 0.31326169])
     """
+    _, arrays = gather(logits=logits, labels=labels)
+    logits, labels = arrays["logits"], arrays["labels"]
     return xce.binary_cross_entropy(
         labels, logits, from_logits=True, reduction="none", validate=checked(labels, logits)
     )
@@ -77,9 +86,12 @@ def weighted_cross_entropy_with_logits(
     >>> tf.weighted_cross_entropy_with_logits(np.array([1.0, 0.0]), np.array([2.0, -1.0]), 3.0)
     array([0.38078403, 0.31326169])
     """
-    xp = namespace_of(
+    xp, arrays = gather(
         logits=logits, labels=labels, pos_weight=None if _is_number(pos_weight) else pos_weight
     )
+    logits, labels = arrays["logits"], arrays["labels"]
+    if not _is_number(pos_weight):
+        pos_weight = arrays["pos_weight"]
     check_same_shape(labels, logits)
     q = broadcast_to(
         xp, as_array(xp, pos_weight, logits, "pos_weight"), logits.shape, "pos_weight", "logits"
@@ -111,9 +123,24 @@ def softmax_cross_entropy_with_logits(labels: Array, logits: Array, axis: int = 
     ...                                      np.array([[1.0, 2.0, 0.5]]))
     array([0.46436878])
     """
-    return xce.categorical_cross_entropy(
+    xp, arrays = gather(logits=logits, labels=labels)
+    logits, labels = arrays["logits"], arrays["labels"]
+    axis = normalise_axis(axis, logits.ndim) if logits.ndim else axis
+    labels = broadcast_to(xp, labels, logits.shape, "labels", "logits")
+    if logits.ndim and xp.isdtype(labels.dtype, "real floating"):  # one class: 0, as in TF
+        logits, labels = one_class_logits(xp, logits, labels, axis)
+    loss = xce.categorical_cross_entropy(
         labels, logits, from_logits=True, axis=axis, reduction="none", validate=False
     )
+    if may_be_differentiated(logits) or may_be_differentiated(labels):
+        # TF's gradient is softmax - labels whatever the labels sum to; autodiff of the loss
+        # gives softmax·Σ labels - labels. The term (1 - Σ labels)·(lse - lse), 0 in value,
+        # adds the difference (and nothing to the gradient with respect to the labels).
+        lse = xce.logsumexp(logits, axis=axis)
+        total = xp.sum(xp.astype(labels, loss.dtype), axis=axis)
+        zero = xp.where(xp.isfinite(lse), lse - stop_gradient(lse), xp.zeros_like(lse))
+        loss = loss + (1 - total) * xp.astype(zero, loss.dtype)
+    return loss
 
 
 def sparse_softmax_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
@@ -130,4 +157,8 @@ def sparse_softmax_cross_entropy_with_logits(labels: Array, logits: Array) -> Ar
     >>> tf.sparse_softmax_cross_entropy_with_logits(np.array([1]), np.array([[1.0, 2.0, 0.5]]))
     array([0.46436878])
     """
+    xp, arrays = gather(logits=logits, labels=labels)
+    logits, labels = arrays["logits"], arrays["labels"]
+    if logits.ndim and xp.isdtype(labels.dtype, "integral"):  # one class: 0, as in TF
+        logits, labels = one_class_logits(xp, logits, labels, -1)
     return xce.sparse_categorical_cross_entropy(labels, logits, from_logits=True, reduction="none")

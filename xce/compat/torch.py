@@ -33,6 +33,9 @@ Deliberate divergences (where PyTorch raises an opaque error or returns a wrong 
   (``kl_div``, ``poisson_nll_loss``); index targets may be any integer dtype (PyTorch wants
   int64 or uint8); the deprecated ``size_average`` and ``reduce`` arguments do not exist.
 - float16 / bfloat16 inputs are computed in float32.
+
+As in PyTorch, one class is accepted (``cross_entropy`` gives 0, ``nll_loss`` -input), and
+``ignore_index`` ≥ 0 with probability targets is an error.
 """
 
 from __future__ import annotations
@@ -56,7 +59,16 @@ from .._validation import (
     check_unit_interval,
     class_weight_array,
 )
-from ._common import as_array, broadcast_to, checked, divide_or_nan, ensure, namespace_of
+from ._common import (
+    as_array,
+    broadcast_to,
+    checked,
+    divide_or_nan,
+    ensure,
+    namespace_of,
+    one_class_logits,
+    one_class_padded,
+)
 
 __all__ = [
     "binary_cross_entropy",
@@ -120,7 +132,16 @@ def cross_entropy(
     xp = namespace_of(input=input, target=target, weight=weight)
     _check_reduction(reduction)
     axis = _class_axis(input)
-    if not xp.isdtype(target.dtype, "real floating"):
+    floating = xp.isdtype(target.dtype, "real floating")
+    if floating and ignore_index >= 0:
+        raise ValueError(
+            f"ignore_index={ignore_index} is not supported for probability (floating) targets, "
+            "as in PyTorch; ignore samples with a zero weight, or give class indices"
+        )
+    if input.shape[axis] == 1:  # one class: PyTorch returns 0 (the core refuses it)
+        input, target, weight = _one_class(xp, input, target, weight, axis, ignore_index)
+        label_smoothing = 0.0  # every smoothed term is 0 with one class
+    if not floating:
         # reduction is one of _REDUCTIONS (checked above)
         core_reduction = cast(Reduction, "sum_and_count" if reduction == "mean" else reduction)
         out = xce.sparse_categorical_cross_entropy(
@@ -137,6 +158,13 @@ def cross_entropy(
     total = xp.sum(per_sample)
     # With probability targets PyTorch's mean divides by the number of samples, not Σ w.
     return total if reduction == "sum" else _mean_over(xp, total, math.prod(per_sample.shape))
+
+
+def _one_class(xp, input, target, weight, axis, ignore_index):
+    """One class as two (see ``one_class_logits``); the pad class weighs 1."""
+    if weight is not None:
+        weight = one_class_padded(xp, xp.reshape(weight, (-1,)), 0, 1.0)
+    return (*one_class_logits(xp, input, target, axis, ignore=ignore_index), weight)
 
 
 def _nll_kernel(xp, x, labels, *, class_weight, with_grad, grad_scale=None):
@@ -178,6 +206,9 @@ def nll_loss(
     _check_reduction(reduction)
     check_floating(xp, input, "input")
     check_label_dtype(xp, target, "target")
+    if input.ndim and input.shape[_class_axis(input)] == 1:  # one class: -input[0]
+        input, target, weight = _one_class(xp, input, target, weight, _class_axis(input),
+                                           ignore_index)  # fmt: skip
     axis, n_classes, batch = class_problem(input, _class_axis(input), "nll_loss")
     if tuple(target.shape) != batch:
         raise ValueError(
