@@ -1,0 +1,106 @@
+"""Run by ``test_keras_losses.py`` in a subprocess, one per Keras backend (``KERAS_BACKEND``
+must be set before Keras is imported): the same small model trained with ``model.fit`` for 2
+epochs with an ``xce.keras`` loss object and with Keras's own loss object; prints the epoch
+losses of both as JSON on the last line of stdout. On a backend xce does not support it prints
+the constructor's error instead. Arguments: the names of the cases to run (default: all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+warnings.simplefilter("ignore")  # the frameworks' import-time chatter is not under test
+
+import keras  # noqa: E402
+
+import xce.keras  # noqa: E402
+
+N, FEATURES, CLASSES, EPOCHS = 48, 5, 4, 2
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, FEATURES)).astype("float32")
+    labels = rng.integers(0, CLASSES, size=N)
+    return {
+        "x": x,
+        "labels": labels,  # integers: Keras casts them to float32 for the loss
+        "onehot": np.eye(CLASSES, dtype="float32")[labels],
+        "binary": (rng.random(N) < 0.4).astype("float32"),
+        "multilabel": (rng.random((N, 3)) < 0.5).astype("float32"),
+        "weights": rng.uniform(0.5, 2.0, size=N).astype("float32"),
+    }
+
+
+def _cases():
+    """name: (xce loss, Keras's loss, target key, output units, fit keywords)."""
+    k, x = keras.losses, xce.keras
+    sw = {"sample_weight": "weights"}
+    return {
+        "sparse": (x.SparseCategoricalCrossEntropy(from_logits=True),
+                   k.SparseCategoricalCrossentropy(from_logits=True), "labels", CLASSES, sw),
+        "sparse_ignore": (x.SparseCategoricalCrossEntropy(from_logits=True, ignore_index=0),
+                          k.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+                          "labels", CLASSES, {}),
+        "categorical": (x.CategoricalCrossEntropy(from_logits=True, label_smoothing=0.1),
+                        k.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+                        "onehot", CLASSES, sw),
+        "binary": (x.BinaryCrossEntropy(from_logits=True),
+                   k.BinaryCrossentropy(from_logits=True), "binary", 1, sw),
+        "multilabel": (x.BinaryCrossEntropy(from_logits=True, label_smoothing=0.1),
+                       k.BinaryCrossentropy(from_logits=True, label_smoothing=0.1),
+                       "multilabel", 3, {}),
+        "binary_focal": (x.BinaryFocalCrossEntropy(from_logits=True, gamma=1.5),
+                         k.BinaryFocalCrossentropy(from_logits=True, gamma=1.5),
+                         "multilabel", 3, sw),
+        "categorical_focal": (
+            x.CategoricalFocalCrossEntropy(from_logits=True, gamma=2.0, alpha=0.25),
+            k.CategoricalFocalCrossentropy(from_logits=True, gamma=2.0, alpha=0.25),
+            "onehot", CLASSES, {}),
+        "poly1_epsilon0": (x.Poly1CrossEntropy(from_logits=True, epsilon=0.0),
+                           k.CategoricalCrossentropy(from_logits=True), "onehot", CLASSES, {}),
+    }  # fmt: skip
+
+
+def _fit(loss, data, target, units, fit_keywords):
+    keras.utils.set_random_seed(0)  # the same initial weights for both losses
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh"),
+                              keras.layers.Dense(units)])  # fmt: skip
+    model.compile(optimizer=keras.optimizers.SGD(0.2), loss=loss)
+    keywords = {key: data[value] for key, value in fit_keywords.items()}
+    history = model.fit(data["x"], data[target], batch_size=16, epochs=EPOCHS, shuffle=False,
+                        verbose=0, **keywords)  # fmt: skip
+    return history.history["loss"]
+
+
+def main() -> None:
+    backend = keras.backend.backend()
+    try:
+        cases = _cases()
+    except RuntimeError as exc:
+        print(json.dumps({"backend": backend, "error": str(exc)}))
+        return
+    cases = {name: cases[name] for name in sys.argv[1:] or cases}
+    data = _data()
+    results = {}
+    for name, (ours, theirs, target, units, fit_keywords) in cases.items():
+        results[name] = {
+            "xce": _fit(ours, data, target, units, fit_keywords),
+            "keras": _fit(theirs, data, target, units, fit_keywords),
+        }
+    configs_equal = {
+        name: type(ours).from_config(ours.get_config()).get_config() == ours.get_config()
+        for name, (ours, *_) in cases.items()
+    }
+    print(json.dumps({"backend": backend, "fits": results, "configs_equal": configs_equal}))
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()

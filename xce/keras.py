@@ -1,0 +1,266 @@
+"""Keras 3 loss objects computed by xce: ``keras.losses.Loss`` subclasses for ``model.fit``.
+
+==================================  ==============================================
+class                               computes (per sample, ``reduction="none"``)
+==================================  ==============================================
+``BinaryCrossEntropy``              :func:`xce.binary_cross_entropy`
+``CategoricalCrossEntropy``         :func:`xce.categorical_cross_entropy`
+``SparseCategoricalCrossEntropy``   :func:`xce.sparse_categorical_cross_entropy`
+``BinaryFocalCrossEntropy``         :func:`xce.binary_focal_cross_entropy`
+``CategoricalFocalCrossEntropy``    :func:`xce.categorical_focal_cross_entropy`
+``Poly1CrossEntropy``               :func:`xce.poly1_cross_entropy`
+==================================  ==============================================
+
+Each constructor takes the keyword options of its xce function (``from_logits``, ``axis``,
+``label_smoothing``, ``class_weight``, ``pos_weight``, ``ignore_index``, ``gamma``,
+``alpha``, ``epsilon``, ``eps``, ``validate``; same defaults, same meaning: the math is in the
+function's docstring) plus Keras's ``reduction``, ``name`` and ``dtype``. ``call(y_true,
+y_pred)`` returns the per-sample loss, and Keras applies ``sample_weight``, masks and its
+``reduction`` (``"sum_over_batch_size"`` divides by the number of samples, not by the class
+weights' sum as xce's ``"mean"`` does). Keras's conventions on shapes are kept:
+
+- the binary losses average over the last axis (one value per sample, as
+  ``keras.losses.BinaryCrossentropy``); 1-d predictions are one sample per entry, and labels
+  of shape (N,) go with predictions of shape (N, 1);
+- the sparse loss accepts labels with a length-1 class axis, and the float labels that
+  ``Loss.__call__`` makes of integer ones (it casts ``y_true`` to the loss's dtype): whole
+  floats are classes, anything else raises on eager host data (Keras's torch backend on CPU)
+  and is a NaN loss where values are not read (``jax.jit`` in ``model.fit``); entries equal to
+  ``ignore_index`` are masked out of Keras's reduction, as Keras's ``ignore_class`` does.
+
+``get_config`` / ``from_config`` round-trip (arrays become lists), and every class is
+registered for saving as ``"xce>ClassName"``. Keras's **JAX and torch backends** are supported
+(and NumPy, without training): xce computes on the backend's own arrays, inside the compiled
+train step. TensorFlow tensors are not an array-API type, so on Keras's TensorFlow backend the
+constructor raises ``RuntimeError``. Importing this module imports no Keras: a class is made
+(and Keras imported) when it is first looked up.
+
+Examples
+--------
+>>> import os
+>>> os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported (or "torch")
+>>> import numpy as np
+>>> from xce.keras import SparseCategoricalCrossEntropy
+>>> loss = SparseCategoricalCrossEntropy(from_logits=True, label_smoothing=0.1)
+>>> value = loss(np.array([1.0, 2.0]), np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]]))
+>>> round(float(value), 4)
+0.4213
+>>> SparseCategoricalCrossEntropy.from_config(loss.get_config()).get_config() == loss.get_config()
+True
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import numbers
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import xce
+
+from ._hints import ALIASES
+from .compat._common import integral_labels, namespace_of
+
+__all__ = [
+    "BinaryCrossEntropy",
+    "BinaryFocalCrossEntropy",
+    "CategoricalCrossEntropy",
+    "CategoricalFocalCrossEntropy",
+    "Poly1CrossEntropy",
+    "SparseCategoricalCrossEntropy",
+]
+
+if TYPE_CHECKING:  # made on first lookup by the module's __getattr__
+    BinaryCrossEntropy: type
+    BinaryFocalCrossEntropy: type
+    CategoricalCrossEntropy: type
+    CategoricalFocalCrossEntropy: type
+    Poly1CrossEntropy: type
+    SparseCategoricalCrossEntropy: type
+
+# The loss objects and the xce function each one computes (shared with xce.torch).
+LOSS_FUNCTIONS: dict[str, str] = {
+    "BinaryCrossEntropy": "binary_cross_entropy",
+    "BinaryFocalCrossEntropy": "binary_focal_cross_entropy",
+    "CategoricalCrossEntropy": "categorical_cross_entropy",
+    "CategoricalFocalCrossEntropy": "categorical_focal_cross_entropy",
+    "Poly1CrossEntropy": "poly1_cross_entropy",
+    "SparseCategoricalCrossEntropy": "sparse_categorical_cross_entropy",
+}
+# Keyword arguments of the functions that belong to a call, not to a loss object.
+PER_CALL = ("sample_weight", "where", "reduction")
+SUPPORTED_BACKENDS = ("jax", "torch", "numpy")
+
+
+def loss_options(function: Callable[..., Any]) -> dict[str, Any]:
+    """The options of an xce loss function (keyword-only, less the per-call ones) and their
+    defaults."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY and name not in PER_CALL
+    }
+
+
+def merged_options(owner: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict:
+    """``defaults`` updated with ``given``; an unknown keyword is a ``TypeError`` naming the
+    xce option meant (``weight=`` is ``class_weight``, ``ignore_class=`` is ``ignore_index``)."""
+    unknown = [word for word in given if word not in defaults]
+    if unknown:
+        hints = []
+        for word in unknown:
+            close = difflib.get_close_matches(word, list(defaults), n=1)
+            if word in ALIASES:
+                hints.append(f"{word}= is {ALIASES[word]} in xce")
+            else:
+                hints.append(
+                    f"{word}= is unknown" + (f"; did you mean {close[0]}=?" if close else "")
+                )
+        raise TypeError(f"{owner}() got unexpected keyword arguments: {'; '.join(hints)}. "
+                        f"Its options are {', '.join(defaults)}")  # fmt: skip
+    return {**defaults, **given}
+
+
+def class_docstring(class_name: str, framework: str, call: str, extra: str) -> str:
+    """The docstring of a loss object: what it computes and where the math is."""
+    function = LOSS_FUNCTIONS[class_name]
+    options = ", ".join(loss_options(getattr(xce, function)))
+    return (
+        f"{framework} loss object computing :func:`xce.{function}`.\n\n"
+        f"Parameters\n----------\n**options\n    {options}: as in :func:`xce.{function}` (same "
+        f"defaults; the math is there).\n{extra}\n"
+        f"Methods\n-------\n{call}\n\n"
+        f"Raises\n------\nTypeError\n    an unknown option (the message names the xce one "
+        f"meant).\nValueError, TypeError\n    at the call, what :func:`xce.{function}` "
+        'raises (see its "Raises").\n\n'
+        f"See the module docstring of :mod:`{__name__ if framework == 'Keras' else 'xce.torch'}`"
+        " for a runnable example.\n"
+    )
+
+
+def config_value(value: Any) -> Any:
+    """An option as Keras's config holds it: arrays as (nested) lists of numbers."""
+    if value is None or isinstance(value, (str, bool, numbers.Number, list, tuple)):
+        return list(value) if isinstance(value, tuple) else value
+    from keras import ops
+
+    return ops.convert_to_numpy(value).tolist()
+
+
+def _check_backend(keras: Any, class_name: str) -> None:
+    backend = keras.backend.backend()
+    if backend not in SUPPORTED_BACKENDS:
+        raise RuntimeError(
+            f"xce.keras.{class_name} runs on Keras's {', '.join(SUPPORTED_BACKENDS)} backends, "
+            f"but this Keras uses the {backend!r} backend: its tensors are not an array-API "
+            "type that xce can compute on. Set KERAS_BACKEND=jax or KERAS_BACKEND=torch before "
+            "Keras is imported, or use keras.losses on this backend"
+        )
+
+
+def _keras_labels(xp: Any, labels: Any, n_classes: int, ignore: int | None) -> Any:
+    """Keras's float labels (``Loss.__call__`` casts y_true to the loss's dtype) as ints."""
+    try:
+        return integral_labels(xp, labels, n_classes, ignore=ignore)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}. (Keras casts y_true to the loss's dtype before call(): integer labels "
+            "arrive as whole floats, which are accepted; one-hot targets go to "
+            "CategoricalCrossEntropy)"
+        ) from None
+
+
+def _per_sample(loss: Any, y_true: Any, y_pred: Any) -> Any:
+    """The xce loss with ``reduction="none"``, in Keras's per-sample shapes."""
+    from keras import ops
+
+    options = loss.options
+    kind = loss.kind
+    if kind == "binary":
+        if y_pred.ndim >= 2 and y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+            y_true = ops.expand_dims(y_true, -1)
+        values = loss.function(y_true, y_pred, reduction="none", **options)
+        return ops.mean(values, axis=-1) if y_pred.ndim >= 2 else values
+    if kind != "sparse":
+        return loss.function(y_true, y_pred, reduction="none", **options)
+    axis = options["axis"] % y_pred.ndim if -y_pred.ndim <= options["axis"] < y_pred.ndim else 0
+    if y_true.ndim == y_pred.ndim and y_true.shape[axis] == 1:
+        y_true = ops.squeeze(y_true, axis)
+    xp = namespace_of(y_pred=y_pred, y_true=y_true)
+    ignore = options["ignore_index"]
+    labels = _keras_labels(xp, y_true, y_pred.shape[axis], ignore)
+    values = loss.function(labels, y_pred, reduction="none", **options)
+    if ignore is not None:
+        from keras.src.backend import set_keras_mask  # Keras's own ignore_class does this
+
+        set_keras_mask(values, labels != ignore)
+    return values
+
+
+@functools.cache
+def _base() -> type:
+    import keras
+
+    class CrossEntropyLoss(keras.losses.Loss):
+        """The shared body of the xce Keras losses (the subclasses name their function)."""
+
+        function: Callable[..., Any]
+        kind: str
+
+        def __init__(
+            self,
+            *,
+            reduction: str | None = "sum_over_batch_size",
+            name: str | None = None,
+            dtype: Any = None,
+            **options: Any,
+        ) -> None:
+            class_name = type(self).__name__
+            _check_backend(keras, class_name)
+            super().__init__(name=name, reduction=reduction, dtype=dtype)
+            self.options = merged_options(class_name, loss_options(self.function), options)
+
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            return _per_sample(self, y_true, y_pred)
+
+        def get_config(self) -> dict[str, Any]:
+            config = super().get_config()
+            config["dtype"] = self.dtype
+            config.update({key: config_value(value) for key, value in self.options.items()})
+            return config
+
+    return CrossEntropyLoss
+
+
+@functools.cache
+def _loss_class(class_name: str) -> type:
+    import keras
+
+    function = getattr(xce, LOSS_FUNCTIONS[class_name])
+    kind = "sparse" if "Sparse" in class_name else "binary" if "Binary" in class_name else "soft"
+    extra = (
+        'reduction, name, dtype\n    Keras\'s: reduction is one of "sum_over_batch_size" '
+        '(default), "sum", "mean", "mean_with_sample_weight", "none", None.\n'
+    )
+    call = (
+        "call(y_true, y_pred)\n    the per-sample loss: y_pred's shape less the class axis "
+        "(binary: less the last axis)."
+    )
+    cls = type(class_name, (_base(),), {
+        "__doc__": class_docstring(class_name, "Keras", call, extra),
+        "__module__": __name__,
+        "__qualname__": class_name,
+        "function": staticmethod(function),
+        "kind": kind,
+    })  # fmt: skip
+    return keras.saving.register_keras_serializable(package="xce", name=class_name)(cls)
+
+
+# No module __dir__ listing the classes: tools that getattr every name dir() gives (pytest's
+# collection does) would import Keras, and pick its backend, before the caller could.
+def __getattr__(name: str) -> type:
+    if name in __all__:
+        return _loss_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
