@@ -76,6 +76,15 @@ class Env:
         )  # fmt: skip
 
 
+def jax_peer_array(env: Env, data, kind="float"):
+    """The same numbers as a JAX array, for the JAX-based peers (Keras on JAX, Optax)."""
+    import jax.numpy as jnp
+
+    if kind == "int":
+        return jnp.asarray(np.asarray(data, dtype=np.int64))
+    return jnp.asarray(env.rounded(data))
+
+
 def make_env(backend, xp, device, dtype) -> Env:
     return Env(backend, xp, device, dtype)
 

@@ -17,6 +17,7 @@ from compat_helpers import (
     class_counts,
     explore,
     float_arrays,
+    jax_peer_array,
     make_env,
     one_hot,
     shapes,
@@ -37,12 +38,7 @@ def env(backend, xp, device, dtype):
     return make_env(backend, xp, device, dtype)
 
 
-def _j(env, data, kind="float"):
-    import jax.numpy as jnp
-
-    if kind == "int":
-        return jnp.asarray(np.asarray(data, dtype=np.int64))
-    return jnp.asarray(env.rounded(data))
+_j = jax_peer_array
 
 
 def _mean_tolerance(env):

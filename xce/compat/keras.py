@@ -31,13 +31,15 @@ Deliberate divergences (where Keras returns a wrong number without a word):
 - float16 / bfloat16 inputs are computed in float32 (Keras computes in the input dtype).
 
 As in Keras, NumPy arrays, numbers and lists may stand beside another library's arrays
-(they are converted to it), and one class is accepted.
+(they are converted to it), and one class is accepted (with Keras's ``SyntaxWarning`` where
+Keras warns).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 
 import xce
@@ -71,6 +73,18 @@ def _arrays(y_true, y_pred, *, same_shape=True):
             f"{tuple(y_true.shape)} and y_pred.shape={tuple(y_pred.shape)}"
         )
     return xp, y_true, y_pred
+
+
+def _warn_one_class(y_pred, loss_name):
+    """Keras's warning for a last axis of one class (it still computes the loss)."""
+    if y_pred.ndim and y_pred.shape[-1] == 1:
+        warnings.warn(
+            f"In loss {loss_name}, expected y_pred.shape to be (batch_size, num_classes) with "
+            f"num_classes > 1. Received: y_pred.shape={tuple(y_pred.shape)}. Consider using "
+            "'binary_crossentropy' if you only have 2 classes.",
+            SyntaxWarning,
+            stacklevel=3,
+        )
 
 
 def _one_class(xp, y_true, y_pred, axis, label_smoothing, *, fill):
@@ -153,6 +167,7 @@ def categorical_crossentropy(
     array([0.05129329, 2.30258509])
     """
     xp, y_true, y_pred = _arrays(y_true, y_pred)
+    _warn_one_class(y_pred, "categorical_crossentropy")
     eps = None
     axis = normalise_axis(axis, y_pred.ndim) if y_pred.ndim else axis
     if not from_logits:
@@ -288,6 +303,7 @@ def categorical_focal_crossentropy(
     xp, y_true, y_pred = _arrays(y_true, y_pred)
     if y_pred.ndim == 0:
         raise ValueError("y_pred is 0-d; categorical_focal_crossentropy needs a class axis")
+    _warn_one_class(y_pred, "categorical_focal_crossentropy")
     axis = normalise_axis(axis, y_pred.ndim)
     if from_logits:
         y_pred = xce.softmax(y_pred, axis=axis)
