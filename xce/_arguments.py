@@ -29,6 +29,7 @@ from ._agnostic import compute_dtype
 from ._array_api import (
     array_namespace,
     device,
+    device_set,
     is_array_api_obj,
     is_eager_host,
     is_numpy_array,
@@ -107,12 +108,14 @@ def gather_arrays(
             f"{libraries}. NumPy arrays, numbers and sequences are converted to y_pred's "
             "library; arrays of another library are not: convert them first"
         ) from None
-    if not numpy_is_native and on_device is not None:  # NumPy has one device; tracers none
+    where = device_set(y_pred)
+    if not numpy_is_native and where is not None:  # NumPy has one device; tracers none
         for name, a in present.items():
-            if device(a) is not None and device(a) != on_device:
+            # Devices, not layouts: labels sharded P('b') beside logits P('b', None) match.
+            if device_set(a) is not None and device_set(a) != where:
                 raise ValueError(
-                    f"{name} is on device {device(a)!r} but y_pred is on {on_device!r}; move "
-                    f"{name} to y_pred's device first"
+                    f"{name} is on device {device(a)!r} but y_pred is on {device(y_pred)!r}; "
+                    f"move {name} to y_pred's device first"
                 )
     return xp, out
 

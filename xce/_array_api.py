@@ -1,8 +1,9 @@
 """The one module that imports array-api-compat; everything else imports from here.
 
 array-api-compat *is* the backend registry: ``array_namespace`` turns any supported array into
-its standard namespace. This module adds the two questions xce asks about an array beyond that:
-may its values be read cheaply (``is_eager_host``), and is it a JAX tracer (``is_jax_tracer``).
+its standard namespace. This module adds the questions xce asks about an array beyond that:
+may its values be read cheaply (``is_eager_host``), is it a JAX tracer (``is_jax_tracer``),
+and which devices does it live on (``device`` where new arrays go, ``device_set`` to compare).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 
 from array_api_compat import (
     array_namespace,
-    device,
     is_array_api_obj,
     is_array_api_strict_namespace,
     is_cupy_namespace,
@@ -27,10 +27,12 @@ from array_api_compat import (
     size,
     to_device,
 )
+from array_api_compat import device as _device
 
 __all__ = [
     "array_namespace",
     "device",
+    "device_set",
     "index_dtype",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
@@ -93,3 +95,29 @@ def index_dtype(xp: Any, on_device: Any) -> Any:
         return xp.__array_namespace_info__().default_dtypes(device=on_device)["indexing"]
     except (AttributeError, TypeError, KeyError):
         return xp.int64
+
+
+def device(x) -> Any:
+    """Where to make new arrays of ``x``'s call: ``x``'s device (``None`` for a JAX tracer).
+
+    A JAX array spread over several devices reports its sharding as its device, which fits
+    only arrays of its rank (a 0-d count or a 1-D ``arange`` cannot take a batch sharding).
+    New arrays then go on the same devices, replicated: the sharding's mesh with no axis
+    split (an unknown kind of sharding: ``None``, JAX's default placement, which combines
+    with any committed array).
+    """
+    d = _device(x)
+    if not is_jax_array(x) or len(getattr(d, "device_set", ())) <= 1:
+        return d
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return NamedSharding(d.mesh, PartitionSpec()) if isinstance(d, NamedSharding) else None
+
+
+def device_set(x) -> Any:
+    """What two arrays must share to be computed together: the set of devices of a JAX
+    array (one or several: a sharding over the same devices matches, whatever its layout),
+    else the device (``None`` for a JAX tracer, which has none to compare)."""
+    if is_jax_array(x) and not is_jax_tracer(x):
+        return frozenset(x.devices())
+    return _device(x)

@@ -152,8 +152,9 @@ def evaluate(
     class_axis = inputs.class_axis is not None
     total_count = None
     if reduction in ("mean", "sum_and_count"):
+        batch_like = inputs.x[..., 0] if class_axis else inputs.x
         total_count = agnostic.count(
-            xp, inputs.batch_shape, inputs.dtype, inputs.on_device, weight=inputs.weight,
+            xp, batch_like, inputs.dtype, inputs.on_device, weight=inputs.weight,
             valid=inputs.valid, omega=inputs.omega,
         )  # fmt: skip
     scale = None

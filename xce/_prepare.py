@@ -375,7 +375,7 @@ def prepare_labels(
     bad = _with_bad(bad, start["bad"])
     omega = None
     if cw is not None:
-        omega = xp.reshape(xp.take(cw, xp.reshape(labels, (-1,))), labels.shape)
+        omega = agnostic.class_weight_of(xp, cw, labels)
     (x,) = _without_excluded(xp, [x], valid, class_axis=True)
     return Prepared(
         xp, x, labels, batch, dtype, y_pred.dtype, device(y_pred), from_logits, start["eps"],

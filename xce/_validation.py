@@ -13,6 +13,7 @@ import numbers
 from ._array_api import (
     array_namespace,
     device,
+    device_set,
     is_array_api_obj,
     is_dask_array,
     is_eager_host,
@@ -72,12 +73,13 @@ def namespace_of(**arrays):
     (ref_name, ref), *others = present.items()
     if not others or is_numpy_namespace(xp):  # NumPy has one device: nothing to compare
         return xp
-    ref_device = device(ref)
+    ref_devices = device_set(ref)
     for name, a in others:
-        # A JAX tracer has no device (None): nothing to compare.
-        if ref_device is not None and device(a) is not None and device(a) != ref_device:
+        # A JAX tracer has no device (None): nothing to compare. Sharded JAX arrays compare
+        # their sets of devices, not their layouts.
+        if ref_devices is not None and device_set(a) not in (None, ref_devices):
             raise ValueError(
-                f"{name} is on device {device(a)!r} but {ref_name} is on {ref_device!r}; move "
+                f"{name} is on device {device(a)!r} but {ref_name} is on {device(ref)!r}; move "
                 f"{name} to {ref_name}'s device first"
             )
     return xp

@@ -19,6 +19,7 @@ from ._blocks import (
     xlogy_zero,
 )
 from ._categorical import (
+    class_weight_of,
     probs_ce_labels,
     probs_ce_soft,
     softmax_ce_labels,
@@ -36,6 +37,7 @@ from ._focal_poly1 import (
 from ._reduce import count, gradient_scale, mask_gradient, reduce_loss
 
 __all__ = [
+    "class_weight_of",
     "compute_dtype",
     "count",
     "entropy",

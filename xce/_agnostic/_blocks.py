@@ -50,13 +50,16 @@ def clip_probabilities(xp, p, eps, high):
     """``(clip(p, eps, high), inside)``, ``inside`` where the clip's slope is 1 (``None``:
     everywhere, no clip). ``eps = 0`` (a Python 0, or an array of value 0) does not clip.
 
-    For an array ``eps`` the clip is written with selections, so that it is differentiable
-    with respect to ``eps`` (and ``high``, e.g. ``1 - eps``) on every backend.
+    For a Python ``eps`` the clip is ``minimum(maximum(p, eps), high)``: the same values
+    (NaN kept), and, unlike array-api-compat's ``clip`` on Dask, no broadcast of the bounds
+    against a shape whose sizes are unknown. For an array ``eps`` the clip is written with
+    selections, so that it is differentiable with respect to ``eps`` (and ``high``, e.g.
+    ``1 - eps``) on every backend.
     """
     if is_python_number(eps):
         if eps == 0:
             return p, None
-        return xp.clip(p, eps, high), (p >= eps) & (p <= high)
+        return xp.minimum(xp.maximum(p, eps), high), (p >= eps) & (p <= high)
     below, above = p < eps, p > high
     clipped = xp.where(below, eps, xp.where(above, high, p))
     off = eps == 0

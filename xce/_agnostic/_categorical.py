@@ -23,6 +23,7 @@ from ._blocks import (
 )
 
 __all__ = [
+    "class_weight_of",
     "probs_ce_labels",
     "probs_ce_soft",
     "row_scale",
@@ -37,15 +38,27 @@ __all__ = [
 def take_along_last_axis(xp, x, index):
     """``x[..., index[..., 0]]`` kept as a trailing axis of length 1.
 
-    ``index`` must be in range. Namespaces without ``take_along_axis`` (Dask) get a
-    ``take`` on the flattened array instead: still a gather, never a one-hot product.
+    ``index`` must be in range. Namespaces without ``take_along_axis`` (Dask) select the entry
+    with a one-hot mask and sum each row (exact: one term is not 0): chunk by chunk, so it
+    needs no row count (unknown chunk sizes work) and holds no more than a chunk at a time.
     """
     if hasattr(xp, "take_along_axis"):
         return xp.take_along_axis(x, index, axis=-1)
-    n_classes = x.shape[-1]
-    rows = xp.reshape(xp.arange(index.size, dtype=index.dtype, device=device(x)), index.shape)
-    flat = xp.take(xp.reshape(x, (-1,)), xp.reshape(rows * n_classes + index, (-1,)))
-    return xp.reshape(flat, index.shape)
+    classes = xp.arange(x.shape[-1], dtype=index.dtype, device=device(x))
+    return xp.sum(xp.where(index == classes, x, xp.zeros_like(x)), axis=-1, keepdims=True)
+
+
+def class_weight_of(xp, class_weight, labels):
+    """``class_weight[labels]``, of ``labels``' shape (labels in range).
+
+    Dask selects with a one-hot mask instead of taking from the flattened labels: a reshape
+    over rows needs their count, unknown after boolean indexing.
+    """
+    if hasattr(xp, "take_along_axis"):
+        return xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), labels.shape)
+    classes = xp.arange(class_weight.shape[0], dtype=labels.dtype, device=device(labels))
+    picked = xp.where(labels[..., None] == classes, class_weight, xp.zeros_like(class_weight))
+    return xp.sum(picked, axis=-1)
 
 
 def _label_mask(xp, labels, n_classes, on_device):
@@ -55,26 +68,27 @@ def _label_mask(xp, labels, n_classes, on_device):
 
 
 def softmax_stats(xp, x):
-    """Shifted logits z = x - m, e = exp(z) and log Σ e, all with keepdims."""
-    z = x - finite_max(xp, x, -1)
+    """The row shift m (:func:`finite_max`), shifted logits z = x - m, e = exp(z) and
+    log Σ e, all with keepdims."""
+    m = finite_max(xp, x, -1)
+    z = x - m
     e = xp.exp(z)
     s = xp.sum(e, axis=-1, keepdims=True)
-    return z, e, s, log_or_neg_inf(xp, s)
+    return m, z, e, s, log_or_neg_inf(xp, s)
 
 
 def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad_scale=None):
     """ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c), from integer labels.
 
-    The target logit is gathered by index and subtracted from the *shifted* logits
-    (log Σ exp(x - m) - (x_y - m)), so that offsets of 1e8 lose nothing in float32.
+    The target logit enters shifted (log Σ exp(x - m) - (x_y - m)), so that offsets of 1e8
+    lose nothing in float32. It is gathered from x and shifted after: the same one rounding
+    as gathering from z, but the gather does not make XLA hold z, an array the size of x.
     """
     n_classes = x.shape[-1]
-    z, e, s, log_s = softmax_stats(xp, x)
-    index = labels[..., None]
-    nll = log_s - take_along_last_axis(xp, z, index)
-    w_y = None if class_weight is None else xp.take(class_weight, xp.reshape(labels, (-1,)))
+    m, z, e, s, log_s = softmax_stats(xp, x)
+    nll = log_s - (take_along_last_axis(xp, x, labels[..., None]) - m)
+    w_y = None if class_weight is None else class_weight_of(xp, class_weight, labels)[..., None]
     if w_y is not None:
-        w_y = xp.reshape(w_y, index.shape)
         nll = w_y * nll
     smoothed = not is_python_zero(smoothing)
     loss = (1 - smoothing) * nll if smoothed else nll
@@ -122,7 +136,7 @@ def smoothed_weighted_target(xp, y, *, class_weight, smoothing):
 def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad, grad_scale=None):
     """ℓ = Σ_c w_c q_c (lse - x_c) from soft (or one-hot) targets y."""
     wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
-    z, e, s, log_s = softmax_stats(xp, x)
+    _, z, e, s, log_s = softmax_stats(xp, x)
     mass = xp.sum(wq, axis=-1, keepdims=True)
     # Σ wq·(log s - z) = log s·Σ wq - Σ wq·z; both terms are ≥ 0, so no cancellation, and a
     # class with zero target mass adds 0 even where its logit is -inf.
@@ -149,7 +163,7 @@ def probs_ce_labels(xp, p, labels, *, class_weight, smoothing, eps, with_grad, g
     clipped_y, inside_y = clip_probabilities(xp, p_y, eps, 1.0)
     hard = (1 - smoothing) * xp.ones_like(p_y)
     if class_weight is not None:
-        hard = hard * xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), index.shape)
+        hard = hard * class_weight_of(xp, class_weight, labels)[..., None]
     loss = -hard * log_of_clipped(xp, log_argument(xp, hard, clipped_y), eps)
     clipped = inside = None
     smoothed = not is_python_zero(smoothing)

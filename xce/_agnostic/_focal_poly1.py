@@ -179,7 +179,7 @@ def softmax_focal_soft(xp, x, y, *, gamma, alpha, smoothing, with_grad, grad_sca
     a = smoothed_weighted_target(xp, y, class_weight=None, smoothing=smoothing)
     if alpha is not None:
         a = alpha * a
-    z, e, s, log_s = softmax_stats(xp, x)
+    _, z, e, s, log_s = softmax_stats(xp, x)
     neg_log_p = log_s - z
     u = (s - e) / s
     factor, dfactor = _focal_factor(xp, u, gamma, with_grad)
@@ -232,7 +232,7 @@ def softmax_poly1_soft(xp, x, y, *, epsilon, class_weight, smoothing, with_grad,
         xp, x, y, class_weight=class_weight, smoothing=smoothing, with_grad=with_grad
     )
     wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
-    _, e, s, _ = softmax_stats(xp, x)
+    _, _, e, s, _ = softmax_stats(xp, x)
     p = e / s
     loss = loss + epsilon * xp.sum(wq * (1 - p), axis=-1)
     if not with_grad:

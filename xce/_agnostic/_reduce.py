@@ -31,13 +31,19 @@ def _masked(xp, values, valid):
     return values if valid is None else xp.where(valid, values, xp.zeros_like(values))
 
 
-def count(xp, batch_shape, dtype, on_device, *, weight, valid, omega):
-    """Σ v·s·ω over the batch shape, as a 0-d array."""
-    if weight is None and omega is None and valid is None:
-        return xp.asarray(float(math.prod(batch_shape)), dtype=dtype, device=on_device)
+def count(xp, like, dtype, on_device, *, weight, valid, omega):
+    """Σ v·s·ω over the batch shape, as a 0-d array on ``on_device``.
+
+    ``like`` is an array of the batch shape. Its shape gives the count without reading data,
+    unless a size is not known before computing (Dask after boolean indexing: ``nan``), where
+    the count is a sum over an array of ones like it.
+    """
+    known = all(isinstance(n, int) for n in like.shape)
+    if weight is None and omega is None and valid is None and known:
+        return xp.asarray(float(math.prod(like.shape)), dtype=dtype, device=on_device)
     per_entry = omega if omega is not None else weight
     if per_entry is None:
-        per_entry = xp.ones(batch_shape, dtype=dtype, device=on_device)
+        per_entry = xp.ones_like(like, dtype=dtype)
     elif omega is not None and weight is not None:
         per_entry = omega * weight
     per_entry = _masked(xp, per_entry, valid)
