@@ -48,6 +48,7 @@ from .._array_api import device, is_array_api_obj
 from .._types import Array
 from .._validation import check_floating, normalise_axis, shapes_match
 from ._common import checked, divide_or_nan, ensure, gather, integral_labels, one_class_padded
+from ._keras_classes import *  # noqa: F403  (the classes; they call the functions below when called)
 
 __all__ = [
     "binary_crossentropy",

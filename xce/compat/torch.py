@@ -69,6 +69,7 @@ from ._common import (
     one_class_logits,
     one_class_padded,
 )
+from ._torch_modules import *  # noqa: F403  (the classes; they call the functions below when called)
 
 __all__ = [
     "binary_cross_entropy",

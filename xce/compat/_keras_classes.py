@@ -1,0 +1,235 @@
+"""Keras's loss classes (``keras.losses.BinaryCrossentropy``, ...) on any array type.
+
+Plain Python classes with Keras's constructor arguments, ``get_config`` / ``from_config`` and
+``__call__(y_true, y_pred, sample_weight=None)``, computed by the function twins of
+:mod:`xce.compat.keras` and reduced by Keras's rules (``Loss.__call__``):
+
+- ``y_true`` and ``y_pred`` are first brought to the same rank as Keras does (a trailing
+  axis of length 1 squeezed, or added to a 1-D array).
+- ``sample_weight`` (an array, a number or host data) is squeezed or expanded to the rank of
+  the per-sample losses the same way, then multiplied in.
+- ``"sum_over_batch_size"`` (the default) and ``"mean"``: Σ(w·ℓ) / the number of losses;
+  ``"mean_with_sample_weight"``: Σ(w·ℓ) / Σ w; ``"sum"``: Σ(w·ℓ); ``"none"`` or ``None``:
+  the weighted losses. A division by 0 gives 0 (Keras's ``divide_no_nan``); a loss of shape
+  () or (0,) is returned unreduced.
+- ``SparseCategoricalCrossentropy(ignore_class=k)`` masks the ignored entries: the mean is
+  over the valid entries only (0 when none is valid), as Keras's mask does.
+
+They import no framework. Divergences besides the function twins': ``dtype=None`` computes in
+``y_pred``'s floating dtype (Keras: ``floatx()``, float32 unless changed); a given ``dtype``
+("float32", "float64", ...) casts ``y_pred`` to it, as Keras does; ``name`` is only stored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .._types import Array, Namespace
+from . import keras as functions
+from ._common import gather
+
+__all__ = [
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "SparseCategoricalCrossentropy",
+]
+
+REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sample_weight")
+
+
+def _same_rank(xp: Namespace, a: Array, b: Array) -> tuple[Array, Array]:
+    """Keras's ``squeeze_or_expand_to_same_rank``: ranks that differ by one are matched by
+    squeezing the longer one's trailing 1 (or expanding the shorter one when it is 1-D)."""
+    if a.ndim == b.ndim + 1 and a.shape[-1] == 1:
+        return (a, xp.expand_dims(b, axis=-1)) if b.ndim == 1 else (xp.squeeze(a, axis=-1), b)
+    if b.ndim == a.ndim + 1 and b.shape[-1] == 1:
+        return (xp.expand_dims(a, axis=-1), b) if a.ndim == 1 else (a, xp.squeeze(b, axis=-1))
+    return a, b
+
+
+def _divide_no_nan(xp: Namespace, total: Array, divisor: Array) -> Array:
+    zero = divisor == 0
+    quotient = total / xp.where(zero, xp.ones_like(divisor), divisor)
+    return xp.where(zero, xp.zeros_like(quotient), quotient)
+
+
+def reduce_weighted(
+    xp: Namespace, values: Array, sample_weight: Array | None, mask: Array | None, reduction: Any
+) -> Array:
+    """Keras's ``reduce_weighted_values``: mask and weights merged, multiplied in, reduced."""
+    if mask is not None:
+        float_mask = xp.astype(mask, values.dtype)
+        if reduction in ("mean", "sum_over_batch_size"):
+            total = xp.full_like(xp.sum(float_mask), float(math.prod(mask.shape)))
+            float_mask = float_mask * _divide_no_nan(xp, total, xp.sum(float_mask))
+        if sample_weight is not None:
+            float_mask, sample_weight = _same_rank(xp, float_mask, sample_weight)
+            sample_weight = xp.astype(sample_weight, values.dtype) * float_mask
+        else:
+            sample_weight = float_mask
+    if sample_weight is not None:
+        values, sample_weight = _same_rank(xp, values, xp.astype(sample_weight, values.dtype))
+        values = values * sample_weight
+    if reduction in (None, "none") or tuple(values.shape) in ((), (0,)):
+        return values
+    loss = xp.sum(values)
+    if reduction == "sum":
+        return loss
+    if reduction == "mean_with_sample_weight" and sample_weight is not None:
+        return _divide_no_nan(xp, loss, xp.sum(sample_weight))
+    return _divide_no_nan(xp, loss, xp.full_like(loss, float(math.prod(values.shape))))
+
+
+class _Loss:
+    """Keras's ``Loss.__call__``: inputs gathered, per-sample losses, weights, reduction."""
+
+    _options: tuple[str, ...] = ()
+    ignore_class: int | None = None  # masks the reduction where set (the sparse loss)
+
+    def __init__(self, name: str, reduction: Any, dtype: Any) -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(
+                f"Invalid value for argument `reduction`. Expected one of {set(REDUCTIONS)}. "
+                f"Received: reduction={reduction}"
+            )
+        self.name, self.reduction, self.dtype = name, reduction, dtype
+
+    def __call__(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> Array:
+        xp, arrays = gather(y_pred=y_pred, y_true=y_true, sample_weight=sample_weight)
+        y_true, y_pred = arrays["y_true"], arrays["y_pred"]
+        if self.dtype is not None:
+            y_pred = xp.astype(y_pred, getattr(xp, str(self.dtype)))
+        y_true, y_pred = _same_rank(xp, y_true, y_pred)
+        values = self._values(y_true, y_pred)
+        mask = None
+        if self.ignore_class is not None:
+            mask = xp.reshape(y_true, values.shape) != self.ignore_class
+        return reduce_weighted(xp, values, arrays["sample_weight"], mask, self.reduction)
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        raise NotImplementedError
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._options}
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, as Keras's ``get_config`` lists them."""
+        return {"name": self.name, "reduction": self.reduction, **self._kwargs()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        """A new instance from :meth:`get_config`'s dictionary."""
+        return cls(**config)
+
+
+class BinaryCrossentropy(_Loss):
+    """``keras.losses.BinaryCrossentropy``: :func:`xce.compat.keras.binary_crossentropy`,
+    reduced."""
+
+    _options = ("from_logits", "label_smoothing", "axis")
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: Any = "sum_over_batch_size", name: str = "binary_crossentropy",
+                 dtype: Any = None) -> None:  # fmt: skip
+        super().__init__(name, reduction, dtype)
+        self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        return functions.binary_crossentropy(y_true, y_pred, **self._kwargs())
+
+
+class CategoricalCrossentropy(BinaryCrossentropy):
+    """``keras.losses.CategoricalCrossentropy``: :func:`xce.compat.keras.categorical_crossentropy`,
+    reduced."""
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: Any = "sum_over_batch_size", name: str = "categorical_crossentropy",
+                 dtype: Any = None) -> None:  # fmt: skip
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        return functions.categorical_crossentropy(y_true, y_pred, **self._kwargs())
+
+
+class SparseCategoricalCrossentropy(_Loss):
+    """``keras.losses.SparseCategoricalCrossentropy``: the function twin, reduced over the
+    entries whose label is not ``ignore_class``."""
+
+    _options = ("from_logits", "ignore_class")  # Keras's config leaves out axis too
+
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: Any = "sum_over_batch_size", axis: int = -1,
+                 name: str = "sparse_categorical_crossentropy",
+                 dtype: Any = None) -> None:  # fmt: skip
+        super().__init__(name, reduction, dtype)
+        self.from_logits, self.ignore_class, self.axis = from_logits, ignore_class, axis
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        return functions.sparse_categorical_crossentropy(
+            y_true, y_pred, from_logits=self.from_logits, ignore_class=self.ignore_class,
+            axis=self.axis,
+        )  # fmt: skip
+
+
+class BinaryFocalCrossentropy(_Loss):
+    """``keras.losses.BinaryFocalCrossentropy``: the function twin, reduced."""
+
+    _options = ("from_logits", "label_smoothing", "axis", "apply_class_balancing", "alpha",
+                "gamma")  # fmt: skip
+
+    def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25,
+                 gamma: float = 2.0, from_logits: bool = False, label_smoothing: float = 0.0,
+                 axis: int = -1, reduction: Any = "sum_over_batch_size",
+                 name: str = "binary_focal_crossentropy", dtype: Any = None) -> None:  # fmt: skip
+        super().__init__(name, reduction, dtype)
+        self.apply_class_balancing, self.alpha, self.gamma = apply_class_balancing, alpha, gamma
+        self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        return functions.binary_focal_crossentropy(y_true, y_pred, **self._kwargs())
+
+
+class CategoricalFocalCrossentropy(_Loss):
+    """``keras.losses.CategoricalFocalCrossentropy``: the function twin, reduced."""
+
+    _options = ("from_logits", "label_smoothing", "axis", "alpha", "gamma")
+
+    def __init__(self, alpha: float | Sequence[float] | Array = 0.25, gamma: float = 2.0,
+                 from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: Any = "sum_over_batch_size",
+                 name: str = "categorical_focal_crossentropy",
+                 dtype: Any = None) -> None:  # fmt: skip
+        super().__init__(name, reduction, dtype)
+        self.alpha, self.gamma = alpha, gamma
+        self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        return functions.categorical_focal_crossentropy(y_true, y_pred, **self._kwargs())
+
+
+class KLDivergence(_Loss):
+    """``keras.losses.KLDivergence``: :func:`xce.compat.keras.kl_divergence`, reduced."""
+
+    def __init__(self, reduction: Any = "sum_over_batch_size", name: str = "kl_divergence",
+                 dtype: Any = None) -> None:  # fmt: skip
+        super().__init__(name, reduction, dtype)
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        return functions.kl_divergence(y_true, y_pred)
+
+
+class Poisson(_Loss):
+    """``keras.losses.Poisson``: :func:`xce.compat.keras.poisson`, reduced."""
+
+    def __init__(self, reduction: Any = "sum_over_batch_size", name: str = "poisson",
+                 dtype: Any = None) -> None:  # fmt: skip
+        super().__init__(name, reduction, dtype)
+
+    def _values(self, y_true: Array, y_pred: Array) -> Array:
+        return functions.poisson(y_true, y_pred)

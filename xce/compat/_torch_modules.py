@@ -1,0 +1,154 @@
+"""PyTorch's loss modules (``torch.nn.CrossEntropyLoss``, ...) on any array type.
+
+Plain Python classes with the constructor arguments of their ``torch.nn`` namesakes, whose
+``__call__(input, target)`` (also ``forward``) is the function twin of
+:mod:`xce.compat.torch` with the stored options. They import no framework: ``weight`` and
+``pos_weight`` are arrays of the library the inputs will come from (stored as given, not
+registered as buffers; there is no ``.to()``, ``state_dict`` or ``parameters()``).
+
+The deprecated ``size_average`` and ``reduce`` arguments are accepted as PyTorch accepts
+them: either one given overrides ``reduction`` by PyTorch's legacy rule, with its warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from .._types import Array
+from . import torch as functions
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "KLDivLoss",
+    "NLLLoss",
+    "PoissonNLLLoss",
+]
+
+
+def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """PyTorch's ``_Reduction.legacy_get_string``: the deprecated pair as a ``reduction``."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = ("mean" if size_average else "sum") if reduce else "none"
+    warnings.warn(
+        f"size_average and reduce args will be deprecated, please use reduction='{legacy}' "
+        "instead.",
+        UserWarning,
+        stacklevel=4,  # the caller of the class's constructor
+    )
+    return legacy
+
+
+class _Loss:
+    """The shared part of ``torch.nn``'s losses: the reduction, ``forward`` = ``__call__``."""
+
+    def __init__(self, size_average: bool | None, reduce: bool | None, reduction: str) -> None:
+        self.reduction = legacy_reduction(size_average, reduce, reduction)
+
+    def __call__(self, input: Array, target: Array) -> Array:
+        return self.forward(input, target)
+
+    def forward(self, input: Array, target: Array) -> Array:
+        """The loss of ``input`` against ``target`` with the stored options."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class CrossEntropyLoss(_Loss):
+    """``torch.nn.CrossEntropyLoss``: :func:`xce.compat.torch.cross_entropy`."""
+
+    def __init__(self, weight: Array | None = None, size_average: bool | None = None,
+                 ignore_index: int = -100, reduce: bool | None = None,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:  # fmt: skip
+        super().__init__(size_average, reduce, reduction)
+        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
+
+    def forward(self, input: Array, target: Array) -> Array:
+        """``cross_entropy(input, target, ...)`` with the stored options."""
+        return functions.cross_entropy(
+            input, target, weight=self.weight, ignore_index=self.ignore_index,
+            reduction=self.reduction, label_smoothing=self.label_smoothing,
+        )  # fmt: skip
+
+
+class NLLLoss(_Loss):
+    """``torch.nn.NLLLoss``: :func:`xce.compat.torch.nll_loss`."""
+
+    def __init__(self, weight: Array | None = None, size_average: bool | None = None,
+                 ignore_index: int = -100, reduce: bool | None = None,
+                 reduction: str = "mean") -> None:  # fmt: skip
+        super().__init__(size_average, reduce, reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def forward(self, input: Array, target: Array) -> Array:
+        """``nll_loss(input, target, ...)`` with the stored options."""
+        return functions.nll_loss(
+            input, target, weight=self.weight, ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )  # fmt: skip
+
+
+class BCELoss(_Loss):
+    """``torch.nn.BCELoss``: :func:`xce.compat.torch.binary_cross_entropy`."""
+
+    def __init__(self, weight: Array | None = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean") -> None:  # fmt: skip
+        super().__init__(size_average, reduce, reduction)
+        self.weight = weight
+
+    def forward(self, input: Array, target: Array) -> Array:
+        """``binary_cross_entropy(input, target, ...)`` with the stored options."""
+        return functions.binary_cross_entropy(input, target, weight=self.weight,
+                                              reduction=self.reduction)  # fmt: skip
+
+
+class BCEWithLogitsLoss(_Loss):
+    """``torch.nn.BCEWithLogitsLoss``: :func:`xce.compat.torch.binary_cross_entropy_with_logits`."""
+
+    def __init__(self, weight: Array | None = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean",
+                 pos_weight: Array | None = None) -> None:  # fmt: skip
+        super().__init__(size_average, reduce, reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def forward(self, input: Array, target: Array) -> Array:
+        """``binary_cross_entropy_with_logits(input, target, ...)`` with the stored options."""
+        return functions.binary_cross_entropy_with_logits(
+            input, target, weight=self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )
+
+
+class KLDivLoss(_Loss):
+    """``torch.nn.KLDivLoss``: :func:`xce.compat.torch.kl_div`."""
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean", log_target: bool = False) -> None:  # fmt: skip
+        super().__init__(size_average, reduce, reduction)
+        self.log_target = log_target
+
+    def forward(self, input: Array, target: Array) -> Array:
+        """``kl_div(input, target, ...)`` with the stored options."""
+        return functions.kl_div(input, target, reduction=self.reduction,
+                                log_target=self.log_target)  # fmt: skip
+
+
+class PoissonNLLLoss(_Loss):
+    """``torch.nn.PoissonNLLLoss``: :func:`xce.compat.torch.poisson_nll_loss`."""
+
+    def __init__(self, log_input: bool = True, full: bool = False,
+                 size_average: bool | None = None, eps: float = 1e-8,
+                 reduce: bool | None = None, reduction: str = "mean") -> None:  # fmt: skip
+        super().__init__(size_average, reduce, reduction)
+        self.log_input, self.full, self.eps = log_input, full, eps
+
+    def forward(self, input: Array, target: Array) -> Array:
+        """``poisson_nll_loss(input, target, ...)`` with the stored options."""
+        return functions.poisson_nll_loss(input, target, log_input=self.log_input,
+                                          full=self.full, eps=self.eps,
+                                          reduction=self.reduction)  # fmt: skip
