@@ -11,10 +11,12 @@ cross entropy); each module's docstring lists where it deliberately differs from
 module                             twins of
 =================================  ===========================================================
 :mod:`xce.compat.keras`            ``keras.losses`` (Keras 3): binary / categorical / sparse
-                                   categorical, the focal losses, KL divergence, Poisson
+                                   categorical, the focal losses, KL divergence, Poisson;
+                                   functions and classes (``BinaryCrossentropy``, ...)
 :mod:`xce.compat.torch`            ``torch.nn.functional``: ``cross_entropy``, ``nll_loss``,
                                    ``binary_cross_entropy[_with_logits]``, ``kl_div``,
-                                   ``poisson_nll_loss``
+                                   ``poisson_nll_loss``; and ``torch.nn``'s classes
+                                   (``CrossEntropyLoss``, ``NLLLoss``, ``BCELoss``, ...)
 :mod:`xce.compat.tf`               ``tf.nn``: sigmoid / weighted / softmax / sparse softmax
                                    cross entropy with logits
 :mod:`xce.compat.optax`            ``optax.losses``: softmax CE (soft, integer, safe),

@@ -15,7 +15,7 @@ from typing import Any
 from .._arguments import gather_arrays, is_host_data
 from .._array_api import device, index_dtype, is_array_api_obj, is_jax_array, is_torch_array
 from .._types import Array, Namespace
-from .._validation import namespace_of, read_flag, values_checked
+from .._validation import check_labels, namespace_of, read_flag, values_checked
 
 __all__ = [
     "as_array",
@@ -187,6 +187,8 @@ def one_class_logits(
         return logits, target
     logits = one_class_padded(xp, logits, axis, -math.inf)
     if xp.isdtype(target.dtype, "integral"):
+        if checked(target):  # the error names the one class, not the padded two
+            check_labels(xp, target, 1, ignore_index=ignore, where=None)
         poison = 3 if ignore == 2 else 2
         return logits, xp.where(target == 1, xp.full_like(target, poison), target)
     return logits, one_class_padded(xp, target, axis, 0.0)

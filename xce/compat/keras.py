@@ -33,6 +33,12 @@ Deliberate divergences (where Keras returns a wrong number without a word):
 As in Keras, NumPy arrays, numbers and lists may stand beside another library's arrays
 (they are converted to it), and one class is accepted (with Keras's ``SyntaxWarning`` where
 Keras warns).
+
+The classes (``BinaryCrossentropy``, ``CategoricalCrossentropy``,
+``SparseCategoricalCrossentropy``, ``BinaryFocalCrossentropy``,
+``CategoricalFocalCrossentropy``, ``KLDivergence``, ``Poisson``) take Keras's constructor
+arguments and reduce these functions' losses by Keras's rules (``sum_over_batch_size``,
+``sum``, ``mean``, ``mean_with_sample_weight``, ``none``), with ``sample_weight``.
 """
 
 from __future__ import annotations

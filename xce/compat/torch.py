@@ -35,7 +35,8 @@ Deliberate divergences (where PyTorch raises an opaque error or returns a wrong 
 - float16 / bfloat16 inputs are computed in float32.
 
 As in PyTorch, one class is accepted (``cross_entropy`` gives 0, ``nll_loss`` -input), and
-``ignore_index`` ≥ 0 with probability targets is an error.
+``ignore_index`` ≥ 0 with probability targets is an error. The ``torch.nn`` classes
+(``CrossEntropyLoss``, ``NLLLoss``, ``BCELoss``, ...) call these with their stored options.
 """
 
 from __future__ import annotations
