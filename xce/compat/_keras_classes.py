@@ -103,8 +103,9 @@ class _Loss:
     def __call__(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> Array:
         xp, arrays = gather(y_pred=y_pred, y_true=y_true, sample_weight=sample_weight)
         y_true, y_pred = arrays["y_true"], arrays["y_pred"]
-        if self.dtype is not None:
-            y_pred = xp.astype(y_pred, getattr(xp, str(self.dtype)))
+        if self.dtype is not None:  # "float64", np.float64, np.dtype("float64"), torch.float64
+            name = getattr(self.dtype, "name", None) or getattr(self.dtype, "__name__", None)
+            y_pred = xp.astype(y_pred, getattr(xp, str(name or self.dtype).rsplit(".", 1)[-1]))
         y_true, y_pred = _same_rank(xp, y_true, y_pred)
         values = self._values(y_true, y_pred)
         mask = None
