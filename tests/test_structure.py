@@ -165,8 +165,16 @@ def test_public_api_has_type_hints():
     for module_name in COMPAT_MODULES:  # the framework twins (they import no framework)
         module = importlib.import_module(f"xce.compat.{module_name}")
         public += [(f"{module.__name__}.{name}", getattr(module, name)) for name in module.__all__]
-    for qualname, fn in public:
-        hints = inspect.get_annotations(fn)
-        assert "return" in hints, f"{qualname} has no return annotation"
-        parameters = inspect.signature(fn).parameters
-        assert set(parameters) <= set(hints), f"{qualname}: unannotated parameters"
+    for qualname, obj in public:
+        # A class (the twins' Loss classes): its constructor and the methods that compute.
+        methods = [
+            (f"{qualname}.{name}", vars(obj)[name])
+            for name in ("__init__", "__call__", "call", "forward")
+            if inspect.isclass(obj) and name in vars(obj)
+        ]
+        for name, fn in methods if inspect.isclass(obj) else [(qualname, obj)]:
+            hints = inspect.get_annotations(fn)
+            assert "return" in hints, f"{name} has no return annotation"
+            parameters = set(inspect.signature(fn).parameters) - {"self"}
+            assert parameters <= set(hints), f"{name}: unannotated parameters"
+        assert not inspect.isclass(obj) or methods, f"{qualname}: no method to check"

@@ -54,9 +54,24 @@ from .._array_api import device, is_array_api_obj
 from .._types import Array
 from .._validation import check_floating, normalise_axis, shapes_match
 from ._common import checked, divide_or_nan, ensure, gather, integral_labels, one_class_padded
-from ._keras_classes import *  # noqa: F403  (the classes; they call the functions below when called)
+from ._keras_classes import (  # the classes; they call the functions below when called
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
+)
 
 __all__ = [
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "SparseCategoricalCrossentropy",
     "binary_crossentropy",
     "binary_focal_crossentropy",
     "categorical_crossentropy",

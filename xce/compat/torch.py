@@ -1,42 +1,30 @@
-"""PyTorch's ``torch.nn.functional`` cross-entropy family on any array type.
-
-Each function has the signature and the numbers of its ``torch.nn.functional`` namesake,
-computed by the xce core:
-
-- The class dimension is 1 (``(N, C)``, ``(N, C, d1, ..., dk)``), or 0 for an unbatched
-  ``(C,)`` input; integer targets are class indices, floating targets class probabilities.
-- ``reduction="mean"`` with index targets is Σ w[yᵢ]·ℓᵢ / Σ w[yᵢ] over the targets that are
-  not ``ignore_index``, so a batch where every target is ignored (or an empty one) gives NaN,
-  as in PyTorch; with probability targets it divides by the number of samples N·d1···dk.
-  Label smoothing follows PyTorch: (1-ε)·NLL + ε/C·Σ_c -w_c·log p_c for indices (normalised
-  by Σ w[yᵢ] too), targets q·(1-ε) + ε/C for probabilities.
-- ``binary_cross_entropy`` clamps each log at -100 (a term is at most 100); ``weight`` and
-  ``pos_weight`` broadcast against the input as in PyTorch, and ``"mean"`` divides by the
-  number of elements.
-- ``kl_div`` is target·(log target - input) (with ``log_target``: exp(t)·(t - input)),
-  ``"batchmean"`` divides by N, and ``"mean"`` warns as PyTorch does.
-
-On torch tensors the functions run under ``torch.autograd`` (and on CUDA); on JAX arrays
-under ``jax.jit`` and ``jax.grad``.
+"""PyTorch's ``torch.nn.functional`` cross-entropy family (and its ``torch.nn`` classes) on
+any array type: each function has the signature and the numbers of its namesake, computed by
+the xce core. The class dimension is 1 (``(N, C)``, ``(N, C, d1, ..., dk)``), or 0 for an
+unbatched ``(C,)`` input; integer targets are class indices, floating ones probabilities.
+``"mean"`` with indices is Σ w[yᵢ]·ℓᵢ / Σ w[yᵢ] over the targets not ``ignore_index`` (NaN
+over nothing), with probabilities it divides by N·d1···dk; label smoothing is PyTorch's.
+``binary_cross_entropy`` clamps each log at -100; ``weight``/``pos_weight`` broadcast as in
+PyTorch. ``kl_div`` is target·(log target - input), ``"batchmean"`` divides by N and
+``"mean"`` warns as PyTorch does. As in PyTorch, one class is accepted and ``ignore_index``
+≥ 0 with probability targets is an error. All run under ``torch.autograd``, ``jax.jit`` and
+``jax.grad``. The classes (``CrossEntropyLoss``, ``NLLLoss``, ...) call the functions with
+their stored options.
 
 Deliberate divergences (where PyTorch raises an opaque error or returns a wrong number):
 
 - A class index outside [0, C) other than ``ignore_index``: ``ValueError`` naming the target
   on eager host data (PyTorch: ``IndexError`` on CPU, a device-side assert on CUDA); on
   unchecked data (JAX, Dask, CUDA) a NaN in that entry, never a wrapped or clamped index.
-- Targets outside [0, 1] for the binary and probability losses, probabilities outside
-  [0, 1], negative KL targets and negative rates for ``poisson_nll_loss(log_input=False)``:
-  ``ValueError`` on eager host data (PyTorch raises only for ``binary_cross_entropy``).
+- Binary targets or probabilities outside [0, 1], negative KL targets and negative rates for
+  ``poisson_nll_loss(log_input=False)``: ``ValueError`` on eager host data (PyTorch raises
+  only for ``binary_cross_entropy``). Probability targets of ``cross_entropy`` are taken as
+  given, as in PyTorch.
 - A zero target where the input is -inf contributes 0 to ``kl_div`` (PyTorch: NaN); likewise
   a zero probability target on a -inf logit in ``cross_entropy``.
-- ``input`` and ``target`` must have the same shape where PyTorch would broadcast them
-  (``kl_div``, ``poisson_nll_loss``); index targets may be any integer dtype (PyTorch wants
-  int64 or uint8); the deprecated ``size_average`` and ``reduce`` arguments do not exist.
-- float16 / bfloat16 inputs are computed in float32.
-
-As in PyTorch, one class is accepted (``cross_entropy`` gives 0, ``nll_loss`` -input), and
-``ignore_index`` ≥ 0 with probability targets is an error. The ``torch.nn`` classes
-(``CrossEntropyLoss``, ``NLLLoss``, ``BCELoss``, ...) call these with their stored options.
+- ``kl_div`` and ``poisson_nll_loss`` want ``input`` and ``target`` of the same shape (no
+  broadcasting); index targets may be any integer dtype; the functions (not the classes) have
+  no ``size_average`` and ``reduce``. float16 / bfloat16 inputs are computed in float32.
 """
 
 from __future__ import annotations
@@ -48,7 +36,6 @@ from typing import cast
 import xce
 
 from .. import _agnostic as agnostic
-from .._agnostic import take_along_last_axis, xlogy_zero
 from .._array_api import device, index_dtype
 from .._pipeline import Prepared, class_problem, classes_last, evaluate
 from .._table import LossInfo
@@ -70,9 +57,22 @@ from ._common import (
     one_class_logits,
     one_class_padded,
 )
-from ._torch_modules import *  # noqa: F403  (the classes; they call the functions below when called)
+from ._torch_modules import (  # the classes; they call the functions below when called
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    KLDivLoss,
+    NLLLoss,
+    PoissonNLLLoss,
+)
 
 __all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "KLDivLoss",
+    "NLLLoss",
+    "PoissonNLLLoss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
@@ -171,7 +171,7 @@ def _one_class(xp, input, target, weight, axis, ignore_index):
 
 def _nll_kernel(xp, x, labels, *, class_weight, with_grad, grad_scale=None):
     """-w[y]·x[y], gathered by index: NLL is a weighted pick, there is no log to take."""
-    picked = take_along_last_axis(xp, x, labels[..., None])[..., 0]
+    picked = agnostic.take_along_last_axis(xp, x, labels[..., None])[..., 0]
     if class_weight is not None:
         w_y = xp.reshape(xp.take(class_weight, xp.reshape(labels, (-1,))), labels.shape)
         picked = w_y * picked
@@ -370,7 +370,7 @@ def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: boo
     else:
         if checked(input, target):
             ensure(xp, ~(t >= 0), "target holds negative or NaN probabilities")
-        loss = xlogy_zero(xp, t, t) - t * xp.where(t == 0, xp.zeros_like(input), input)
+        loss = agnostic.xlogy_zero(xp, t, t) - t * xp.where(t == 0, xp.zeros_like(input), input)
     if reduction == "mean":
         warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=2)
     if reduction != "batchmean":
