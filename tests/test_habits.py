@@ -371,3 +371,20 @@ def test_nan_policy_inside_jit_and_without_dask_computes(loss, backend, make):
     assert np.isnan(out[broken]).all() and np.isfinite(out[~broken]).all()
     rows = broken if loss.target == "binary" else broken[:, None] & np.ones(grad.shape, bool)
     assert np.isnan(grad[rows]).all() and np.isfinite(grad[~rows]).all()
+
+
+@pytest.mark.parametrize("loss", CLASS_LOSSES, indirect=True)
+def test_dask_unknown_chunks_with_validate_true(loss, backend, make):
+    # validate=True reads Dask values: after boolean indexing (unknown chunk sizes) the rules
+    # still raise their readable errors, and probabilities given as logits still warn.
+    if backend != "dask":
+        pytest.skip("unknown chunk sizes are Dask's")
+    y_true, p = loss.problem(47, from_logits=False)
+    keep = make(np.array([True, False, True, True, False, True]), "bool")
+    t, q = loss.make_y_true(make, y_true)[keep], make(p)[keep]
+    assert any(n != n for n in q.shape)
+    with pytest.warns(UserWarning, match="from_logits=False"):
+        loss.call(t, q, from_logits=True, validate=True)
+    sigmoid_rows = make(np.full(p.shape, 0.4))[keep]  # each row sums to 1.6
+    with pytest.raises(ValueError, match="sum to 1"):
+        loss.call(t, sigmoid_rows, validate=True)

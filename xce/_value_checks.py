@@ -23,7 +23,7 @@ import sys
 import warnings
 from typing import Any
 
-from ._array_api import device
+from ._array_api import array_namespace, device
 from ._types import Array, Namespace
 from ._validation import read_flag
 
@@ -97,6 +97,9 @@ def check_rows_sum_to_one(
         off = off & valid
     if not read_flag(xp.any(off)):
         return
+    if hasattr(off, "compute"):  # Dask: values are read now anyway (unknown chunks allowed)
+        off, total = off.compute(), total.compute()
+        xp = array_namespace(off)
     flat_off = xp.reshape(off, (-1,))
     first = int(xp.argmax(xp.astype(flat_off, xp.int8)))
     row_sum = _host_float(xp.reshape(total, (-1,))[first])
@@ -152,9 +155,10 @@ def warn_if_probabilities(xp: Namespace, x: Array, tolerance: float) -> None:
     """
     if x.ndim == 0 or x.shape[-1] == 0 or any(d == 0 for d in x.shape):
         return
-    first = xp.reshape(x, (-1, x.shape[-1]))[0, :]
-    if not read_flag(xp.all(first >= 0) & (xp.abs(xp.sum(first) - 1) <= tolerance)):
-        return
+    if not any(d != d for d in x.shape):  # the first row, where the sizes are known
+        first = xp.reshape(x, (-1, x.shape[-1]))[0, :]
+        if not read_flag(xp.all(first >= 0) & (xp.abs(xp.sum(first) - 1) <= tolerance)):
+            return
     off, _ = _off_rows(xp, x, tolerance, zero_allowed=False)
     if read_flag(xp.all(x >= 0) & ~xp.any(off)):
         warnings.warn(
