@@ -17,6 +17,7 @@ from typing import Any
 
 from . import _agnostic as agnostic
 from . import _fast
+from ._array_api import is_eager_host
 from ._prepare import (
     Prepared,
     class_problem,
@@ -74,7 +75,12 @@ def plain_lane(
     lanes = _fast.lanes(type(y_pred))
     if lanes is None or info.lane is None:
         return None
-    if info.target != "binary" and _first_row_may_be_probabilities(y_pred):
+    # On host data only: a read of a GPU tensor would synchronise the device.
+    if (
+        info.target != "binary"
+        and is_eager_host(y_pred)
+        and _first_row_may_be_probabilities(y_pred)
+    ):
         return None  # the full path looks closer, and warns
     return getattr(lanes, info.lane)(y_true, y_pred, reduction=reduction, with_grad=with_grad)
 
