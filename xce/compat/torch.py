@@ -30,7 +30,6 @@ Deliberate divergences (where PyTorch raises an opaque error or returns a wrong 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import cast
 
 import xce
@@ -48,11 +47,8 @@ from .._validation import (
     class_weight_array,
 )
 from ._common import (
-    as_array,
-    broadcast_to,
     checked,
     divide_or_nan,
-    ensure,
     namespace_of,
     one_class_logits,
     one_class_padded,
@@ -64,6 +60,15 @@ from ._torch_modules import (  # the classes; they call the functions below when
     KLDivLoss,
     NLLLoss,
     PoissonNLLLoss,
+)
+from ._torch_pointwise import kl_div, poisson_nll_loss
+from ._torch_rules import (
+    check_reduction,
+    class_axis,
+    elementwise_reduction,
+    mean_over,
+    same_shape,
+    weight_like,
 )
 
 __all__ = [
@@ -80,33 +85,6 @@ __all__ = [
     "nll_loss",
     "poisson_nll_loss",
 ]
-
-_REDUCTIONS = ("none", "mean", "sum")
-
-
-def _check_reduction(reduction, allowed=_REDUCTIONS):
-    if reduction not in allowed:
-        raise ValueError(
-            f"reduction={reduction!r} is not a valid value; use one of {', '.join(allowed)}"
-        )
-
-
-def _class_axis(input):
-    if input.ndim == 0:
-        raise ValueError("input is 0-d; it needs a class dimension: (C,), (N, C) or (N, C, ...)")
-    return 1 if input.ndim >= 2 else 0
-
-
-def _same_shape(input, target):
-    if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(
-            f"target has shape {tuple(target.shape)} but input has shape {tuple(input.shape)}; "
-            "they must match (xce never broadcasts targets)"
-        )
-
-
-def _mean_over(xp, total, n):
-    return divide_or_nan(xp, total, xp.asarray(float(n), dtype=total.dtype, device=device(total)))
 
 
 def cross_entropy(
@@ -132,8 +110,8 @@ def cross_entropy(
     array(0.27964587)
     """
     xp = namespace_of(input=input, target=target, weight=weight)
-    _check_reduction(reduction)
-    axis = _class_axis(input)
+    check_reduction(reduction)
+    axis = class_axis(input)
     floating = xp.isdtype(target.dtype, "real floating")
     if floating and ignore_index >= 0:
         raise ValueError(
@@ -144,7 +122,7 @@ def cross_entropy(
         input, target, weight = _one_class(xp, input, target, weight, axis, ignore_index)
         label_smoothing = 0.0  # every smoothed term is 0 with one class
     if not floating:
-        # reduction is one of _REDUCTIONS (checked above)
+        # reduction is one of REDUCTIONS (checked above)
         core_reduction = cast(Reduction, "sum_and_count" if reduction == "mean" else reduction)
         out = xce.sparse_categorical_cross_entropy(
             target, input, from_logits=True, axis=axis, ignore_index=ignore_index,
@@ -159,7 +137,7 @@ def cross_entropy(
         return per_sample
     total = xp.sum(per_sample)
     # With probability targets PyTorch's mean divides by the number of samples, not Σ w.
-    return total if reduction == "sum" else _mean_over(xp, total, math.prod(per_sample.shape))
+    return total if reduction == "sum" else mean_over(xp, total, math.prod(per_sample.shape))
 
 
 def _one_class(xp, input, target, weight, axis, ignore_index):
@@ -205,13 +183,13 @@ def nll_loss(
     array(0.22314355)
     """
     xp = namespace_of(input=input, target=target, weight=weight)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     check_floating(xp, input, "input")
     check_label_dtype(xp, target, "target")
-    if input.ndim and input.shape[_class_axis(input)] == 1:  # one class: -input[0]
-        input, target, weight = _one_class(xp, input, target, weight, _class_axis(input),
+    if input.ndim and input.shape[class_axis(input)] == 1:  # one class: -input[0]
+        input, target, weight = _one_class(xp, input, target, weight, class_axis(input),
                                            ignore_index)  # fmt: skip
-    axis, n_classes, batch = class_problem(input, _class_axis(input), "nll_loss")
+    axis, n_classes, batch = class_problem(input, class_axis(input), "nll_loss")
     if tuple(target.shape) != batch:
         raise ValueError(
             f"target has shape {tuple(target.shape)} but input of shape {tuple(input.shape)} "
@@ -242,19 +220,6 @@ def nll_loss(
     return divide_or_nan(xp, *value) if reduction == "mean" else value
 
 
-def _elementwise_reduction(xp, loss, reduction):
-    if reduction == "none":
-        return loss
-    total = xp.sum(loss)
-    return total if reduction == "sum" else _mean_over(xp, total, math.prod(loss.shape))
-
-
-def _weight_like(xp, weight, input, name="weight"):
-    if weight is None:
-        return None
-    return broadcast_to(xp, as_array(xp, weight, input, name), input.shape, name, "input")
-
-
 def binary_cross_entropy(
     input: Array, target: Array, weight: float | Array | None = None, reduction: str = "mean"
 ) -> Array:
@@ -273,9 +238,9 @@ def binary_cross_entropy(
     array([100.        ,   0.69314718,   0.        ])
     """
     xp = namespace_of(input=input, target=target, weight=weight)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     check_floating(xp, input, "input")
-    _same_shape(input, target)
+    same_shape(input, target)
     if checked(input, target):
         check_unit_interval(xp, target, "target", " (binary targets are 0/1 or in between)")
     # The two logs separately (xce's loss with targets 1 and 0, unclipped), so that each can
@@ -288,8 +253,8 @@ def binary_cross_entropy(
     )
     t = xp.astype(target, input.dtype)
     loss = t * xp.clip(neg_log_p, max=100.0) + (1 - t) * xp.clip(neg_log_not_p, max=100.0)
-    w = _weight_like(xp, weight, input)
-    return _elementwise_reduction(xp, loss if w is None else loss * w, reduction)
+    w = weight_like(xp, weight, input)
+    return elementwise_reduction(xp, loss if w is None else loss * w, reduction)
 
 
 def binary_cross_entropy_with_logits(
@@ -315,15 +280,15 @@ def binary_cross_entropy_with_logits(
     array(0.34702286)
     """
     xp = namespace_of(input=input, target=target, weight=weight, pos_weight=pos_weight)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     check_floating(xp, input, "input")
-    _same_shape(input, target)
+    same_shape(input, target)
     shape = tuple(input.shape)
     # Element-wise loss: flattening lets every weight shape PyTorch broadcasts reach the
     # core as one weight per element.
     flat = (-1,)
-    w = _weight_like(xp, weight, input)
-    pw = _weight_like(xp, pos_weight, input, "pos_weight")
+    w = weight_like(xp, weight, input)
+    pw = weight_like(xp, pos_weight, input, "pos_weight")
     loss = xce.binary_cross_entropy(
         xp.reshape(target, flat), xp.reshape(input, flat), from_logits=True,
         pos_weight=None if pw is None else xp.reshape(pw, flat),
@@ -332,89 +297,4 @@ def binary_cross_entropy_with_logits(
     )  # fmt: skip
     if reduction == "none":
         return xp.reshape(loss, shape)
-    return loss if reduction == "sum" else _mean_over(xp, loss, math.prod(shape))
-
-
-_KL_MEAN_WARNING = (
-    "reduction: 'mean' divides the total loss by both the batch size and the support size. "
-    "'batchmean' divides only by the batch size, and aligns with the KL div math definition. "
-    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
-)
-
-
-def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: bool = False) -> Array:
-    """``torch.nn.functional.kl_div``: target·(log target - input) element-wise, ``input``
-    being log-probabilities (with ``log_target``: exp(target)·(target - input)).
-
-    ``"batchmean"`` divides the sum by N = ``input.shape[0]`` (the KL divergence per sample);
-    ``"mean"`` divides by the number of elements and warns, as PyTorch does. Native, for
-    probabilities p and q: ``xce.kl_divergence(p, q)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from xce.compat import torch as F
-    >>> F.kl_div(np.log(np.array([[0.9, 0.1]])), np.array([[0.5, 0.5]]), reduction="batchmean")
-    array(0.51082562)
-    """
-    xp = namespace_of(input=input, target=target)
-    _check_reduction(reduction, ("none", "batchmean", "sum", "mean"))
-    check_floating(xp, input, "input")
-    _same_shape(input, target)
-    t = xp.astype(target, input.dtype)
-    if log_target:
-        weight = xp.exp(t)
-        # exp(-inf)·(-inf - input) is 0, not NaN: a class with no target mass adds nothing.
-        diff = xp.where(weight == 0, xp.zeros_like(t), t - input)
-        loss = weight * diff
-    else:
-        if checked(input, target):
-            ensure(xp, ~(t >= 0), "target holds negative or NaN probabilities")
-        loss = agnostic.xlogy_zero(xp, t, t) - t * xp.where(t == 0, xp.zeros_like(input), input)
-    if reduction == "mean":
-        warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=2)
-    if reduction != "batchmean":
-        return _elementwise_reduction(xp, loss, reduction)
-    total = xp.sum(loss)
-    return total if input.ndim == 0 else _mean_over(xp, total, input.shape[0])
-
-
-def poisson_nll_loss(
-    input: Array,
-    target: Array,
-    log_input: bool = True,
-    full: bool = False,
-    eps: float = 1e-8,
-    reduction: str = "mean",
-) -> Array:
-    """``torch.nn.functional.poisson_nll_loss``: exp(input) - target·input (``log_input``),
-    or input - target·log(input + eps); with ``full`` the Stirling term
-    t·log t - t + ½·log(2πt) is added where t > 1.
-
-    Poisson is not a cross entropy and has no native xce loss; this is its formula.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from xce.compat import torch as F
-    >>> F.poisson_nll_loss(np.array([0.5, 2.0]), np.array([3.0, 0.5]), full=True,
-    ...                    reduction="none")
-    array([1.91280281, 6.3890561 ])
-    """
-    xp = namespace_of(input=input, target=target)
-    _check_reduction(reduction)
-    check_floating(xp, input, "input")
-    _same_shape(input, target)
-    t = xp.astype(target, input.dtype)
-    if log_input:
-        loss = xp.exp(input) - t * input
-    else:
-        if checked(input, target):
-            ensure(xp, ~(input >= 0), "input holds negative or NaN rates (log_input=False)")
-        loss = input - t * xp.log(input + eps)
-    if full:
-        large = t > 1
-        safe = xp.where(large, t, xp.ones_like(t))
-        stirling = safe * xp.log(safe) - safe + 0.5 * xp.log(2 * math.pi * safe)
-        loss = loss + xp.where(large, stirling, xp.zeros_like(stirling))
-    return _elementwise_reduction(xp, loss, reduction)
+    return loss if reduction == "sum" else mean_over(xp, loss, math.prod(shape))
