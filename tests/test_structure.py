@@ -22,7 +22,7 @@ import pytest
 import xce
 from xce._backends import BACKEND_NAMES
 from xce._docs import support_table_markdown, support_table_rst
-from xce._table import KERNEL_KINDS, LOSSES, loss_info, support_table
+from xce._table import ALL_LOSSES, KERNEL_KINDS, LOSSES, loss_info, support_table
 
 PACKAGE = pathlib.Path(xce.__file__).parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -111,16 +111,18 @@ def test_the_private_name_check_catches_both_forms():
 
 
 def test_every_public_loss_is_a_row_of_the_table():
-    rows = {info.name for info in LOSSES}
-    public_losses = {name for name in xce.__all__ if name.endswith("cross_entropy")}
+    rows = {info.name for info in ALL_LOSSES}
+    public_losses = {name for name in xce.__all__ if name.endswith(("cross_entropy", "_loss"))}
     assert rows == public_losses
-    for info in LOSSES:
+    for info in ALL_LOSSES:
         assert info.public is getattr(xce, info.name)
         assert callable(info.driver)
+    for info in LOSSES:
+        assert callable(info.logits_kernel) and callable(info.probabilities_kernel)
         assert info.logits_kernel is not info.probabilities_kernel
 
 
-@pytest.mark.parametrize("info", LOSSES, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", ALL_LOSSES, ids=lambda info: info.name)
 def test_public_docstrings_carry_the_generated_support_table(info):
     doc = inspect.getdoc(info.public)
     assert support_table_rst(info) in doc

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ._backends import BACKEND_NAMES
-from ._table import LOSSES, SUPPORT_COLUMNS, LossInfo, kernel_on, support_table
+from ._table import ALL_LOSSES, SUPPORT_COLUMNS, LossInfo, kernel_on, support_table
 
 __all__ = ["document", "support_table_markdown", "support_table_rst"]
 
@@ -81,7 +81,7 @@ def support_table_markdown() -> str:
         "| loss | " + " | ".join(BACKEND_NAMES) + " |",
         "|---|" + "---|" * len(BACKEND_NAMES),
     ]
-    for info in LOSSES:
+    for info in ALL_LOSSES:
         cells = [kernel_on(info, name) for name in BACKEND_NAMES]
         lines.append(f"| `{info.name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)

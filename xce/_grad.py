@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ._table import LOSSES
+from ._table import ALL_LOSSES
 
 __all__ = ["value_and_grad"]
 
@@ -56,22 +56,33 @@ def value_and_grad(loss_fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]
     array([[-0.5,  0.5]])
     """
     fused = next(
-        (info.driver for info in LOSSES if info.analytic_gradient and info.public is loss_fn),
+        (info.driver for info in ALL_LOSSES if info.analytic_gradient and info.public is loss_fn),
         None,
     )
     if fused is None:
-        names = ", ".join(f"xce.{info.name}" for info in LOSSES if info.analytic_gradient)
+        names = ", ".join(f"xce.{info.name}" for info in ALL_LOSSES if info.analytic_gradient)
         raise TypeError(f"value_and_grad supports {names}; got {loss_fn!r}")
-    # Every loss is (y_true, y_pred, *, options): bind by hand, as inspect's bind costs more
-    # than a small loss itself.
+    # Every loss is (*arrays, *, options): (y_true, y_pred) for most, (y_true, hidden, weight)
+    # for linear cross entropy. Bind by hand, as inspect's bind costs more than a small loss.
     defaults = {
         name: parameter.default
         for name, parameter in inspect.signature(loss_fn).parameters.items()
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY
     }
 
+    positional = [
+        name
+        for name, parameter in inspect.signature(loss_fn).parameters.items()
+        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
+
     @functools.wraps(loss_fn)
-    def loss_and_grad(y_true: Any, y_pred: Any, **options: Any) -> tuple[Any, Any]:
+    def loss_and_grad(*arrays: Any, **options: Any) -> tuple[Any, Any]:
+        if len(arrays) < len(positional):  # arrays given by name (y_true=..., y_pred=...)
+            missing = positional[len(arrays) :]
+            if not all(name in options for name in missing):
+                raise TypeError(f"{loss_fn.__name__}() missing argument(s) {missing}")
+            arrays = (*arrays, *(options.pop(name) for name in missing))
         unknown = options.keys() - defaults.keys()
         if unknown:
             raise TypeError(
@@ -83,7 +94,7 @@ def value_and_grad(loss_fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]
                 "value_and_grad needs a scalar loss: use reduction='mean', 'sum' or "
                 "'sum_and_count', not 'none'"
             )
-        return fused(y_true, y_pred, **options, with_grad=True)
+        return fused(*arrays, **options, with_grad=True)
 
     loss_and_grad.__doc__ = (
         f"{loss_fn.__name__} and its gradient with respect to y_pred; returns (loss, grad).\n\n"

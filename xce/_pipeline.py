@@ -106,10 +106,13 @@ def _kernel_call(
     the backend's native kernel where the row names one and the backend handles ``x``, else
     from the generic kernel, run over row blocks where the row allows it."""
     xp, x, target = inputs.xp, inputs.x, inputs.target
+    kernel = info.logits_kernel if inputs.from_logits else info.probabilities_kernel
+    if kernel is None:  # a structured loss's row: its driver runs its own kernels
+        raise TypeError(f"{info.name} has no generic kernel pair for the pipeline")
     if inputs.from_logits:
-        generic = functools.partial(info.logits_kernel, xp, **options)
+        generic = functools.partial(kernel, xp, **options)
     else:
-        generic = functools.partial(info.probabilities_kernel, xp, **options, eps=inputs.eps)
+        generic = functools.partial(kernel, xp, **options, eps=inputs.eps)
     backend = _fast.backend(xp)
     # Array hyperparameters (traced, differentiated, lazy) only the generic kernels take.
     if inputs.from_logits and info.native is not None and not inputs.array_options:

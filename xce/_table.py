@@ -27,8 +27,10 @@ from . import _agnostic as agnostic
 from ._backends import BACKENDS
 
 __all__ = [
+    "ALL_LOSSES",
     "KERNEL_KINDS",
     "LOSSES",
+    "STRUCTURED_LOSSES",
     "SUPPORT_COLUMNS",
     "LossInfo",
     "kernel_on",
@@ -36,7 +38,9 @@ __all__ = [
     "support_table",
 ]
 
-TargetKind = Literal["binary", "soft", "labels"]
+# "sequence" (CTC: labels against a (N, T, C) sequence) and "linear" (labels against hidden
+# states and an output weight) are the structured losses of STRUCTURED_LOSSES.
+TargetKind = Literal["binary", "soft", "labels", "sequence", "linear"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,8 @@ class LossInfo:
     name: str
     module: str
     target: TargetKind
-    logits_kernel: Callable
-    probabilities_kernel: Callable
+    logits_kernel: Callable | None
+    probabilities_kernel: Callable | None
     native: str | None = None
     native_on: tuple[str, ...] = ()
     lane: str | None = None
@@ -120,7 +124,16 @@ LOSSES: tuple[LossInfo, ...] = (
     ),
 )  # fmt: skip
 
-_BY_NAME = {info.name: info for info in LOSSES}
+# The losses whose arguments are not (y_true, y_pred) over a class axis: they have their own
+# kernels (no generic logits / probabilities kernel pair, hence None there) and their own
+# tests, but the same driver contract (``loss_and_gradient(*arrays, **options, with_grad)``),
+# value_and_grad, docstring support table and README table. The conformance matrix
+# (tests/matrix.py) covers LOSSES, the classification losses.
+STRUCTURED_LOSSES: tuple[LossInfo, ...] = ()
+
+ALL_LOSSES: tuple[LossInfo, ...] = LOSSES + STRUCTURED_LOSSES
+
+_BY_NAME = {info.name: info for info in ALL_LOSSES}
 
 
 def loss_info(name: str) -> LossInfo:
