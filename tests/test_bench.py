@@ -22,6 +22,7 @@ from xce._bench.cases import (
     IMPLEMENTATIONS,
     OPERATIONS,
     REFERENCE,
+    TIMED,
     available,
     binary_targets,
     data,
@@ -30,7 +31,8 @@ from xce._bench.cases import (
 from xce._bench.chart import chart_series, plot
 from xce._bench.floors import add_floors, best_floors, best_floors_by_dtype, floor_seconds
 from xce._bench.machine import cpu_times, machine_description, steal_share
-from xce._bench.timing import interleaved_times, paired_ratio, round_orders
+from xce._bench.report import disturbances, format_table
+from xce._bench.timing import interleaved_times, paired_ratio, relative_spread, round_orders
 
 
 def _as_float64(value):
@@ -278,9 +280,57 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
         assert float(row["times_floor"]) == pytest.approx(seconds / floor)
         if cpu_times() is not None:  # Linux
             assert 0 <= float(row["cpu_steal"]) <= 1
+        assert row["function"] == TIMED[row["implementation"]][row["operation"]]
+        assert float(row["spread"]) >= 0
         if not with_torch:
-            assert row["vs_torch"] == ""
-        elif row["implementation"] == REFERENCE:
-            assert float(row["vs_torch"]) == 1.0  # each round against itself
-        else:
-            assert float(row["vs_torch"]) > 0
+            assert row["speed_up"] == ""
+            continue
+        # The speed-up is torch's median time over the row's: it agrees with the times.
+        torch_row = next(r for r in rows if r["implementation"] == REFERENCE
+                         and r["operation"] == row["operation"])  # fmt: skip
+        expected = float(torch_row["seconds"]) / seconds
+        assert float(row["speed_up"]) == pytest.approx(expected, rel=1e-9)
+        if row["implementation"] == REFERENCE:
+            assert float(row["paired_speed_up"]) == 1.0  # each round against itself
+
+
+def test_every_implementation_names_the_function_it_times_for_every_operation():
+    assert set(TIMED) == set(IMPLEMENTATIONS)
+    for name, functions in TIMED.items():
+        assert set(functions) == set(OPERATIONS), name
+    assert TIMED[REFERENCE]["binary"] == "F.binary_cross_entropy_with_logits"
+
+
+def test_relative_spread_is_the_interquartile_range_over_the_median():
+    # quartiles of 1..8 (exclusive method): 2.25 and 6.75; median 4.5
+    assert relative_spread([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx(4.5 / 4.5)
+    assert relative_spread([2.0] * 10) == 0.0
+    assert relative_spread([1.0, 9.0]) == 0.0  # too few rounds to say
+
+
+def _timed_row(name, seconds, spread=0.01, speed_up=None):
+    row = {"allocator": "tuned", "dtype": "float32", "n": 64, "c": 10, "operation": "sparse",
+           "implementation": name, "function": TIMED[name]["sparse"], "seconds": seconds,
+           "spread": spread, "times_floor": seconds / 1e-6}  # fmt: skip
+    if speed_up is not None:
+        row["speed_up"] = speed_up
+    return row
+
+
+def test_a_quiet_run_has_no_warning_and_a_disturbed_one_says_why():
+    quiet = {"exp_per_second_range": (2.9e9, 3.0e9), "cpu_steal": {"tuned": 0.01},
+             "load_per_core": {"tuned": 0.1}}  # fmt: skip
+    rows = [_timed_row("torch", 2e-5, speed_up=1.0), _timed_row("xce numpy", 1e-5, speed_up=2.0)]
+    assert disturbances(rows, quiet) == []
+    noisy = {"exp_per_second_range": (1.5e9, 3.0e9), "cpu_steal": {"tuned": 0.2},
+             "load_per_core": {"tuned": 1.5}}  # fmt: skip
+    rows[0]["spread"] = 0.9  # e.g. torch at 7-18 ms for (64, 10) under contention
+    found = disturbances(rows, noisy)
+    assert len(found) == 4
+    assert "exp floor moved by 50%" in found[0]
+    assert "1 of 2 cases spread" in found[1]
+    assert "stole 20.0%" in found[2]
+    assert "load average was 1.50 per core" in found[3]
+    table = format_table(rows)
+    assert "| torch | F.cross_entropy | 0.020 ⚠ | 1.00× |" in table
+    assert "| xce numpy | xce.sparse_categorical_cross_entropy | 0.010 | 2.00× |" in table

@@ -5,9 +5,15 @@ and size, once per glibc allocator setting, each setting in its own worker proce
 allocator reads its settings at start-up), and prints one table with the measured floors:
 
 - time: the median per call over rounds in which every implementation runs once in turn (in
-  balanced orders, after a warm-up; fast calls in batches of ~2 ms); "vs torch" is the
-  median over the same rounds of torch's time over each implementation's, so a slow moment
-  of a shared machine slows both sides of a ratio instead of whichever ran then;
+  balanced orders, after a warm-up; fast calls in batches of ~2 ms), so a slow moment of a
+  shared machine slows every implementation alike instead of whichever ran then; each row
+  names the function it timed;
+- "speed-up vs torch": torch's median time over the row's (above 1: faster than torch), so
+  it agrees with the times; the CSV also has the median of the per-round ratios
+  (``paired_speed_up``) and each case's spread (interquartile range over median);
+- disturbance: a run is reported as disturbed (a warning above and below the table) when the
+  floors moved, cases spread, CPU time was stolen or other processes were running (the
+  limits are in ``report``);
 - peak extra memory: the high-water mark of the resident set during one call, over the
   inputs, measured in a fresh process per implementation at the headline size;
 - CPU steal: the share of the machine's CPU time that the hypervisor gave to other virtual
@@ -38,8 +44,15 @@ from typing import Any
 
 from .cases import HEADLINE, IMPLEMENTATIONS, OPERATIONS, SIZES, available
 from .floors import add_floors, best_floors_by_dtype, measure_floors
-from .machine import ALLOCATORS, allocator_settings, cpu_times, machine_description, steal_share
-from .report import format_table, progress, write_csv
+from .machine import (
+    ALLOCATORS,
+    allocator_settings,
+    cpu_times,
+    load_per_core,
+    machine_description,
+    steal_share,
+)
+from .report import disturbances, format_table, progress, write_csv
 from .workers import spawn
 
 __all__ = ["main", "parser", "run"]
@@ -55,11 +68,12 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     memory_cases = [(i, op) for i in implementations for op in args.operations] if (
         args.memory and HEADLINE in sizes) else []  # fmt: skip
     total = cases_per_setting * len(args.allocators) + len(memory_cases)
-    done, rows, steal = 0, [], {}
+    done, rows, steal, load = 0, [], {}, {}
     measured = {dtype: [measure_floors(dtype)] for dtype in args.dtypes}
     for allocator in args.allocators:
         spec = {"implementations": implementations, "sizes": sizes,
                 "operations": args.operations, "dtypes": args.dtypes}  # fmt: skip
+        load[allocator] = load_per_core()
         before = cpu_times()
         worker = spawn("--worker", spec, ALLOCATORS[allocator])
         assert worker.stdout is not None  # spawned with stdout=PIPE
@@ -76,7 +90,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
         for dtype in args.dtypes:
             measured[dtype].append(measure_floors(dtype))
     best = best_floors_by_dtype(measured)
-    floors = dict(best[args.dtypes[0]], cpu_steal=steal, dtype=args.dtypes[0])
+    floors = dict(best[args.dtypes[0]], cpu_steal=steal, load_per_core=load, dtype=args.dtypes[0])
     floors["exp_per_second_by_dtype"] = {d: b["exp_per_second"] for d, b in best.items()}
     memory = {}
     for name, op in memory_cases:
@@ -116,9 +130,17 @@ def parser(prog: str = "xce bench") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "xce bench") -> int:
     args = parser(prog).parse_args(argv)
     rows, floors = run(args)
+    warnings = disturbances(rows, floors)
     print(f"Machine: {machine_description(floors)}")
     print("Allocator settings: " + allocator_settings(args.allocators))
+    for warning in warnings:
+        print(f"WARNING: this run was disturbed: {warning}")
     print(format_table(rows))
+    if warnings:
+        print(
+            "\nWARNING: the run was disturbed (see above): rerun on a quiet machine before "
+            "quoting these numbers"
+        )
     write_csv(rows, args.csv)
     print(f"\nCSV written to {args.csv}")
     if args.plot:

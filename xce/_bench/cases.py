@@ -2,7 +2,8 @@
 
 An implementation is a function that imports its framework and returns a builder; a builder
 takes ``(operation, logits, labels)`` (NumPy arrays) and returns a call that computes that
-operation's loss (and gradient, for ``sparse+grad``) on those arrays.
+operation's loss (and gradient, for ``sparse+grad``) on those arrays. :data:`TIMED` names the
+function that each implementation actually calls for each operation, for the report.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "OPERATIONS",
     "REFERENCE",
     "SIZES",
+    "TIMED",
     "Builder",
     "available",
     "binary_targets",
@@ -149,25 +151,14 @@ def _numpy_plain() -> Builder:
 
 
 def _jax_jit() -> Builder:
+    """Optax's functions under jax.jit (unavailable without optax)."""
     import jax
     import jax.numpy as jnp
+    import optax
 
-    try:
-        import optax
-
-        sparse = optax.softmax_cross_entropy_with_integer_labels
-        soft = optax.softmax_cross_entropy
-        binary = optax.sigmoid_binary_cross_entropy
-    except ImportError:  # the same formulas with jax.nn
-
-        def sparse(x: Any, y: Any) -> Any:
-            return -jnp.take_along_axis(jax.nn.log_softmax(x), y[:, None], axis=1)[:, 0]
-
-        def soft(x: Any, q: Any) -> Any:
-            return -(q * jax.nn.log_softmax(x)).sum(axis=1)
-
-        def binary(x: Any, t: Any) -> Any:
-            return jnp.maximum(x, 0) - x * t + jnp.log1p(jnp.exp(-jnp.abs(x)))
+    sparse = optax.softmax_cross_entropy_with_integer_labels
+    soft = optax.softmax_cross_entropy
+    binary = optax.sigmoid_binary_cross_entropy
 
     def mean_of(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         return jax.jit(lambda x, t: fn(x, t).mean())
@@ -187,13 +178,76 @@ def _jax_jit() -> Builder:
     return build
 
 
-REFERENCE = "torch F.cross_entropy"  # the "vs torch" column's reference
+def _xce_jax_jit() -> Builder:
+    """xce's functions on JAX arrays under jax.jit: the generic kernels, compiled."""
+    import jax
+    import jax.numpy as jnp
+
+    import xce
+
+    sparse = jax.jit(lambda x, y: xce.sparse_categorical_cross_entropy(y, x, from_logits=True))
+    sparse_grad = jax.jit(
+        lambda x, y: xce.value_and_grad(xce.sparse_categorical_cross_entropy)(
+            y, x, from_logits=True
+        )
+    )
+    soft = jax.jit(lambda x, q: xce.categorical_cross_entropy(q, x, from_logits=True))
+    binary = jax.jit(lambda x, t: xce.binary_cross_entropy(t, x, from_logits=True))
+
+    def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        x, y = jnp.asarray(logits), jnp.asarray(labels)
+        if op == "sparse":
+            fn, arg = sparse, y
+        elif op == "sparse+grad":
+            fn, arg = sparse_grad, y
+        elif op == "soft":
+            fn, arg = soft, jnp.asarray(soft_targets(logits))
+        else:
+            fn, arg = binary, jnp.asarray(binary_targets(logits))
+        return lambda: jax.block_until_ready(fn(x, arg))
+
+    return build
+
+
+REFERENCE = "torch"  # the "speed-up" column's reference
 IMPLEMENTATIONS: dict[str, Callable[[], Builder]] = {
     "xce numpy": _xce_numpy,
     "xce torch": _xce_torch,
-    "torch F.cross_entropy": _torch_native,
+    "xce jax jit": _xce_jax_jit,
+    "torch": _torch_native,
     "numpy plain": _numpy_plain,
-    "jax jit": _jax_jit,
+    "optax jit": _jax_jit,
+}
+
+_XCE = {
+    "sparse": "sparse_categorical_cross_entropy",
+    "sparse+grad": "value_and_grad(sparse_categorical_cross_entropy)",
+    "soft": "categorical_cross_entropy",
+    "binary": "binary_cross_entropy",
+}
+# What each implementation calls for each operation (all from logits, mean over the batch).
+TIMED: dict[str, dict[str, str]] = {
+    "xce numpy": {op: f"xce.{fn}" for op, fn in _XCE.items()},
+    "xce torch": {op: f"xce.{fn}" for op, fn in _XCE.items()},
+    "xce jax jit": {op: f"jax.jit(xce.{fn})" for op, fn in _XCE.items()},
+    "torch": {
+        "sparse": "F.cross_entropy",
+        "sparse+grad": "F.cross_entropy + backward()",
+        "soft": "F.cross_entropy (probability targets)",
+        "binary": "F.binary_cross_entropy_with_logits",
+    },
+    "numpy plain": {
+        "sparse": "log-softmax, gather, mean",
+        "sparse+grad": "log-softmax, gather, mean; softmax - one-hot",
+        "soft": "log-softmax, sum, mean",
+        "binary": "max(x, 0) - x·t + log1p(exp(-|x|)), mean",
+    },
+    "optax jit": {
+        "sparse": "jax.jit(optax.softmax_cross_entropy_with_integer_labels)",
+        "sparse+grad": "jax.jit(value_and_grad(optax.softmax_cross_entropy_with_integer_labels))",
+        "soft": "jax.jit(optax.softmax_cross_entropy)",
+        "binary": "jax.jit(optax.sigmoid_binary_cross_entropy)",
+    },
 }
 
 

@@ -3,6 +3,7 @@ steals (Linux's /proc/stat), and the "Machine:" and "Allocator settings:" lines.
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ __all__ = [
     "ALLOCATOR_VARS",
     "allocator_settings",
     "cpu_times",
+    "load_per_core",
     "machine_description",
     "steal_share",
 ]
@@ -84,3 +86,13 @@ def allocator_settings(names: Collection[str]) -> str:
         for name, env in ALLOCATORS.items()
         if name in names
     )
+
+
+def load_per_core() -> float | None:
+    """The 1-minute load average over the cores this process may use, or ``None`` where the
+    system has none. Read before a worker starts, it counts the other processes that would
+    compete with the timing (a test suite, a build); a quiet machine reads near 0."""
+    try:
+        return os.getloadavg()[0] / len(os.sched_getaffinity(0))
+    except (OSError, AttributeError):
+        return None

@@ -11,7 +11,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["interleaved_times", "median_seconds", "paired_ratio", "round_orders"]
+__all__ = [
+    "interleaved_times",
+    "median_seconds",
+    "paired_ratio",
+    "relative_spread",
+    "round_orders",
+]
 
 
 def median_seconds(
@@ -104,3 +110,13 @@ def paired_ratio(reference: Sequence[float], times: Sequence[float]) -> float:
     """The median over rounds of reference time / time: how many times faster than the
     reference, each round compared with itself."""
     return statistics.median(r / t for r, t in zip(reference, times, strict=True))
+
+
+def relative_spread(times: Sequence[float]) -> float:
+    """The interquartile range of ``times`` over their median: how much the rounds of one
+    case disagree. On a quiet machine it is a few percent; a large spread means the case was
+    disturbed (another process, a slow spell) and its median is not the machine's own."""
+    if len(times) < 4:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(times, n=4)
+    return (q3 - q1) / statistics.median(times)

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .cases import REFERENCE, available, data
+from .cases import REFERENCE, TIMED, available, data
 from .machine import ALLOCATOR_VARS, cpu_times, steal_share
-from .timing import interleaved_times, paired_ratio
+from .timing import interleaved_times, paired_ratio, relative_spread
 
 __all__ = ["memory_worker", "spawn", "worker"]
 
@@ -29,8 +29,10 @@ def _peak_rss_bytes() -> int:
 
 def worker(spec: Mapping[str, Any]) -> None:
     """Time every case of ``spec`` in this process and print one JSON line per case and
-    implementation: the median time per call, and the ratio to torch's F.cross_entropy from
-    the same rounds."""
+    implementation: the function timed, the median time per call, the speed-up over torch
+    (torch's median over this median: it agrees with the times), the median of the per-round
+    ratios (in the CSV, as a check: the two differ when the rounds disagree) and the spread
+    of the per-call times (interquartile range over the median)."""
     import numpy as np
 
     builders = available(spec["implementations"])
@@ -44,11 +46,14 @@ def worker(spec: Mapping[str, Any]) -> None:
                 steal = steal_share(before, cpu_times())
                 del fns
                 for name, seconds in times.items():
-                    row = {"implementation": name, "operation": op, "n": n, "c": c,
-                           "dtype": dtype_name, "seconds": statistics.median(seconds),
+                    median = statistics.median(seconds)
+                    row = {"implementation": name, "function": TIMED[name][op],
+                           "operation": op, "n": n, "c": c, "dtype": dtype_name,
+                           "seconds": median, "spread": relative_spread(seconds),
                            "cpu_steal": steal}  # fmt: skip
                     if REFERENCE in times:
-                        row["vs_torch"] = paired_ratio(times[REFERENCE], seconds)
+                        row["speed_up"] = statistics.median(times[REFERENCE]) / median
+                        row["paired_speed_up"] = paired_ratio(times[REFERENCE], seconds)
                     print(json.dumps(row), flush=True)
 
 
