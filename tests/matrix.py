@@ -40,6 +40,8 @@ __all__ = [
 CONTRACT_OPTIONS = frozenset({
     "from_logits", "axis", "pos_weight", "class_weight", "ignore_index", "sample_weight",
     "label_smoothing", "where", "reduction", "eps", "validate",
+    # Logits-only options off by default, tested in tests/test_softcap_z_loss.py.
+    "softcap", "z_loss", "return_parts",
 })  # fmt: skip
 
 # Non-trivial values (not the defaults, not the values that turn a loss into another one),

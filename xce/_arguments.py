@@ -9,13 +9,13 @@ Two rules, the same for every loss:
   ``sample_weight``, a list ``class_weight``. Arrays of two different non-host libraries are a
   ``TypeError``: xce never moves data between accelerators' libraries behind the caller's back.
 - **Scalar hyperparameters** (``label_smoothing``, ``eps``, ``gamma``, a scalar ``alpha``,
-  ``epsilon``) are a Python number or a 0-d array. A number, or a 0-d array whose value is
-  free to read (eager host data outside an autodiff graph), is checked and becomes a Python
-  float, which the native kernels take. Any other 0-d array (a JAX tracer under ``jit``,
-  ``vmap`` or ``grad``; a torch tensor that requires grad; Dask; GPU) stays an array of the
-  compute dtype and reaches the generic kernels, which differentiate through it; its range is
-  not read, and an out-of-range value makes the whole result NaN (:func:`scalar_option`'s
-  ``bad``), never a number computed from it.
+  ``epsilon``, ``softcap``, ``z_loss``) are a Python number or a 0-d array. A number, or a
+  0-d array whose value is free to read (eager host data outside an autodiff graph), is
+  checked and becomes a Python float, which the native kernels take. Any other 0-d array (a
+  JAX tracer under ``jit``, ``vmap`` or ``grad``; a torch tensor that requires grad; Dask;
+  GPU) stays an array of the compute dtype and reaches the generic kernels, which
+  differentiate through it; its range is not read, and an out-of-range value makes the whole
+  result NaN (:func:`scalar_option`'s ``bad``), never a number computed from it.
 """
 
 from __future__ import annotations
@@ -146,6 +146,12 @@ HYPERPARAMETERS = {
     ),
     "alpha": Hyperparameter(lambda v: (v >= 0) & (v <= 1), "lie in [0, 1]", none_allowed=True),
     "epsilon": Hyperparameter(_finite, "be finite"),
+    "softcap": Hyperparameter(
+        lambda v: (v > 0) & _finite(v),
+        "be a finite number > 0 (None turns soft-capping off)",
+        none_allowed=True,
+    ),
+    "z_loss": Hyperparameter(lambda v: (v >= 0) & _finite(v), "be a finite number ≥ 0"),
 }
 
 

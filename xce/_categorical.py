@@ -6,6 +6,7 @@ from __future__ import annotations
 from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
+from ._parts import document_logit_options
 from ._table import loss_info
 from ._types import Array, Reduction, Scalar, Validate
 
@@ -28,11 +29,14 @@ def loss_and_gradient(
     eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
+    softcap: Scalar | None = None,
+    z_loss: Scalar = 0.0,
+    return_parts: bool = False,
 ) -> tuple[Array, Array | None]:
     """:func:`categorical_cross_entropy` and, with ``with_grad``, its gradient in y_pred."""
     if from_logits and pipeline.is_plain(
         axis, None, class_weight, sample_weight, label_smoothing, where, reduction, eps,
-        validate,
+        validate, softcap=softcap, z_loss=z_loss, return_parts=return_parts,
     ):  # fmt: skip
         result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
         if result is not None:
@@ -42,14 +46,18 @@ def loss_and_gradient(
         class_weight=class_weight, sample_weight=sample_weight, where=where,
         reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,
     )  # fmt: skip
+    extras = pipeline.logit_options(
+        inputs, softcap=softcap, z_loss=z_loss, return_parts=return_parts
+    )
+    options = {"class_weight": inputs.class_weight, "smoothing": inputs.smoothing, **extras}
     return pipeline.evaluate(
-        INFO, inputs, options={"class_weight": inputs.class_weight, "smoothing": inputs.smoothing},
-        reduction=reduction, with_grad=with_grad,
-    )  # fmt: skip
+        INFO, inputs, options=options, reduction=reduction, with_grad=with_grad
+    )
 
 
 @keyword_hints
 @document(INFO)
+@document_logit_options(omega="ωᵢ = Σ_c w_c·y_ic")
 def categorical_cross_entropy(
     y_true: Array,
     y_pred: Array,
@@ -59,10 +67,13 @@ def categorical_cross_entropy(
     class_weight: Array | None = None,
     sample_weight: Array | None = None,
     label_smoothing: Scalar = 0.0,
+    softcap: Scalar | None = None,
+    z_loss: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
     eps: Scalar | None = None,
     validate: Validate = "auto",
+    return_parts: bool = False,
 ) -> Array:
     """Categorical (softmax) cross entropy against soft or one-hot targets.
 
@@ -88,16 +99,21 @@ def categorical_cross_entropy(
         The class axis: -1 for (N, C) or (N, T, C), 1 for (N, C, d1, ..., dk).
     class_weight : array, shape (C,), optional
         w, inside the sum over classes (PyTorch's definition, smoothing included).
+    %LOGIT_OPTIONS%
     %COMMON%
+        With ``return_parts=True``, a :class:`xce.LossParts` of such values.
+
     Raises
     ------
     TypeError
         Mixed array libraries, integer ``y_pred``, non-boolean ``where``.
     ValueError
-        Shapes differ, fewer than 2 classes, ``axis`` out of range, a weight's shape,
-        unknown ``reduction``, ``label_smoothing`` outside [0, 1]; on checked data, targets
-        or probabilities outside [0, 1], or rows of either that do not sum to 1 (targets:
-        or 0). Unchecked, such rows are NaN.
+        ``softcap`` not a finite number > 0, ``z_loss`` not a finite number ≥ 0 (as 0-d
+        arrays on unchecked data: a NaN result), or either option or ``return_parts``
+        with ``from_logits=False``; shapes differ, fewer than 2 classes, ``axis`` out of
+        range, a weight's shape, unknown ``reduction``, ``label_smoothing`` outside [0, 1];
+        on checked data, targets or probabilities outside [0, 1], or rows of either that do
+        not sum to 1 (targets: or 0). Unchecked, such rows are NaN.
 
     Examples
     --------
@@ -110,5 +126,6 @@ def categorical_cross_entropy(
     return loss_and_gradient(
         y_true, y_pred, from_logits=from_logits, axis=axis, class_weight=class_weight,
         sample_weight=sample_weight, label_smoothing=label_smoothing, where=where,
-        reduction=reduction, eps=eps, validate=validate, with_grad=False,
+        reduction=reduction, eps=eps, validate=validate, with_grad=False, softcap=softcap,
+        z_loss=z_loss, return_parts=return_parts,
     )[0]  # fmt: skip

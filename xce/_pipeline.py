@@ -12,12 +12,14 @@ draws the call path.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _agnostic as agnostic
 from . import _fast
-from ._array_api import is_eager_host
+from ._array_api import is_eager_host, is_jax_namespace
+from ._parts import LossParts
 from ._prepare import (
     Prepared,
     class_problem,
@@ -29,13 +31,17 @@ from ._prepare import (
 )
 from ._table import LossInfo
 from ._types import Array
+from ._validation import check_logit_options
 
 __all__ = [
+    "GENERIC_ONLY",
+    "LossParts",
     "Prepared",
     "class_problem",
     "classes_last",
     "evaluate",
     "is_plain",
+    "logit_options",
     "option",
     "plain_lane",
     "prepare_binary",
@@ -44,15 +50,25 @@ __all__ = [
 ]
 
 
+# The kernel options that only the generic kernels know (soft-capping, the z-loss, the loss
+# parts): a call with any of them runs generic, never a plain lane or a native kernel.
+GENERIC_ONLY = ("softcap", "z_loss", "parts")
+
+
 def is_plain(
     axis: Any, ignore_index: Any, class_weight: Any, sample_weight: Any,
     label_smoothing: Any, where: Any, reduction: Any, eps: Any, validate: Any,
+    *, softcap: Any = None, z_loss: Any = 0.0, return_parts: Any = False,
 ) -> bool:  # fmt: skip
     """Whether a call uses no option beyond the defaults (any reduction but
     ``"sum_and_count"``): the case a native plain lane may serve in a few calls. Exact
     type tests, not ``==``: an array option must never be compared element-wise here."""
     return (
-        type(axis) is int
+        softcap is None
+        and type(z_loss) in (int, float)
+        and z_loss == 0
+        and return_parts is False
+        and type(axis) is int
         and axis == -1
         and ignore_index is None
         and class_weight is None
@@ -65,6 +81,26 @@ def is_plain(
         and type(reduction) is str
         and reduction in ("mean", "sum", "none")
     )
+
+
+def logit_options(
+    inputs: Prepared, *, softcap: Any, z_loss: Any, return_parts: bool
+) -> dict[str, Any]:
+    """The kernel options of soft-capping, the z-loss and the loss parts, checked (numbers or
+    0-d arrays, see :func:`option`; logits only): only the ones in use, so that a call
+    without them keeps the native kernels."""
+    check_logit_options(
+        from_logits=inputs.from_logits, softcap=softcap, z_loss=z_loss, return_parts=return_parts
+    )
+    options: dict[str, Any] = {}
+    if softcap is not None:
+        options["softcap"] = option(inputs, softcap, "softcap")
+    z_loss = option(inputs, z_loss, "z_loss")
+    if not (type(z_loss) is float and z_loss == 0):  # a number is a float once checked
+        options["z_loss"] = z_loss
+    if return_parts:
+        options["parts"] = True
+    return options
 
 
 def plain_lane(
@@ -114,13 +150,17 @@ def _kernel_call(
     else:
         generic = functools.partial(kernel, xp, **options, eps=inputs.eps)
     backend = _fast.backend(xp)
-    # Array hyperparameters (traced, differentiated, lazy) only the generic kernels take.
-    if inputs.from_logits and info.native is not None and not inputs.array_options:
+    # Array hyperparameters (traced, differentiated, lazy) only the generic kernels take, and
+    # the options of GENERIC_ONLY only they know.
+    generic_only = inputs.array_options or any(name in options for name in GENERIC_ONLY)
+    if inputs.from_logits and info.native is not None and not generic_only:
         native = backend.native_kernel(info.native, x)
         if native is not None:
             # Native kernels walk the rows their own way: they run whole-array.
             return functools.partial(native, x, target, **options, generic=generic)
-    if info.row_blocked:
+    # The loss parts are a tuple per sample, which the row blocks do not write: whole-array,
+    # but still compiled as one program on JAX.
+    if info.row_blocked and (not options.get("parts") or is_jax_namespace(xp)):
         return functools.partial(backend.run_rows, xp, generic, x, (target,))
     return functools.partial(generic, x, target)
 
@@ -130,9 +170,13 @@ def _finish(inputs: Prepared, value, grad):
     xp, out_dtype = inputs.xp, inputs.out_dtype
 
     def cast(a):
+        if isinstance(a, LossParts):
+            return LossParts(*(cast(v) for v in a))
+        if isinstance(a, tuple):
+            return tuple(cast(v) for v in a)
         return xp.astype(a, out_dtype, copy=False)
 
-    value = tuple(cast(v) for v in value) if isinstance(value, tuple) else cast(value)
+    value = cast(value)
     if grad is None:
         return value, None
     axis = inputs.class_axis
@@ -155,7 +199,9 @@ def evaluate(
     ``eps`` is added for probabilities). The count and the gradient scale depend on targets
     and weights only, so they are computed first and the kernel folds the scale into its
     single write of the gradient. Returns ``(value, grad)`` in the caller's dtype, the
-    gradient laid out as ``y_pred`` (``None`` without ``with_grad``).
+    gradient laid out as ``y_pred`` (``None`` without ``with_grad``). With the option
+    ``parts`` the kernel returns (loss, cross entropy, z-loss term, log Z) per sample and the
+    value is a :class:`LossParts`: the first three reduced alike, log Z per sample.
     """
     xp = inputs.xp
     class_axis = inputs.class_axis is not None
@@ -170,10 +216,20 @@ def evaluate(
     if with_grad:
         scale = agnostic.gradient_scale(xp, total_count, weight=inputs.weight, reduction=reduction)
     loss, grad = _kernel_call(info, inputs, options)(with_grad=with_grad, grad_scale=scale)
-    value = agnostic.reduce_loss(
-        xp, loss, weight=inputs.weight, valid=inputs.valid, bad=inputs.bad,
-        reduction=reduction, total_count=total_count,
-    )  # fmt: skip
+
+    def reduce(per_sample):
+        return agnostic.reduce_loss(
+            xp, per_sample, weight=inputs.weight, valid=inputs.valid, bad=inputs.bad,
+            reduction=reduction, total_count=total_count,
+        )  # fmt: skip
+
+    if options.get("parts"):
+        total, cross_entropy, z_term, log_z = loss
+        if inputs.bad is not None:
+            log_z = xp.where(inputs.bad, xp.full_like(log_z, math.nan), log_z)
+        value = LossParts(reduce(total), reduce(cross_entropy), reduce(z_term), log_z)
+    else:
+        value = reduce(loss)
     if grad is not None:
         grad = agnostic.mask_gradient(
             xp, grad, valid=inputs.valid, bad=inputs.bad, class_axis=class_axis

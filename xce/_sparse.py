@@ -6,6 +6,7 @@ from __future__ import annotations
 from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
+from ._parts import document_logit_options
 from ._table import loss_info
 from ._types import Array, Reduction, Scalar, Validate
 
@@ -29,11 +30,14 @@ def loss_and_gradient(
     eps: Scalar | None,
     validate: Validate,
     with_grad: bool,
+    softcap: Scalar | None = None,
+    z_loss: Scalar = 0.0,
+    return_parts: bool = False,
 ) -> tuple[Array, Array | None]:
     """:func:`sparse_categorical_cross_entropy` and, with ``with_grad``, its gradient."""
     if from_logits and pipeline.is_plain(
         axis, ignore_index, class_weight, sample_weight, label_smoothing, where, reduction,
-        eps, validate,
+        eps, validate, softcap=softcap, z_loss=z_loss, return_parts=return_parts,
     ):  # fmt: skip
         result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
         if result is not None:
@@ -44,14 +48,18 @@ def loss_and_gradient(
         where=where, reduction=reduction, label_smoothing=label_smoothing, eps=eps,
         validate=validate,
     )  # fmt: skip
+    extras = pipeline.logit_options(
+        inputs, softcap=softcap, z_loss=z_loss, return_parts=return_parts
+    )
+    options = {"class_weight": inputs.class_weight, "smoothing": inputs.smoothing, **extras}
     return pipeline.evaluate(
-        INFO, inputs, options={"class_weight": inputs.class_weight, "smoothing": inputs.smoothing},
-        reduction=reduction, with_grad=with_grad,
-    )  # fmt: skip
+        INFO, inputs, options=options, reduction=reduction, with_grad=with_grad
+    )
 
 
 @keyword_hints
 @document(INFO)
+@document_logit_options(omega="ωᵢ = w[yᵢ]")
 def sparse_categorical_cross_entropy(
     y_true: Array,
     y_pred: Array,
@@ -62,10 +70,13 @@ def sparse_categorical_cross_entropy(
     class_weight: Array | None = None,
     sample_weight: Array | None = None,
     label_smoothing: Scalar = 0.0,
+    softcap: Scalar | None = None,
+    z_loss: Scalar = 0.0,
     where: Array | None = None,
     reduction: Reduction = "mean",
     eps: Scalar | None = None,
     validate: Validate = "auto",
+    return_parts: bool = False,
 ) -> Array:
     """Categorical (softmax) cross entropy against integer class labels.
 
@@ -93,17 +104,23 @@ def sparse_categorical_cross_entropy(
         A label value (e.g. -100 or a padding id) whose entries are excluded, as with ``where``.
     class_weight : array, shape (C,), optional
         w, inside the sum; the ``"mean"`` denominator is Σ sᵢ·w[yᵢ], as in PyTorch.
+    %LOGIT_OPTIONS%
     %COMMON%
+        With ``return_parts=True``, a :class:`xce.LossParts` of such values.
+
     Raises
     ------
     TypeError
         Mixed array libraries, float or boolean labels, integer ``y_pred``.
     ValueError
-        ``y_true``'s shape is not ``y_pred``'s without ``axis``, fewer than 2 classes, a
-        weight's shape, unknown ``reduction``; on checked data, labels outside [0, C) (other
-        than ``ignore_index``), probabilities outside [0, 1] or rows of them that do not sum
-        to 1. On unchecked data (JAX, Dask, GPU) such an entry is NaN, and with
-        ``validate=False`` an out-of-range label still is: never a wrapped index.
+        ``softcap`` not a finite number > 0, ``z_loss`` not a finite number ≥ 0 (as 0-d
+        arrays on unchecked data: a NaN result), or either option or ``return_parts``
+        with ``from_logits=False``; ``y_true``'s shape is not ``y_pred``'s without
+        ``axis``, fewer than 2 classes, a weight's shape, unknown ``reduction``; on checked
+        data, labels outside [0, C) (other than ``ignore_index``), probabilities outside
+        [0, 1] or rows of them that do not sum to 1. On unchecked data (JAX, Dask, GPU)
+        such an entry is NaN, and with ``validate=False`` an out-of-range label still is:
+        never a wrapped index.
 
     Examples
     --------
@@ -117,5 +134,6 @@ def sparse_categorical_cross_entropy(
         y_true, y_pred, from_logits=from_logits, axis=axis, ignore_index=ignore_index,
         class_weight=class_weight, sample_weight=sample_weight,
         label_smoothing=label_smoothing, where=where, reduction=reduction, eps=eps,
-        validate=validate, with_grad=False,
+        validate=validate, with_grad=False, softcap=softcap, z_loss=z_loss,
+        return_parts=return_parts,
     )[0]  # fmt: skip

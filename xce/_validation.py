@@ -34,6 +34,7 @@ __all__ = [
     "check_label_dtype",
     "check_label_shape",
     "check_labels",
+    "check_logit_options",
     "check_options",
     "check_same_shape",
     "check_target_dtype",
@@ -92,6 +93,22 @@ def check_options(*, reduction, validate):
         )
     if not (validate is True or validate is False or validate == "auto"):
         raise ValueError(f"validate={validate!r} must be 'auto', True or False")
+
+
+def check_logit_options(*, from_logits, softcap, z_loss, return_parts):
+    """Soft-capping, the z-loss and the loss parts act on logits: refused with probabilities.
+    ``z_loss`` is checked as given: a number ≠ 0, or any array (its value may not be free to
+    read, and a z-loss of probabilities has no meaning whatever it holds)."""
+    if type(return_parts) is not bool:
+        raise TypeError(f"return_parts must be True or False, got {return_parts!r}")
+    if from_logits:
+        return
+    if softcap is not None:
+        raise ValueError("softcap applies to logits: pass from_logits=True")
+    if z_loss is not None and not (isinstance(z_loss, (int, float)) and z_loss == 0):
+        raise ValueError("z_loss applies to logits (log Z of the logits): pass from_logits=True")
+    if return_parts:
+        raise ValueError("return_parts gives the z-loss and log Z of logits: pass from_logits=True")
 
 
 def check_floating(xp, x, name, hint=""):

@@ -21,6 +21,7 @@ from ._blocks import (
     log_or_neg_inf,
     times_finite,
 )
+from ._softcap import soft_cap, with_z_loss
 
 __all__ = [
     "class_weight_of",
@@ -77,21 +78,25 @@ def softmax_stats(xp, x):
     return m, z, e, s, log_or_neg_inf(xp, s)
 
 
-def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad_scale=None):
+def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad_scale=None,
+                      softcap=None, z_loss=0.0, parts=False):  # fmt: skip
     """ℓ = (1-ε)·w_y·(lse - x_y) + (ε/C)·Σ_c w_c·(lse - x_c), from integer labels.
 
     The target logit enters shifted (log Σ exp(x - m) - (x_y - m)), so that offsets of 1e8
     lose nothing in float32. It is gathered from x and shifted after: the same one rounding
     as gathering from z, but the gather does not make XLA hold z, an array the size of x.
+    ``softcap``, ``z_loss`` (weighted by w_y) and ``parts`` as in :mod:`._softcap`; with
+    ``parts`` the loss is the tuple (loss, cross entropy, z-loss term, log Z).
     """
     n_classes = x.shape[-1]
+    x, slope = soft_cap(xp, x, softcap, with_grad)
     m, z, e, s, log_s = softmax_stats(xp, x)
     nll = log_s - (take_along_last_axis(xp, x, labels[..., None]) - m)
     w_y = None if class_weight is None else class_weight_of(xp, class_weight, labels)[..., None]
     if w_y is not None:
         nll = w_y * nll
     smoothed = not is_python_zero(smoothing)
-    loss = (1 - smoothing) * nll if smoothed else nll
+    ce = (1 - smoothing) * nll if smoothed else nll
     if smoothed:
         uniform = smoothing / n_classes
         if class_weight is None:
@@ -99,25 +104,32 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad
         else:
             total_weight = xp.sum(class_weight)
             weighted_z = xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True)
-        loss = loss + uniform * (total_weight * log_s - weighted_z)
-    loss = loss[..., 0]
+        ce = ce + uniform * (total_weight * log_s - weighted_z)
+    loss, z_coefficient, terms = with_z_loss(
+        xp, ce, m, log_s, z_loss=z_loss, weight=w_y, parts=parts
+    )
+    loss = loss if terms is None else terms
     if not with_grad:
         return loss, None
-    # ∂ℓ/∂x = (Σ_c w_c q_c)·softmax(x) - w ⊙ q, times the row's scale r: e·(A·r/s) - r·w ⊙ q,
-    # with the label's share written through a mask.
+    # ∂ℓ/∂x = (Σ_c w_c q_c + 2λ·w_y·log Z)·softmax(x) - w ⊙ q, times the row's scale r:
+    # e·(A·r/s) - r·w ⊙ q, with the label's share written through a mask.
     r = row_scale(xp, grad_scale)
     hard = (1 - smoothing) * r if w_y is None else (1 - smoothing) * w_y * r
+    extra = None if z_coefficient is None else z_coefficient * r
     if smoothed:
         uniform = smoothing / n_classes
         if class_weight is None:
-            grad = e * (r / s) - uniform * r
+            mass = r
+            shift = uniform * r
         else:
-            mass = (1 - smoothing) * w_y + uniform * xp.sum(class_weight)
-            grad = e * (mass * r / s) - (uniform * r) * class_weight
+            mass = ((1 - smoothing) * w_y + uniform * xp.sum(class_weight)) * r
+            shift = (uniform * r) * class_weight
+        mass = mass if extra is None else mass + extra
+        grad = e * (mass / s) - shift
     else:
-        grad = e * (hard / s)
+        grad = e * ((hard if extra is None else hard + extra) / s)
     grad = xp.where(_label_mask(xp, labels, n_classes, device(x)), grad - hard, grad)
-    return loss, grad
+    return loss, grad if slope is None else grad * slope
 
 
 def row_scale(xp, grad_scale):
@@ -133,19 +145,31 @@ def smoothed_weighted_target(xp, y, *, class_weight, smoothing):
     return q if class_weight is None else class_weight * q
 
 
-def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad, grad_scale=None):
-    """ℓ = Σ_c w_c q_c (lse - x_c) from soft (or one-hot) targets y."""
+def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad, grad_scale=None,
+                    softcap=None, z_loss=0.0, parts=False):  # fmt: skip
+    """ℓ = Σ_c w_c q_c (lse - x_c) from soft (or one-hot) targets y; ``softcap``, ``z_loss``
+    (weighted by ω = Σ_c w_c y_c, the mean's normaliser) and ``parts`` as in
+    :func:`softmax_ce_labels`."""
     wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
-    _, z, e, s, log_s = softmax_stats(xp, x)
+    x, slope = soft_cap(xp, x, softcap, with_grad)
+    m, z, e, s, log_s = softmax_stats(xp, x)
     mass = xp.sum(wq, axis=-1, keepdims=True)
     # Σ wq·(log s - z) = log s·Σ wq - Σ wq·z; both terms are ≥ 0, so no cancellation, and a
     # class with zero target mass adds 0 even where its logit is -inf.
-    loss = log_s * mass - xp.sum(times_finite(xp, wq, z), axis=-1, keepdims=True)
-    loss = loss[..., 0]
+    ce = log_s * mass - xp.sum(times_finite(xp, wq, z), axis=-1, keepdims=True)
+    omega = None
+    if class_weight is not None and not is_python_zero(z_loss):
+        omega = xp.sum(class_weight * y, axis=-1, keepdims=True)
+    loss, z_coefficient, terms = with_z_loss(
+        xp, ce, m, log_s, z_loss=z_loss, weight=omega, parts=parts
+    )
+    loss = loss if terms is None else terms
     if not with_grad:
         return loss, None
     r = row_scale(xp, grad_scale)
-    return loss, e * (mass * r / s) - r * wq
+    scaled = mass * r if z_coefficient is None else (mass + z_coefficient) * r
+    grad = e * (scaled / s) - r * wq
+    return loss, grad if slope is None else grad * slope
 
 
 def _neg_log_grad(xp, coefficient, clipped, inside):
