@@ -10,19 +10,25 @@ from ._binary_focal import binary_focal_cross_entropy
 from ._blocks import entropy, kl_divergence, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
 from ._categorical import categorical_cross_entropy
 from ._categorical_focal import categorical_focal_cross_entropy
+from ._ctc import ctc_loss
 from ._grad import value_and_grad
+from ._linear import linear_cross_entropy
+from ._parts import LossParts
 from ._poly1 import poly1_cross_entropy
 from ._sparse import sparse_categorical_cross_entropy
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LossParts",
     "binary_cross_entropy",
     "binary_focal_cross_entropy",
     "categorical_cross_entropy",
     "categorical_focal_cross_entropy",
+    "ctc_loss",
     "entropy",
     "kl_divergence",
+    "linear_cross_entropy",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",

@@ -59,6 +59,8 @@ _BATCH_PHRASE = {
     "binary": "loss shape ``S = y_pred.shape``",
     "soft": "per-sample loss shape ``S`` (``y_pred.shape`` without ``axis``)",
     "labels": "per-sample loss shape ``S`` (``y_pred.shape`` without ``axis``)",
+    "linear": "per-token loss shape ``S`` (``hidden.shape`` without its last axis)",
+    "sequence": "per-sequence loss shape ``(N,)``",
 }
 
 
