@@ -1,7 +1,7 @@
 """One conformance suite, one nox session per array library.
 
 ``nox`` runs the CPU matrix (the numpy session also runs the docstrings' examples) and lint
-(ruff and mypy); ``nox -s cupy torch_cuda`` runs the GPU sessions, which
+(ruff and mypy) and the docs site; ``nox -s cupy torch_cuda`` runs the GPU sessions, which
 skip cleanly where there is no GPU. Each session sets ``XCE_BACKENDS`` so that the suite fails
 (instead of skipping) if its backend did not install. Backends with a native fast path run the
 suite a second time with ``XCE_DISABLE_FAST_PATHS=1``, proving fast and generic paths agree.
@@ -54,7 +54,7 @@ CPU_BACKENDS = {b.name: PACKAGES[b.name] for b in BACKENDS if not b.gpu}
 GPU_BACKENDS = {b.name: PACKAGES[b.name] for b in BACKENDS if b.gpu}
 HAS_FAST_PATH = {b.name for b in BACKENDS if b.fast_path}
 
-nox.options.sessions = [*CPU_BACKENDS, "compat", "lint"]
+nox.options.sessions = [*CPU_BACKENDS, "compat", "lint", "docs"]
 
 
 def _run_suite(session: nox.Session, backend: str) -> None:
@@ -132,3 +132,12 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "xce")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (Sphinx, docs/): warnings are errors and every internal
+    reference must resolve (-n). HTML in docs/_build/html."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs",
+                "docs/_build/html", *session.posargs)  # fmt: skip

@@ -75,7 +75,7 @@ def binary_cross_entropy(
         ℓ = -a·q·\\log p - (1-q)·\\log(1-p)
 
     On logits (``from_logits=True``) p = σ(x) and the stable form
-    ``(1-q)·softplus(x) + a·q·softplus(-x)``, softplus(x) = max(x, 0) + log1p(exp(-|x|)),
+    ``(1-q)·softplus(x) + a·q·softplus(-x)``, softplus(x) = max(x, 0) + log1p(exp(-abs(x))),
     is used: it never overflows, and a term with a zero coefficient is 0 (x = +inf with
     y = 1 gives 0). On probabilities p is clipped to [eps, 1 - eps].
 

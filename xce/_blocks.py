@@ -143,7 +143,7 @@ def softmax(x: Array, *, axis: int = -1) -> Array:
 
 
 def log_sigmoid(x: Array) -> Array:
-    """log σ(x) = min(x, 0) - log1p(exp(-|x|)), element-wise; never overflows.
+    """log σ(x) = min(x, 0) - log1p(exp(-abs(x))), element-wise; never overflows.
 
     Parameters
     ----------

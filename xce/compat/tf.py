@@ -3,9 +3,9 @@
 Each function returns what its ``tf.nn`` namesake returns (labels first, unreduced, the shape
 of ``logits`` without the class axis for the softmax losses), computed by the xce core:
 
-- ``sigmoid_cross_entropy_with_logits``: max(x, 0) - x·z + log1p(exp(-|x|)), element-wise
+- ``sigmoid_cross_entropy_with_logits``: max(x, 0) - x·z + log1p(exp(-abs(x))), element-wise
   (evaluated in the equivalent form (1-z)·softplus(x) + z·softplus(-x)).
-- ``weighted_cross_entropy_with_logits``: (1-z)·x + (1 + (q-1)·z)·(log1p(exp(-|x|)) +
+- ``weighted_cross_entropy_with_logits``: (1-z)·x + (1 + (q-1)·z)·(log1p(exp(-abs(x))) +
   max(-x, 0)), ``pos_weight`` q a number or an array broadcasting to ``logits``.
 - ``softmax_cross_entropy_with_logits``: -Σ labels·log_softmax(logits) along ``axis``, as
   log Σ exp(x - m) - (x - m) with m the row max.

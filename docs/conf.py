@@ -1,0 +1,140 @@
+"""Sphinx configuration for the xce documentation (built by ``nox -s docs``)."""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+import re
+import warnings
+
+import xce
+
+project = "xce"
+author = "the xce developers"
+copyright = "the xce developers"
+release = version = xce.__version__
+
+extensions = [
+    "myst_parser",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build"]
+templates_path = ["_templates"]
+myst_enable_extensions = ["dollarmath"]
+myst_heading_anchors = 3
+
+html_theme = "furo"
+html_title = f"xce {release}"
+
+# Internal references are checked (nox runs sphinx-build -n -W): every :func:/:class: must
+# resolve. The frameworks' own names appear in prose as literals, not as references.
+nitpicky = True
+autosummary_generate = True
+autodoc_typehints = "none"  # the numpydoc Parameters sections carry the types
+autodoc_default_options = {"members": False}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+# Keras and torch are imported by xce.keras / xce.torch when a class is first looked up; the
+# docs build has neither, so their names are stand-ins while the classes are documented.
+autodoc_mock_imports = ["keras", "torch"]
+
+# The public modules and what each exports: the API pages list every name in __all__, so a
+# function added to a module appears in the reference without editing the docs.
+API_MODULES = {
+    "xce": "The losses, the building blocks and value_and_grad.",
+    "xce.compat.keras": "Twins of keras.losses.",
+    "xce.compat.torch": "Twins of torch.nn.functional and torch.nn's loss classes.",
+    "xce.compat.tf": "Twins of tf.nn.",
+    "xce.compat.optax": "Twins of optax.losses.",
+    "xce.compat.sklearn": "Twin of sklearn.metrics.log_loss.",
+    "xce.keras": "Keras 3 loss objects.",
+    "xce.torch": "torch.nn.Module losses.",
+}
+
+
+def _write_api_pages() -> None:
+    here = pathlib.Path(__file__).parent / "api"
+    for name, blurb in API_MODULES.items():
+        module = importlib.import_module(name)
+        title = f"``{name}``"
+        lines = [
+            title,
+            "=" * len(title),
+            "",
+            blurb,
+            "",
+            f".. automodule:: {name}",
+            "",
+            f".. currentmodule:: {name}",
+            "",
+            ".. autosummary::",
+            "   :toctree: generated",
+            "   :nosignatures:",
+            "",
+        ]
+        lines += [f"   {member}" for member in module.__all__ if member[0] != "_"]
+        page = "\n".join(lines) + "\n"
+        path = here / f"{name}.rst"
+        if not path.exists() or path.read_text(encoding="utf-8") != page:
+            path.write_text(page, encoding="utf-8")
+
+
+_write_api_pages()
+
+# The losses' docstrings carry a generated "Backend support" section (xce/_docs.py), which
+# is no numpydoc section: it is moved into Notes, under a heading, before numpydoc parses.
+# numpydoc also reads the raw docstring for signatures and warns about the section there.
+warnings.filterwarnings("ignore", "Unknown section Backend Support", UserWarning)
+_SECTION = re.compile(r"^Backend support\s*$")
+
+
+def _backend_support_into_notes(app, what, name, obj, options, lines):
+    # A section heading right after the previous section's text (the shared options block
+    # of xce/_docs.py ends without a blank line) gets the blank line reStructuredText needs.
+    for i in range(len(lines) - 2, 0, -1):
+        if lines[i + 1].startswith("---") and lines[i].strip() and lines[i - 1].strip():
+            lines.insert(i, "")
+    start = next((i for i, line in enumerate(lines) if _SECTION.match(line)), None)
+
+    if start is None or not lines[start + 1].startswith("---"):
+        return
+    end = next(
+        (
+            i
+            for i in range(start + 2, len(lines) - 1)
+            if lines[i].strip() and lines[i + 1].startswith("---")
+        ),
+        len(lines),
+    )
+    body = lines[start + 2 : end]
+    del lines[start:end]
+    block = ["", ".. rubric:: Backend support", "", *body]
+    notes = next(
+        (
+            i
+            for i, line in enumerate(lines)
+            if line.strip() == "Notes" and lines[i + 1].startswith("---")
+        ),
+        None,
+    )
+    if notes is None:
+        lines[start:start] = ["Notes", "-----", *block, ""]
+        return
+    after = next(
+        (
+            i
+            for i in range(notes + 2, len(lines) - 1)
+            if lines[i].strip() and lines[i + 1].startswith("---")
+        ),
+        len(lines),
+    )
+    lines[after:after] = [*block, ""]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _backend_support_into_notes, priority=100)
