@@ -11,6 +11,12 @@ from ._backends import BACKENDS
 
 __all__ = ["main"]
 
+_DESCRIPTION = (
+    "xce: the cross-entropy family of losses for any array type. "
+    "Commands: info (the array libraries found), demo (every loss on every installed "
+    "library, checked against NumPy float64) and bench (a side-by-side benchmark)."
+)
+
 # One entry per library (torch's lists its CUDA devices itself), named as in xce._backends.
 _BACKENDS = tuple(dict.fromkeys(backend.package for backend in BACKENDS))
 
@@ -164,16 +170,31 @@ def main(argv: list[str] | None = None) -> int:
         from ._bench import main as bench
 
         return bench(argv[1:])
-    parser = argparse.ArgumentParser(prog="xce", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="installed backends, versions and devices").set_defaults(
-        run=_info
+    parser = argparse.ArgumentParser(prog="xce", description=_DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "info",
+        help="list the array libraries found, their versions and devices",
+        description="List the array libraries xce finds, their versions and devices.",
+    ).set_defaults(run=_info)
+    demo = commands.add_parser(
+        "demo",
+        help="run every loss on every installed array library and check that they agree",
+        description="Run every loss on every installed array library, compare each result "
+        "with NumPy in float64 and print a table.",
     )
-    demo = commands.add_parser("demo", help="evaluate the family on every installed backend")
-    demo.add_argument("--tolerance", type=float, default=1e-9)
+    demo.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-9,
+        help="largest relative difference from NumPy float64 that counts as agreeing "
+        "(default: %(default)g)",
+    )
     demo.set_defaults(run=_demo)
     commands.add_parser(
-        "bench", help="side-by-side benchmark against the peers (xce bench --help)", add_help=False
+        "bench",
+        help="time xce against torch, plain NumPy and JAX/Optax (see: xce bench --help)",
+        add_help=False,
     )
     args = parser.parse_args(argv)
     return args.run(args)

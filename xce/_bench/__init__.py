@@ -112,18 +112,38 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
 
 
 def parser(prog: str = "xce bench") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Time xce against torch's F.cross_entropy, a plain NumPy version and "
+        "JAX/Optax under jax.jit, side by side in one run on the same data, with the machine's "
+        "floors (memory bandwidth, exp throughput) and peak memory. Prints a table and writes "
+        "a CSV file.",
+    )
     p.add_argument("--sizes", type=lambda s: tuple(int(v) for v in s.lower().split("x")),
-                   nargs="+", default=list(SIZES), metavar="NxC")  # fmt: skip
-    p.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "float64"])
-    p.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
+                   nargs="+", default=list(SIZES), metavar="NxC",
+                   help="problem sizes as rows x classes, e.g. 4096x32000 (default: "
+                   + " ".join(f"{n}x{c}" for n, c in SIZES) + ")")  # fmt: skip
+    p.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "float64"],
+                   help="floating dtypes to time (default: float32)")  # fmt: skip
+    p.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS,
+                   help="sparse: integer labels; sparse+grad: the same with the gradient; "
+                   "soft: soft targets; binary: sigmoid cross entropy (default: all)")  # fmt: skip
     p.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS),
-                   choices=list(IMPLEMENTATIONS))  # fmt: skip
-    p.add_argument("--allocators", nargs="+", default=list(ALLOCATORS), choices=list(ALLOCATORS))
+                   choices=list(IMPLEMENTATIONS),
+                   help="what to time; those whose library is not installed are left out "
+                   "(default: all)")  # fmt: skip
+    p.add_argument("--allocators", nargs="+", default=list(ALLOCATORS), choices=list(ALLOCATORS),
+                   help="glibc allocator settings, each in its own worker process: default, "
+                   "or tuned (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised) "
+                   "(default: both)")  # fmt: skip
     p.add_argument("--no-memory", dest="memory", action="store_false",
-                   help="skip the peak-memory processes")  # fmt: skip
-    p.add_argument("--csv", default="benchmarks/results/bench.csv")
-    p.add_argument("--plot", metavar="FILE.png")
+                   help="skip measuring peak extra memory "
+                   "(one process per implementation)")  # fmt: skip
+    p.add_argument("--csv", default="benchmarks/results/bench.csv",
+                   help="where to write every row as CSV (default: %(default)s)")  # fmt: skip
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw a chart into FILE.png "
+                   "(needs matplotlib: the bench extra)")  # fmt: skip
     return p
 
 
