@@ -14,7 +14,7 @@ from ._arguments import gather_arrays
 from ._array_api import device, index_dtype, is_dask_array, is_jax_array, is_torch_namespace
 from ._docs import document
 from ._hints import keyword_hints
-from ._linear_chunks import Problem, chunk_rows, sweep
+from ._linear_chunks import Problem, chunk_rows, map_value, rows_to_batch, sweep
 from ._table import loss_info
 from ._types import Array, Reduction, Scalar, Validate
 from ._validation import (
@@ -138,10 +138,20 @@ def _rows(problem: Problem, chunk_size: int | None) -> int:
     return chunk_rows(n_rows, problem.weight.shape[0], itemsize, chunk_size)
 
 
-def _cast_out(xp, value, dtype):
-    if isinstance(value, tuple):
-        return tuple(xp.astype(v, dtype, copy=False) for v in value)
-    return xp.astype(value, dtype, copy=False)
+def _finish(problem, value, grads, batch, out_dtype, reduction):
+    """The sweep's results laid out (S for per-row values, hidden's shape for d_hidden) and
+    cast back to the caller's dtypes."""
+    xp = problem.xp
+    value = rows_to_batch(xp, value, reduction, batch)
+    value = map_value(lambda v: xp.astype(v, out_dtype, copy=False), value)
+    if grads is None:
+        return value, None
+    dim = problem.hidden.shape[-1]
+    likes = (problem.hidden, problem.weight, problem.bias)
+    grads = (xp.reshape(grads[0], (*batch, dim)), *grads[1:])
+    return value, tuple(
+        xp.astype(g, like.dtype, copy=False) for g, like in zip(grads, likes, strict=False)
+    )
 
 
 def loss_and_gradient(
@@ -154,53 +164,31 @@ def loss_and_gradient(
     """:func:`linear_cross_entropy` and, with ``with_grad``, its gradients ``(d_hidden,
     d_weight[, d_bias])``, from one fused sweep over the chunks."""
     _check_hyperparameters(softcap, z_loss, chunk_size)
-    if return_parts:
-        raise NotImplementedError("return_parts is not available yet")
     problem, batch, out_dtype = prepare_linear(
         y_true, hidden, weight, bias=bias, ignore_index=ignore_index,
         class_weight=class_weight, sample_weight=sample_weight,
         label_smoothing=label_smoothing, where=where, softcap=softcap, z_loss=z_loss,
         reduction=reduction, validate=validate,
     )  # fmt: skip
-    xp = problem.xp
-    rows = _rows(problem, chunk_size)
+    how: dict[str, Any] = {
+        "rows": _rows(problem, chunk_size), "reduction": reduction, "with_grad": with_grad,
+        "parts": bool(return_parts),
+    }  # fmt: skip
     if is_jax_array(hidden):
         from . import _linear_jax
 
-        return _linear_jax.run(
-            problem, batch, out_dtype, rows=rows, reduction=reduction, with_grad=with_grad
-        )
-    if is_dask_array(hidden):
+        value, grads = _linear_jax.run(problem, **how)
+    elif is_dask_array(hidden):
         from . import _linear_dask
 
-        return _linear_dask.run(
-            problem, batch, out_dtype, rows=rows, reduction=reduction, with_grad=with_grad
-        )
-    accumulate = None
-    if is_torch_namespace(xp):
+        value, grads = _linear_dask.run(problem, **how)
+    elif is_torch_namespace(problem.xp):
         from . import _linear_torch
 
-        if not with_grad and _linear_torch.needs_autograd(problem):
-            value = _linear_torch.run_autograd(problem, rows=rows, reduction=reduction)
-            if reduction == "none":
-                value = xp.reshape(value, batch)
-            return _cast_out(xp, value, out_dtype), None
-        accumulate = _linear_torch.accumulate
-    value, grads = sweep(
-        problem, rows=rows, reduction=reduction, with_grad=with_grad,
-        **({} if accumulate is None else {"accumulate": accumulate}),
-    )  # fmt: skip
-    if reduction == "none":
-        value = xp.reshape(value, batch)
-    value = _cast_out(xp, value, out_dtype)
-    if grads is None:
-        return value, None
-    d_hidden = xp.astype(xp.reshape(grads[0], tuple(hidden.shape)), hidden.dtype, copy=False)
-    likes = (problem.weight, problem.bias)
-    rest = tuple(
-        xp.astype(g, like.dtype, copy=False) for g, like in zip(grads[1:], likes, strict=False)
-    )
-    return value, (d_hidden, *rest)
+        value, grads = _linear_torch.run(problem, **how)
+    else:
+        value, grads = sweep(problem, **how)
+    return _finish(problem, value, grads, batch, out_dtype, reduction)
 
 
 @keyword_hints

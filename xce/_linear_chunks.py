@@ -24,16 +24,21 @@ from typing import Any
 
 from . import _sparse as sparse
 from ._array_api import device
+from ._parts import LossParts
 from ._types import Array, Namespace
 
 __all__ = [
     "CHUNK_BYTES",
     "CHUNK_FRACTION",
     "Problem",
+    "assemble",
     "chunk_rows",
+    "map_value",
     "mean_of",
     "reduce_totals",
+    "rows_to_batch",
     "sweep",
+    "unpack",
 ]
 
 # The default chunk: its logits take at most CHUNK_BYTES and at most 1/CHUNK_FRACTION of the
@@ -98,7 +103,53 @@ def reduce_totals(xp: Namespace, reduction: str, total: Array, count: Array) -> 
     return mean_of(xp, total, count)
 
 
-def _chunk(p: Problem, start: int, stop: int, w_acc, b_acc, reduction, with_grad):
+def map_value(fn: Callable[[Array], Array], value: Any) -> Any:
+    """``fn`` on every array of a result: an array, a ``(total, count)`` pair or a
+    :class:`~xce.LossParts` of those."""
+    if isinstance(value, LossParts):
+        return LossParts._make(map_value(fn, v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(fn(v) for v in value)
+    return fn(value)
+
+
+def rows_to_batch(xp: Namespace, value: Any, reduction: str, batch: tuple[int, ...]) -> Any:
+    """The per-row arrays of a result (all with ``"none"``, else ``log_z``) in shape S."""
+
+    def shaped(a):
+        return xp.reshape(a, batch)
+
+    if isinstance(value, LossParts):
+        fields = [shaped(v) if reduction == "none" else v for v in value[:3]]
+        return LossParts._make([*fields, shaped(value.log_z)])
+    return shaped(value) if reduction == "none" else value
+
+
+def unpack(value: Any, *, parts: bool, per_row: bool) -> tuple[tuple[Any, ...], Any, Any]:
+    """A chunk's result from the sparse driver as ``(fields, count, log_z)``: the loss (and
+    with ``parts`` its two terms), totals or per-row values, their count and log Z."""
+    if not parts:
+        return ((value,), None, None) if per_row else ((value[0],), value[1], None)
+    fields = (value.loss, value.cross_entropy, value.z_loss)
+    if per_row:
+        return fields, None, value.log_z
+    return tuple(f[0] for f in fields), value.loss[1], value.log_z
+
+
+def assemble(xp: Namespace, reduction: str, fields: Any, count: Any, log_z: Any) -> tuple[Any, Any]:
+    """The result from the summed fields (or the per-row ones with ``"none"``) and their
+    count, and the scale of the gradients (``None``: 1). With ``log_z`` (parts asked) a
+    :class:`~xce.LossParts`, every term divided by the same count."""
+    scale = None
+    if reduction != "none":
+        reduced = [reduce_totals(xp, reduction, total, count) for total in fields]
+        fields, scale = [r[0] for r in reduced], reduced[0][1]
+    if log_z is None:
+        return fields[0], scale
+    return LossParts._make([*fields, log_z]), scale
+
+
+def _chunk(p: Problem, start: int, stop: int, w_acc, b_acc, reduction, with_grad, parts):
     xp = p.xp
     h = xp.astype(p.hidden[start:stop, ...], p.acc_dtype, copy=False)
     logits = h @ xp.matrix_transpose(w_acc)
@@ -108,7 +159,8 @@ def _chunk(p: Problem, start: int, stop: int, w_acc, b_acc, reduction, with_grad
         p.labels[start:stop], logits, from_logits=True, axis=-1,
         sample_weight=None if p.sample_weight is None else p.sample_weight[start:stop],
         where=None if p.where is None else p.where[start:stop],
-        reduction=reduction, eps=None, validate=p.validate, with_grad=with_grad, **p.options,
+        reduction=reduction, eps=None, validate=p.validate, with_grad=with_grad,
+        **p.options, **({"return_parts": True} if parts else {}),
     )  # fmt: skip
     return h, value, grad
 
@@ -119,20 +171,26 @@ def sweep(
     rows: int,
     reduction: str,
     with_grad: bool,
+    parts: bool = False,
     accumulate: Callable[[Array, Array, Array], Array] = _plus_matmul,
 ) -> tuple[Any, tuple[Array, ...] | None]:
-    """The loss (reduced as asked, in the accumulation dtype) and, with ``with_grad``, the
-    gradients ``(d_hidden (M, D), d_weight (V, D)[, d_bias (V,)])`` in the accumulation
-    dtype, over chunks of ``rows`` rows."""
+    """The loss (reduced as asked, in the accumulation dtype; with ``parts`` a
+    :class:`~xce.LossParts`) and, with ``with_grad``, the gradients ``(d_hidden (M, D),
+    d_weight (V, D)[, d_bias (V,)])`` in the accumulation dtype, over chunks of ``rows``
+    rows."""
     xp = p.xp
     n_rows, dim = p.hidden.shape
     n_classes = p.weight.shape[0]
     on = device(p.hidden)
     w_acc = xp.astype(p.weight, p.acc_dtype, copy=False)
     b_acc = None if p.bias is None else xp.astype(p.bias, p.acc_dtype, copy=False)
-    chunk_reduction = "none" if reduction == "none" else "sum_and_count"
+    per_row = reduction == "none"
+    chunk_reduction = "none" if per_row else "sum_and_count"
+    n_fields = 3 if parts else 1
     zero = xp.zeros((), dtype=p.acc_dtype, device=on)
-    total, count, pieces = zero, zero, []
+    totals, count = [zero] * n_fields, zero
+    pieces: list[list[Array]] = [[] for _ in range(n_fields)]
+    log_z: list[Array] = []
     d_hidden: Any = None
     d_weight: Any = None
     d_bias: Any = None
@@ -142,22 +200,28 @@ def sweep(
         d_bias = None if p.bias is None else xp.zeros((n_classes,), dtype=p.acc_dtype, device=on)
     for start in range(0, n_rows, rows):
         stop = min(start + rows, n_rows)
-        h, value, grad = _chunk(p, start, stop, w_acc, b_acc, chunk_reduction, with_grad)
-        if chunk_reduction == "none":
-            pieces.append(value)
+        h, value, grad = _chunk(p, start, stop, w_acc, b_acc, chunk_reduction, with_grad, parts)
+        fields, chunk_count, chunk_log_z = unpack(value, parts=parts, per_row=per_row)
+        if per_row:
+            for piece, field in zip(pieces, fields, strict=True):
+                piece.append(field)
         else:
-            total, count = total + value[0], count + value[1]
+            totals = [t + f for t, f in zip(totals, fields, strict=True)]
+            count = count + chunk_count
+        if parts:
+            log_z.append(chunk_log_z)
         if grad is not None:
             d_hidden[start:stop, ...] = grad @ w_acc
             d_weight = accumulate(d_weight, xp.matrix_transpose(grad), h)
             if d_bias is not None:
                 d_bias += xp.sum(grad, axis=0)
         del h, value, grad  # the chunk's arrays go before the next chunk's are made
-    if reduction == "none":
-        if not pieces:
-            return xp.zeros((0,), dtype=p.acc_dtype, device=on), None
-        return xp.concat(pieces), None
-    result, scale = reduce_totals(xp, reduction, total, count)
+
+    def joined(arrays):
+        return xp.concat(arrays) if arrays else xp.zeros((0,), dtype=p.acc_dtype, device=on)
+
+    summed = [joined(piece) for piece in pieces] if per_row else totals
+    result, scale = assemble(xp, reduction, summed, count, joined(log_z) if parts else None)
     if with_grad and scale is not None:
         d_hidden *= scale
         d_weight *= scale

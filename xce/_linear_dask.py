@@ -25,21 +25,22 @@ __all__ = ["run"]
 
 
 def _block(problem, labels, hidden, weight, bias, sample_weight, where, options, rows,
-           reduction, with_grad):  # fmt: skip
-    """The sweep on one block of materialised arrays."""
+           reduction, with_grad, parts):  # fmt: skip
+    """The sweep on one block of materialised arrays: ``(fields, count, log_z, grads)``."""
     xp = array_namespace(hidden)
     block = dataclasses.replace(
         problem, xp=xp, labels=labels, hidden=hidden, weight=weight, bias=bias,
         sample_weight=sample_weight, where=where, options=options, validate=False,
     )  # fmt: skip
-    return chunks.sweep(block, rows=rows, reduction=reduction, with_grad=with_grad)
+    value, grads = chunks.sweep(block, rows=rows, reduction=reduction, with_grad=with_grad,
+                                parts=parts)  # fmt: skip
+    return (*chunks.unpack(value, parts=parts, per_row=reduction == "none"), grads)
 
 
 def run(
-    problem: Problem, batch: tuple[int, ...], out_dtype: Any, *, rows: int, reduction: str,
-    with_grad: bool,
-) -> tuple[Any, tuple[Any, ...] | None]:  # fmt: skip
-    """The lazy loss (and gradients) of a Dask call."""
+    problem: Problem, *, rows: int, reduction: str, with_grad: bool, parts: bool
+) -> tuple[Any, tuple[Any, ...] | None]:
+    """The lazy loss (and gradients) of a Dask call, flat and in the accumulation dtype."""
     xp = problem.xp
     hidden = problem.hidden.rechunk({1: -1})
     dim = hidden.shape[1]
@@ -52,15 +53,13 @@ def run(
             return [None] * len(row_chunks)
         return a.rechunk((row_chunks,)).to_delayed().ravel().tolist()
 
+    def whole(a):
+        return a.rechunk(-1).to_delayed().ravel()[0] if isinstance(a, da.Array) else a
+
     labels, sample_weight, where = map(
         blocks, (problem.labels, problem.sample_weight, problem.where)
     )
-    weight = problem.weight.rechunk(-1).to_delayed().ravel()[0]
-    bias = None if problem.bias is None else problem.bias.rechunk(-1).to_delayed().ravel()[0]
-    options = {
-        k: (v.rechunk(-1).to_delayed().ravel()[0] if isinstance(v, da.Array) else v)
-        for k, v in problem.options.items()
-    }
+    options = {k: whole(v) for k, v in problem.options.items()}
     # The arrays go as the blocks' own arguments: a dataclass holding Dask arrays would be
     # unpacked by dask.delayed, computing them whole.
     template = dataclasses.replace(
@@ -68,55 +67,47 @@ def run(
         sample_weight=None, where=None, options={},
     )  # fmt: skip
     block_reduction = "none" if reduction == "none" else "sum_and_count"
-    task = dask.delayed(_block, nout=2)
+    task = dask.delayed(_block, nout=4)
+    weight, bias = whole(problem.weight), whole(problem.bias)
     results = [
-        task(template, lab, h, weight, bias, s, ok, options, rows, block_reduction, with_grad)
+        task(
+            template, lab, h, weight, bias, s, ok, options, rows, block_reduction, with_grad, parts
+        )
         for lab, h, s, ok in zip(
             labels, hidden.to_delayed().ravel().tolist(), sample_weight, where, strict=True
         )
     ]
     meta = np.empty((0,), dtype=acc)
-    if reduction == "none":
-        pieces = [
-            da.from_delayed(value, shape=(n,), dtype=acc, meta=meta)
-            for (value, _), n in zip(results, row_chunks, strict=True)
-        ]
-        value = xp.reshape(xp.concat(pieces) if pieces else xp.zeros((0,), dtype=acc), batch)
-        return xp.astype(value, out_dtype), None
 
-    def scalar(delayed_pair, i):
-        return da.from_delayed(delayed_pair[i], shape=(), dtype=acc, meta=meta)
+    def lazy(delayed, shape):
+        return da.from_delayed(delayed, shape=shape, dtype=acc, meta=meta)
 
-    totals = [scalar(value, 0) for value, _ in results]
-    counts = [scalar(value, 1) for value, _ in results]
+    def joined(pieces):
+        return xp.concat(pieces) if pieces else xp.zeros((0,), dtype=acc)
+
+    n_fields = 3 if parts else 1
     zero = xp.zeros((), dtype=acc)
-    total = sum(totals, zero)
-    count = sum(counts, zero)
-    result, scale = chunks.reduce_totals(xp, reduction, total, count)
-    result = (
-        tuple(xp.astype(v, out_dtype) for v in result)
-        if isinstance(result, tuple)
-        else (xp.astype(result, out_dtype))
-    )
+    if reduction == "none":
+        fields = [
+            joined([lazy(r[0][i], (n,)) for r, n in zip(results, row_chunks, strict=True)])
+            for i in range(n_fields)
+        ]
+        count = None
+    else:
+        fields = [sum((lazy(r[0][i], ()) for r in results), zero) for i in range(n_fields)]
+        count = sum((lazy(r[1], ()) for r in results), zero)
+    log_z = None
+    if parts:
+        log_z = joined([lazy(r[2], (n,)) for r, n in zip(results, row_chunks, strict=True)])
+    value, scale = chunks.assemble(xp, reduction, fields, count, log_z)
     if not with_grad:
-        return result, None
-    d_hidden = xp.concat([
-        da.from_delayed(grads[0], shape=(n, dim), dtype=acc, meta=meta)
-        for (_, grads), n in zip(results, row_chunks, strict=True)
-    ])  # fmt: skip
-    d_weight = sum(
-        (da.from_delayed(grads[1], shape=(n_classes, dim), dtype=acc, meta=meta)
-         for _, grads in results),
-        xp.zeros((n_classes, dim), dtype=acc),
-    )  # fmt: skip
-    grads = [d_hidden, d_weight]
-    if problem.bias is not None:
-        grads.append(sum(
-            (da.from_delayed(g[2], shape=(n_classes,), dtype=acc, meta=meta) for _, g in results),
-            xp.zeros((n_classes,), dtype=acc),
-        ))  # fmt: skip
+        return value, None
+    d_hidden = joined([lazy(r[3][0], (n, dim)) for r, n in zip(results, row_chunks, strict=True)])
+    shapes = [(n_classes, dim)] + ([] if problem.bias is None else [(n_classes,)])
+    grads = [d_hidden] + [
+        sum((lazy(r[3][i + 1], shape) for r in results), xp.zeros(shape, dtype=acc))
+        for i, shape in enumerate(shapes)
+    ]
     if scale is not None:
         grads = [g * scale for g in grads]
-    likes = (problem.hidden, problem.weight, problem.bias)
-    grads[0] = xp.reshape(grads[0], (*batch, dim))
-    return result, tuple(xp.astype(g, like.dtype) for g, like in zip(grads, likes, strict=False))
+    return value, tuple(grads)

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _sparse as sparse
-from ._linear_chunks import Problem, reduce_totals
+from ._linear_chunks import Problem, assemble, unpack
+from ._parts import LossParts
 
 __all__ = ["run"]
 
@@ -32,9 +33,11 @@ def _split_options(options):
 
 
 def _scan(static, hidden, weight, bias, dynamic, with_grad):
-    rows, reduction, acc, static_options = static
+    rows, reduction, parts, acc, static_options = static
     labels, sample_weight, where, array_options = dynamic
     options = {**dict(static_options), **array_options}
+    if parts:
+        options["return_parts"] = True
     n_rows, dim = hidden.shape
     n_classes = weight.shape[0]
     n_chunks = -(-n_rows // rows)
@@ -50,7 +53,7 @@ def _scan(static, hidden, weight, bias, dynamic, with_grad):
           None if sample_weight is None else chunked(sample_weight, 0))  # fmt: skip
     w_acc = weight.astype(acc)
     b_acc = None if bias is None else bias.astype(acc)
-    chunk_reduction = "none" if reduction == "none" else "sum_and_count"
+    per_row = reduction == "none"
 
     def step(carry, x):
         h, lab, ok, s = x
@@ -60,29 +63,35 @@ def _scan(static, hidden, weight, bias, dynamic, with_grad):
             logits = logits + b_acc
         value, g = sparse.loss_and_gradient(
             lab, logits, from_logits=True, axis=-1, sample_weight=s, where=ok,
-            reduction=chunk_reduction, eps=None, validate=False, with_grad=with_grad,
-            **options,
+            reduction="none" if per_row else "sum_and_count", eps=None, validate=False,
+            with_grad=with_grad, **options,
         )  # fmt: skip
-        total, count, d_w, d_b = carry
-        if chunk_reduction == "none":
-            return carry, (value, None)
-        total, count = total + value[0], count + value[1]
-        if not with_grad:
-            return (total, count, d_w, d_b), (None, None)
-        d_w = d_w + g.T @ h
-        d_b = None if d_b is None else d_b + jnp.sum(g, axis=0)
-        return (total, count, d_w, d_b), (None, g @ w_acc)
+        fields, count, log_z = unpack(value, parts=parts, per_row=per_row)
+        totals, total_count, d_w, d_b = carry
+        if not per_row:
+            totals = tuple(t + f for t, f in zip(totals, fields, strict=True))
+            total_count = total_count + count
+        d_h = None
+        if with_grad:
+            d_w = d_w + g.T @ h
+            d_b = None if d_b is None else d_b + jnp.sum(g, axis=0)
+            d_h = g @ w_acc
+        return (totals, total_count, d_w, d_b), (fields if per_row else None, log_z, d_h)
 
     zero = jnp.zeros((), dtype=acc)
     d_w0 = jnp.zeros((n_classes, dim), dtype=acc) if with_grad else None
     d_b0 = jnp.zeros((n_classes,), dtype=acc) if with_grad and bias is not None else None
-    (total, count, d_w, d_b), (per_row, d_h) = jax.lax.scan(step, (zero, zero, d_w0, d_b0), xs)
-    if reduction == "none":
-        return jnp.reshape(per_row, (-1,))[:n_rows], None
-    value, scale = reduce_totals(jnp, reduction, total, count)
+    carry = ((zero,) * (3 if parts else 1), zero, d_w0, d_b0)
+    (totals, count, d_w, d_b), (rows_out, log_z, d_h) = jax.lax.scan(step, carry, xs)
+
+    def flat(a, *tail):
+        return jnp.reshape(a, (-1, *tail))[:n_rows]
+
+    fields = [flat(f) for f in rows_out] if per_row else list(totals)
+    value, scale = assemble(jnp, reduction, fields, count, flat(log_z) if parts else None)
     if not with_grad:
         return value, None
-    grads = [jnp.reshape(d_h, (-1, dim))[:n_rows], d_w] + ([] if d_b is None else [d_b])
+    grads = [flat(d_h, dim), d_w] + ([] if d_b is None else [d_b])
     if scale is not None:
         grads = [g * scale for g in grads]
     return value, tuple(grads)
@@ -117,12 +126,14 @@ def _loss_bwd(static, residuals, g):
     if static[1] == "none":
         hidden, weight, bias, dynamic = residuals
         labels, s, where, options = dynamic
+        g = g.loss if isinstance(g, LossParts) else g
         s = g if s is None else s * g
-        summed = (static[0], "sum", *static[2:])
+        summed = (static[0], "sum", False, *static[3:])
         _, grads = _scan_jit(summed, hidden, weight, bias, (labels, s, where, options), True)
         zero = _zero_cotangents(dynamic)
     else:
         grads, dynamic = residuals
+        g = g.loss if isinstance(g, LossParts) else g
         g = g[0] if isinstance(g, tuple) else g
         grads = tuple(d * g for d in grads)
         zero = _zero_cotangents(dynamic)
@@ -134,28 +145,14 @@ _loss.defvjp(_loss_fwd, _loss_bwd)
 
 
 def run(
-    problem: Problem, batch: tuple[int, ...], out_dtype: Any, *, rows: int, reduction: str,
-    with_grad: bool,
-) -> tuple[Any, tuple[Any, ...] | None]:  # fmt: skip
-    """The loss (and with ``with_grad`` the gradients) of a JAX call, laid out and cast as
-    the caller's arrays."""
+    problem: Problem, *, rows: int, reduction: str, with_grad: bool, parts: bool
+) -> tuple[Any, tuple[Any, ...] | None]:
+    """The loss (and with ``with_grad`` the gradients) of a JAX call: compiled, and
+    differentiable by ``jax.grad`` through the custom VJP."""
     static_options, array_options = _split_options(problem.options)
-    static = (rows, reduction, problem.acc_dtype, static_options)
+    static = (rows, reduction, parts, problem.acc_dtype, static_options)
     dynamic = (problem.labels, problem.sample_weight, problem.where, array_options)
     hidden, weight, bias = problem.hidden, problem.weight, problem.bias
     if with_grad:
-        value, grads = _scan_jit(static, hidden, weight, bias, dynamic, True)
-    else:
-        value, grads = _loss(static, hidden, weight, bias, dynamic), None
-    if reduction == "none":
-        value = jnp.reshape(value, batch)
-    value = (
-        tuple(v.astype(out_dtype) for v in value)
-        if isinstance(value, tuple)
-        else (value.astype(out_dtype))
-    )
-    if grads is None:
-        return value, None
-    d_hidden = jnp.reshape(grads[0], (*batch, hidden.shape[-1])).astype(hidden.dtype)
-    rest = tuple(g.astype(a.dtype) for g, a in zip(grads[1:], (weight, bias), strict=False))
-    return value, (d_hidden, *rest)
+        return _scan_jit(static, hidden, weight, bias, dynamic, True)
+    return _loss(static, hidden, weight, bias, dynamic), None

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 from ._linear_chunks import Problem, sweep
+from ._parts import LossParts
 
-__all__ = ["accumulate", "needs_autograd", "run_autograd"]
+__all__ = ["accumulate", "needs_autograd", "run"]
 
 
 def accumulate(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -41,24 +42,41 @@ def _cast(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor 
     return grad.to(like.dtype)
 
 
+def _flatten(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, LossParts):
+        return [t for field in value for t in _flatten(field)]
+    return list(value) if isinstance(value, tuple) else [value]
+
+
+def _unflatten(outs: tuple[torch.Tensor, ...], *, reduction: str, parts: bool) -> Any:
+    width = 2 if reduction == "sum_and_count" else 1
+
+    def field(i):
+        return tuple(outs[i * width : (i + 1) * width]) if width == 2 else outs[i]
+
+    if not parts:
+        return field(0)
+    return LossParts(field(0), field(1), field(2), outs[3 * width])
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
+    """The outputs are the result's tensors, flattened; only the loss (the first) has a
+    gradient, the count and the parts (for logging) are constants."""
+
     @staticmethod
-    def forward(ctx, hidden, weight, bias, problem, rows, reduction):
+    def forward(ctx, hidden, weight, bias, problem, rows, reduction, parts):
         problem = dataclasses.replace(problem, hidden=hidden, weight=weight, bias=bias)
         ctx.reduction = reduction
         ctx.likes = (hidden, weight, bias)
-        if reduction == "none":
-            value, _ = sweep(problem, rows=rows, reduction="none", with_grad=False,
-                             accumulate=accumulate)  # fmt: skip
+        per_row = reduction == "none"
+        value, grads = sweep(problem, rows=rows, reduction=reduction, with_grad=not per_row,
+                             parts=parts, accumulate=accumulate)  # fmt: skip
+        if per_row:
             ctx.problem, ctx.rows = problem, rows
-            return value
-        value, grads = sweep(problem, rows=rows, reduction=reduction, with_grad=True,
-                             accumulate=accumulate)  # fmt: skip
         ctx.grads = grads
-        if reduction == "sum_and_count":
-            ctx.mark_non_differentiable(value[1])
-            return value
-        return value
+        outs = _flatten(value)
+        ctx.mark_non_differentiable(*outs[1:])
+        return tuple(outs)
 
     @staticmethod
     def backward(ctx, *grad_outputs):
@@ -76,13 +94,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
         hidden, weight, bias = ctx.likes
         out = [_cast(grads[0], hidden), _cast(grads[1], weight)]
         out.append(_cast(grads[2], bias) if bias is not None else None)
-        return (*out, None, None, None)
+        return (*out, None, None, None, None)
 
 
-def run_autograd(problem: Problem, *, rows: int, reduction: str) -> Any:
-    """The loss (accumulation dtype; a pair for ``"sum_and_count"``) as a node of the
-    autograd graph whose backward gives d_hidden, d_weight and d_bias."""
-    value = _LinearCrossEntropy.apply(
-        problem.hidden, problem.weight, problem.bias, problem, rows, reduction
+def run(
+    problem: Problem, *, rows: int, reduction: str, with_grad: bool, parts: bool
+) -> tuple[Any, tuple[torch.Tensor, ...] | None]:
+    """The sweep on torch tensors: as a node of the autograd graph (whose backward gives
+    d_hidden, d_weight and d_bias) when autograd records the call, else plain, with
+    ``addmm_`` accumulating d_weight in place."""
+    if with_grad or not needs_autograd(problem):
+        return sweep(problem, rows=rows, reduction=reduction, with_grad=with_grad, parts=parts,
+                     accumulate=accumulate)  # fmt: skip
+    outs = _LinearCrossEntropy.apply(
+        problem.hidden, problem.weight, problem.bias, problem, rows, reduction, parts
     )
-    return tuple(value) if reduction == "sum_and_count" else value
+    return _unflatten(outs, reduction=reduction, parts=parts), None
