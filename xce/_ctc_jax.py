@@ -8,9 +8,13 @@ Works under ``jax.jit`` and on tracers; compiled once per shape.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from ._agnostic._ctc import ctc_extended_labels
 
 __all__ = ["ctc_jax"]
 
@@ -80,17 +84,31 @@ def _compute(log_probs, ext, skip, t_len, l_len, with_grad):
     return -log_p, grad
 
 
-_compiled = jax.jit(_compute, static_argnums=5)
+def _with_labels(log_probs, labels, input_lengths, label_lengths, blank, with_grad):
+    """Extended labels, the recursions and NaN for bad sequences, as one compiled program."""
+    _, n_times, n_classes = log_probs.shape
+    ext, skip, t_len, l_len, bad = ctc_extended_labels(
+        jnp, labels, input_lengths, label_lengths, blank=blank, n_classes=n_classes,
+        n_times=n_times,
+    )  # fmt: skip
+    nll, grad = _compute(log_probs, ext, skip, t_len, l_len, with_grad)
+    nll = jnp.where(bad, math.nan, nll)
+    if grad is not None:
+        grad = jnp.where(bad[:, None, None], math.nan, grad)
+    return nll, grad
+
+
+# The blank is an argument, not a constant of the program: another blank compiles nothing.
+_compiled = jax.jit(_with_labels, static_argnums=5)
 
 
 @jax.custom_vjp
-def _nll(log_probs, ext, skip, t_len, l_len):
-    return _compiled(log_probs, ext, skip, t_len, l_len, False)[0]
+def _nll(log_probs, labels, input_lengths, label_lengths, blank):
+    return _compiled(log_probs, labels, input_lengths, label_lengths, blank, False)[0]
 
 
-def _nll_forward(log_probs, ext, skip, t_len, l_len):
-    nll, grad = _compiled(log_probs, ext, skip, t_len, l_len, True)
-    return nll, grad
+def _nll_forward(log_probs, labels, input_lengths, label_lengths, blank):
+    return _compiled(log_probs, labels, input_lengths, label_lengths, blank, True)
 
 
 def _nll_backward(grad, cotangent):
@@ -100,8 +118,10 @@ def _nll_backward(grad, cotangent):
 _nll.defvjp(_nll_forward, _nll_backward)
 
 
-def ctc_jax(log_probs, ext, skip, t_len, l_len, *, with_grad):
-    """(nll, grad or None); differentiable by ``jax.grad`` in ``log_probs``."""
+def ctc_jax(log_probs, labels, input_lengths, label_lengths, *, blank, with_grad):
+    """(nll, grad or None), NaN for bad sequences; differentiable by ``jax.grad`` in
+    ``log_probs``."""
+    blank = jnp.asarray(blank, dtype=labels.dtype)
     if with_grad:
-        return _compiled(log_probs, ext, skip, t_len, l_len, True)
-    return _nll(log_probs, ext, skip, t_len, l_len), None
+        return _compiled(log_probs, labels, input_lengths, label_lengths, blank, True)
+    return _nll(log_probs, labels, input_lengths, label_lengths, blank), None

@@ -178,7 +178,8 @@ def ctc_negative_log_likelihood(
     input_lengths = _full_lengths(xp, arrays["input_lengths"], n, n_times, labels)
     label_lengths = _full_lengths(xp, arrays["label_lengths"], n, labels.shape[-1], labels)
     check_ctc_arrays(xp, log_probs, labels, input_lengths, label_lengths, blank=blank)
-    if values_checked(validate, log_probs, labels, input_lengths, label_lengths):
+    checked = values_checked(validate, log_probs, labels, input_lengths, label_lengths)
+    if checked:
         raise_on_bad_sequences(
             xp, labels, input_lengths, label_lengths, blank=blank, n_classes=n_classes,
             n_times=n_times,
@@ -186,20 +187,25 @@ def ctc_negative_log_likelihood(
     out_dtype = log_probs.dtype
     work = compute_dtype(xp, out_dtype)
     x = xp.astype(log_probs, work, copy=False)
-    if is_dask_namespace(xp):
-        from ._ctc_dask import ctc_dask
-
-        nll, grad = ctc_dask(x, labels, input_lengths, label_lengths, blank=blank,
-                             with_grad=with_grad)  # fmt: skip
+    if is_dask_namespace(xp) or is_jax_namespace(xp):
+        # Their own wrappers: Dask over blocks of the batch, JAX as one compiled program.
+        if is_dask_namespace(xp):
+            from ._ctc_dask import ctc_dask as lazy_kernel
+        else:
+            from ._ctc_jax import ctc_jax as lazy_kernel
+        nll, grad = lazy_kernel(
+            x, labels, input_lengths, label_lengths, blank=blank, with_grad=with_grad
+        )
     else:
         ext, skip, t_len, l_len, bad = ctc_extended_labels(
             xp, labels, input_lengths, label_lengths, blank=blank, n_classes=n_classes,
             n_times=n_times,
         )  # fmt: skip
         nll, grad = _kernel(xp, x, ext, skip, t_len, l_len, with_grad=with_grad)
-        nll = xp.where(bad, xp.full_like(nll, math.nan), nll)
-        if grad is not None:
-            grad = xp.where(bad[:, None, None], xp.full_like(grad, math.nan), grad)
+        if not checked:  # checked data raised on any bad sequence
+            nll = xp.where(bad, xp.full_like(nll, math.nan), nll)
+            if grad is not None:
+                grad = xp.where(bad[:, None, None], xp.full_like(grad, math.nan), grad)
     if grad is not None:
         grad = xp.astype(grad, out_dtype, copy=False)
     return xp.astype(nll, out_dtype, copy=False), grad
@@ -211,10 +217,6 @@ def _kernel(xp: Namespace, x: Array, ext, skip, t_len, l_len, *, with_grad: bool
         from ._ctc_torch import ctc_torch
 
         return ctc_torch(x, ext, skip, t_len, l_len, with_grad=with_grad, fast=_fast.enabled())
-    if is_jax_namespace(xp):
-        from ._ctc_jax import ctc_jax
-
-        return ctc_jax(x, ext, skip, t_len, l_len, with_grad=with_grad)
     if is_numpy_namespace(xp) and _fast.enabled() and is_eager_host(x):
         from ._ctc_numpy import ctc_numpy
 
