@@ -253,3 +253,101 @@ def test_dask_is_lazy(backend, xp, make, dtype, device):
           dtype=dtype, device=device)  # fmt: skip
     for g, e in zip(grads, ref.gradients(*plain, **opts), strict=True):
         assert_close(g, e, xp=xp, dtype=dtype, device=device, rtol=1e-4, atol=1e-5)
+
+
+def test_memory_bound(backend, xp, dtype):
+    """Peak extra memory (tracemalloc, NumPy) ≤ 1/8 of the full logits plus the gradients."""
+    if backend != "numpy" or dtype != xp.float32:
+        pytest.skip(f"{backend}, {dtype}: tracemalloc sees NumPy's allocations; float32 case")
+    n, d, v = 2048, 64, 4096
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, v, size=n)
+    h = rng.normal(size=(n, d)).astype(np.float32)
+    w = (0.1 * rng.normal(size=(v, d))).astype(np.float32)
+    every = {"bias": rng.normal(size=v).astype(np.float32), "label_smoothing": 0.1,
+             "class_weight": rng.uniform(0.5, 1.5, size=v).astype(np.float32),
+             "sample_weight": rng.uniform(size=n).astype(np.float32),
+             "where": rng.uniform(size=n) > 0.1, "softcap": 30.0, "z_loss": 1e-4}  # fmt: skip
+    native = {k: every[k] for k in ("bias", "label_smoothing", "class_weight", "where")}
+    vg = xce.value_and_grad(xce.linear_cross_entropy)
+    vg(y[:64], h[:64], w)  # imports and thread pools outside the measurement
+    bound = n * v * 4 / 8
+    for name, options in {"plain": {}, "native options": native, "every option": every}.items():
+        tracemalloc.start()
+        try:
+            _, grads = vg(y, h, w, **options)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        returned = sum(g.nbytes for g in grads)
+        assert peak <= bound + returned, f"{name}: peak {peak} > {bound} + {returned}"
+
+
+BAD = [
+    ({"weight": np.zeros((V, D, 1))}, ValueError, "weight must have shape"),
+    ({"weight": np.zeros((V, D + 1))}, ValueError, "D = hidden.shape"),
+    ({"y": np.zeros((N + 1,), int)}, ValueError, "y_true has shape"),
+    ({"y": np.zeros((N,))}, TypeError, "integer class labels"),
+    ({"y": np.full((N,), V)}, ValueError, "y_true"),
+    ({"y": np.full((N,), -1)}, ValueError, "y_true"),
+    ({"bias": np.zeros((V + 1,))}, ValueError, "bias must have shape"),
+    ({"softcap": 0.0}, ValueError, "softcap"),
+    ({"softcap": -1.0}, ValueError, "softcap"),
+    ({"z_loss": -0.1}, ValueError, "z_loss"),
+    ({"chunk_size": 0}, ValueError, "chunk_size"),
+    ({"chunk_size": 1.5}, TypeError, "chunk_size"),
+    ({"reduction": "avg"}, ValueError, "reduction"),
+]
+
+
+def test_bad_input(backend, xp, make, dtype, device):
+    """Clear errors; on lazy data an out-of-range label is a NaN loss instead."""
+    data = _data()
+    for change, error, match in BAD:
+        lazy_label = "y" in change and change["y"].dtype.kind == "i" and change["y"].shape == (N,)
+        with case(f"{change}"):
+            arrays = {**data, **{k: v for k, v in change.items() if k in data}}
+            options = {k: v for k, v in change.items() if k not in data}
+            if "bias" in options:
+                options["bias"] = make(options["bias"])
+            y = make(arrays["y"], "int64" if arrays["y"].dtype.kind == "i" else None)
+            args = (y, make(arrays["hidden"]), make(arrays["weight"]))
+            if lazy_label and is_lazy(backend):
+                assert np.isnan(seen(xce.linear_cross_entropy(*args, **options)))
+                continue
+            with pytest.raises(error, match=match):
+                xce.linear_cross_entropy(*args, **options)
+
+
+def test_inputs_not_mutated(backend, xp, make, dtype, device):
+    data, options = _case("all")
+    arrays, built, _, _ = _build(make, data, options)
+    before = [seen(a) for a in (*arrays, *(v for v in built.values() if hasattr(v, "shape")))]
+    xce.value_and_grad(xce.linear_cross_entropy)(*arrays, **built, chunk_size=4)
+    after = [seen(a) for a in (*arrays, *(v for v in built.values() if hasattr(v, "shape")))]
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_low_precision_accumulates_in_float32(backend, xp, device):
+    """float16 / bfloat16 inputs: float32 accumulation, near the float64 reference."""
+    names = [n for n in ("float16", "bfloat16") if getattr(xp, n, None) is not None]
+    if backend in ("dask", "array_api_strict") or not names:
+        pytest.skip(f"{backend}: no half-precision matmul tested here (NumPy's float16 is)")
+    data, options = _case("all")
+    options.pop("z_loss")  # keeps the comparison about rounding of the inputs
+    for name in names:
+        low = getattr(xp, name)
+
+        def make(a, kind=None, low=low):
+            return xp.asarray(np.asarray(a), dtype=getattr(xp, kind) if kind else low,
+                              device=device)  # fmt: skip
+
+        arrays, built, plain, opts = _build(make, data, options)
+        loss, grads = xce.value_and_grad(xce.linear_cross_entropy)(*arrays, **built,
+                                                                   chunk_size=4)  # fmt: skip
+        with case(name):
+            assert_close(loss, ref.linear_cross_entropy(*plain, **opts), xp=xp, dtype=low,
+                         device=device, rtol=1e-2, atol=1e-2)  # fmt: skip
+            for g, e in zip(grads, ref.gradients(*plain, **opts), strict=True):
+                assert_close(g, e, xp=xp, dtype=low, device=device, rtol=2e-2, atol=2e-2)

@@ -131,11 +131,12 @@ def prepare_linear(
     return problem, batch, out_dtype
 
 
-def _rows(problem: Problem, chunk_size: int | None) -> int:
+def _rows(problem: Problem, chunk_size: int | None, parts: bool) -> int:
     xp = problem.xp
     n_rows = problem.hidden.shape[0]
     itemsize = xp.finfo(problem.acc_dtype).bits // 8
-    return chunk_rows(n_rows, problem.weight.shape[0], itemsize, chunk_size)
+    generic = parts or "softcap" in problem.options or "z_loss" in problem.options
+    return chunk_rows(n_rows, problem.weight.shape[0], itemsize, chunk_size, generic=generic)
 
 
 def _finish(problem, value, grads, batch, out_dtype, reduction):
@@ -171,7 +172,7 @@ def loss_and_gradient(
         reduction=reduction, validate=validate,
     )  # fmt: skip
     how: dict[str, Any] = {
-        "rows": _rows(problem, chunk_size), "reduction": reduction, "with_grad": with_grad,
+        "rows": _rows(problem, chunk_size, bool(return_parts)), "reduction": reduction, "with_grad": with_grad,
         "parts": bool(return_parts),
     }  # fmt: skip
     if is_jax_array(hidden):
@@ -225,12 +226,13 @@ def linear_cross_entropy(
         ℓᵢ = \\mathrm{CE}(\\mathrm{cap}(h_i W^T + b), y_i) + λ·w_{y_i}·\\log^2 Z_i,
         \\qquad \\mathrm{cap}(z) = c·\\tanh(z / c).
 
-    Memory: besides the returned gradients, a chunk's logits and gradient (the default
-    chunk: at most 64 MiB and 1/32 of the full logits, at least 16 rows, so the sweep's
-    peak stays under 1/8 of the full logits), a copy of ``weight`` (and ``bias``) in the
-    accumulation dtype where that differs (float16 / bfloat16 inputs accumulate in float32,
-    float64 in float64), and with a gradient d_hidden and d_weight in that dtype until they
-    are cast back at the end.
+    Memory: besides the returned gradients, a chunk's logits and gradient. The default
+    chunk's logits take at most 64 MiB and 1/64 of the full logits (1/128 with ``softcap``,
+    ``z_loss`` or ``return_parts``, whose kernels hold more temporaries), at least 16 rows,
+    so that the sweep's peak stays under 1/8 of the full logits. Float16 / bfloat16 inputs
+    accumulate in float32 (float64 in float64): a float32 copy of ``weight`` and ``bias``
+    (4·V·D bytes) and, with a gradient, d_hidden and d_weight in float32 until they are cast
+    back at the end (4·(N + V)·D bytes).
 
     Parameters
     ----------

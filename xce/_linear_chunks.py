@@ -30,6 +30,7 @@ from ._types import Array, Namespace
 __all__ = [
     "CHUNK_BYTES",
     "CHUNK_FRACTION",
+    "CHUNK_FRACTION_GENERIC",
     "Problem",
     "assemble",
     "chunk_rows",
@@ -42,22 +43,29 @@ __all__ = [
 ]
 
 # The default chunk: its logits take at most CHUNK_BYTES and at most 1/CHUNK_FRACTION of the
-# full logits' bytes (in the accumulation dtype). A chunk holds about four arrays of its
-# logits' size at once (logits, probabilities, gradient, a matmul's temporary), so 1/32 keeps
-# the sweep's peak under 1/8 of the full logits.
+# full logits' bytes (in the accumulation dtype). The sparse driver's native kernels hold up to
+# about six arrays of a chunk's logits' size at once with options (logits, probabilities,
+# gradient, weights, a matmul's temporary), so 1/64 keeps the sweep's peak under 1/8 of the
+# full logits; its generic kernels (soft-capping, z-loss, loss parts) hold up to about
+# twelve: 1/128 there.
 CHUNK_BYTES = 64 * 2**20
-CHUNK_FRACTION = 32
+CHUNK_FRACTION = 64
+CHUNK_FRACTION_GENERIC = 128
 # Below this many rows a chunk's matmuls lose more to per-call overhead than they save.
 MIN_CHUNK_ROWS = 16
 
 
-def chunk_rows(n_rows: int, n_classes: int, itemsize: int, chunk_size: int | None) -> int:
+def chunk_rows(
+    n_rows: int, n_classes: int, itemsize: int, chunk_size: int | None, *, generic: bool
+) -> int:
     """Rows per chunk: ``chunk_size`` if given, else the byte budget's (at least
-    ``MIN_CHUNK_ROWS``, at most all rows)."""
+    ``MIN_CHUNK_ROWS``, at most all rows); ``generic``: the chunks run the sparse driver's
+    generic kernels (more temporaries per chunk)."""
     if chunk_size is not None:
         return max(1, min(chunk_size, n_rows))
     row_bytes = max(1, n_classes * itemsize)
-    budget = min(CHUNK_BYTES, n_rows * row_bytes // CHUNK_FRACTION)
+    fraction = CHUNK_FRACTION_GENERIC if generic else CHUNK_FRACTION
+    budget = min(CHUNK_BYTES, n_rows * row_bytes // fraction)
     return max(1, min(n_rows, max(MIN_CHUNK_ROWS, budget // row_bytes)))
 
 
