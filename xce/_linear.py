@@ -171,9 +171,10 @@ def loss_and_gradient(
         label_smoothing=label_smoothing, where=where, softcap=softcap, z_loss=z_loss,
         reduction=reduction, validate=validate,
     )  # fmt: skip
+    parts = bool(return_parts)
     how: dict[str, Any] = {
-        "rows": _rows(problem, chunk_size, bool(return_parts)), "reduction": reduction, "with_grad": with_grad,
-        "parts": bool(return_parts),
+        "rows": _rows(problem, chunk_size, parts), "reduction": reduction,
+        "with_grad": with_grad, "parts": parts,
     }  # fmt: skip
     if is_jax_array(hidden):
         from . import _linear_jax
