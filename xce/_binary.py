@@ -88,9 +88,10 @@ def binary_cross_entropy(
     from_logits : bool, default False
         Whether ``y_pred`` holds logits.
     pos_weight : float or array, optional
-        a: a scalar or one weight per output along the last axis (shape ``(K,)``), as in
+        The weight a: a scalar or one weight per output along the last axis (``(K,)``), as in
         ``torch.nn.BCEWithLogitsLoss``. It does not enter the ``"mean"`` denominator.
     %COMMON%
+
     Raises
     ------
     TypeError

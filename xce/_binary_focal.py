@@ -84,12 +84,13 @@ def binary_focal_cross_entropy(
     from_logits : bool, default False
         Whether ``y_pred`` holds logits.
     gamma : float or 0-d array, default 2.0
-        γ ≥ 0, the focusing exponent.
+        The focusing exponent γ ≥ 0.
     alpha : float or 0-d array, optional
-        α in [0, 1], the weight of the positive outcome (1 - α for the negative one), as in
+        The weight α in [0, 1] of the positive outcome (1 - α for the negative one), as in
         Keras's ``apply_class_balancing`` and Optax's ``alpha``. It does not enter the
         ``"mean"`` denominator.
     %COMMON%
+
     Raises
     ------
     TypeError

@@ -41,7 +41,7 @@ def _apply(xp, fn, dtype, out_dtype, *arrays, **kwargs):
 
 
 def logsumexp(x: Array, *, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> Array:
-    """log Σ exp(x) along ``axis``, without overflow.
+    """Log-sum-exp, log Σ exp(x) along ``axis``, without overflow.
 
     .. math:: \\mathrm{lse}(x) = m + \\log\\sum_i e^{x_i - m}, \\quad m = \\max_i x_i
 
@@ -79,7 +79,7 @@ def logsumexp(x: Array, *, axis: int | tuple[int, ...] = -1, keepdims: bool = Fa
 
 
 def log_softmax(x: Array, *, axis: int = -1) -> Array:
-    """log softmax along ``axis``: (x - m) - log Σ exp(x - m), exact at large offsets.
+    """Log-softmax along ``axis``: (x - m) - log Σ exp(x - m), exact at large offsets.
 
     Parameters
     ----------
@@ -111,7 +111,7 @@ def log_softmax(x: Array, *, axis: int = -1) -> Array:
 
 
 def softmax(x: Array, *, axis: int = -1) -> Array:
-    """softmax along ``axis``: exp(x - m) / Σ exp(x - m).
+    """Softmax along ``axis``: exp(x - m) / Σ exp(x - m).
 
     Parameters
     ----------
@@ -143,7 +143,7 @@ def softmax(x: Array, *, axis: int = -1) -> Array:
 
 
 def log_sigmoid(x: Array) -> Array:
-    """log σ(x) = min(x, 0) - log1p(exp(-abs(x))), element-wise; never overflows.
+    """Log-sigmoid, min(x, 0) - log1p(exp(-abs(x))), element-wise; never overflows.
 
     Parameters
     ----------
@@ -171,7 +171,7 @@ def log_sigmoid(x: Array) -> Array:
 
 
 def sigmoid(x: Array) -> Array:
-    """σ(x) = 1 / (1 + exp(-x)), element-wise, evaluated without overflow on either side.
+    """Sigmoid σ(x) = 1 / (1 + exp(-x)), element-wise, without overflow on either side.
 
     Parameters
     ----------

@@ -101,12 +101,13 @@ def categorical_focal_cross_entropy(
     axis : int, default -1
         The class axis: -1 for (N, C) or (N, T, C), 1 for (N, C, d1, ..., dk).
     gamma : float or 0-d array, default 2.0
-        γ ≥ 0, the focusing exponent.
+        The focusing exponent γ ≥ 0.
     alpha : float or array of shape (C,), optional
-        α_c, a balancing weight per class (one float for all), as Keras's ``alpha``. Unlike
+        A balancing weight α_c per class (one float for all), as Keras's ``alpha``. Unlike
         ``class_weight`` of :func:`categorical_cross_entropy` it does not enter the
         ``"mean"`` denominator: the mean is Σ sᵢ·ℓᵢ / Σ sᵢ.
     %COMMON%
+
     Raises
     ------
     TypeError

@@ -88,12 +88,13 @@ def poly1_cross_entropy(
     axis : int, default -1
         The class axis: -1 for (N, C) or (N, T, C), 1 for (N, C, d1, ..., dk).
     epsilon : float or 0-d array, default 2.0
-        ε₁, the coefficient of the polynomial term (the paper: 2 for ImageNet
+        The coefficient ε₁ of the polynomial term (the paper: 2 for ImageNet
         classification, -1 for detection); not the clipping ``eps``.
     class_weight : array, shape (C,), optional
-        w, inside the sum; the ``"mean"`` denominator is Σ sᵢ·Σ_c w_c·y_ic, as for
+        Weights w, inside the sum; the ``"mean"`` denominator is Σ sᵢ·Σ_c w_c·y_ic, as for
         :func:`categorical_cross_entropy`.
     %COMMON%
+
     Raises
     ------
     TypeError

@@ -128,11 +128,40 @@ def log_loss(
     labels: Array | Sequence[Any] | None = None,
     y_pred: Array | Sequence[Any] | str = "deprecated",
 ) -> float:
-    """``sklearn.metrics.log_loss``: the mean (or sum) cross entropy of predicted
-    probabilities, as a Python float.
+    """Twin of ``sklearn.metrics.log_loss``: the mean cross entropy, as a Python float.
 
     Native: ``xce.sparse_categorical_cross_entropy(indices, y_proba, sample_weight=w)``, whose
     default eps is the same machine epsilon (but clips to [eps, 1], not [eps, 1 - eps]).
+
+    Parameters
+    ----------
+    y_true : array or sequence
+        Labels of any kind (numbers, strings), or a label-indicator matrix.
+    y_proba : array or sequence
+        Predicted probabilities, shape (N, C) with columns in the sorted order of the labels,
+        or (N,) for the positive class of a binary problem.
+    normalize : bool, default True
+        Return the weighted mean; False: the weighted sum.
+    sample_weight : array or sequence, optional
+        Weight wᵢ of each sample.
+    labels : array or sequence, optional
+        All the labels, when ``y_true`` does not hold every class.
+    y_pred : array or sequence, optional
+        The old name of ``y_proba`` (deprecated, with scikit-learn's ``FutureWarning``).
+
+    Returns
+    -------
+    float
+        Σ wᵢ·ℓᵢ / Σ wᵢ (``normalize=True``) or Σ wᵢ·ℓᵢ.
+
+    Raises
+    ------
+    ValueError
+        Probabilities outside [0, 1], a single class without ``labels``, labels missing from
+        ``labels``, a class count that does not match ``y_proba``, inconsistent lengths, or
+        both ``y_proba`` and ``y_pred``.
+    ZeroDivisionError
+        Sample weights that sum to 0.
 
     Examples
     --------

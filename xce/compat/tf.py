@@ -52,9 +52,26 @@ __all__ = [
 
 
 def sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
-    """``tf.nn.sigmoid_cross_entropy_with_logits``: element-wise, shape of ``logits``.
+    """Twin of ``tf.nn.sigmoid_cross_entropy_with_logits``: element-wise, ``logits``' shape.
 
     Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")``.
+
+    Parameters
+    ----------
+    labels : array
+        Targets in [0, 1], broadcast to ``logits``' shape.
+    logits : array
+        Logits.
+
+    Returns
+    -------
+    array
+        The element-wise loss, ``logits``' shape.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` outside [0, 1] on eager host data.
 
     Examples
     --------
@@ -73,11 +90,29 @@ def sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
 def weighted_cross_entropy_with_logits(
     labels: Array, logits: Array, pos_weight: float | Array
 ) -> Array:
-    """``tf.nn.weighted_cross_entropy_with_logits``: element-wise, positives weighted by
-    ``pos_weight`` (a number or an array broadcasting to ``logits``).
+    """Twin of ``tf.nn.weighted_cross_entropy_with_logits``: positives weighted, element-wise.
 
     Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True,
     pos_weight=pos_weight, reduction="none")`` (``pos_weight`` scalar or per last-axis entry).
+
+    Parameters
+    ----------
+    labels : array
+        Targets in [0, 1], broadcast to ``logits``' shape.
+    logits : array
+        Logits.
+    pos_weight : float or array
+        Weight q of the positive term: a number or an array broadcasting to ``logits``.
+
+    Returns
+    -------
+    array
+        The element-wise loss, ``logits``' shape.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` outside [0, 1] on eager host data.
 
     Examples
     --------
@@ -110,10 +145,25 @@ def _is_number(value):
 
 
 def softmax_cross_entropy_with_logits(labels: Array, logits: Array, axis: int = -1) -> Array:
-    """``tf.nn.softmax_cross_entropy_with_logits``: shape of ``logits`` without ``axis``.
+    """Twin of ``tf.nn.softmax_cross_entropy_with_logits``: -Σ labels·log_softmax(logits).
 
     Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True, axis=axis,
     reduction="none")``.
+
+    Parameters
+    ----------
+    labels : array
+        Soft labels, taken as given (any values, rows of any sum), broadcast to ``logits``'
+        shape.
+    logits : array
+        Unnormalised scores.
+    axis : int, default -1
+        The class axis.
+
+    Returns
+    -------
+    array
+        The per-example loss, ``logits``' shape without ``axis``.
 
     Examples
     --------
@@ -144,11 +194,27 @@ def softmax_cross_entropy_with_logits(labels: Array, logits: Array, axis: int = 
 
 
 def sparse_softmax_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
-    """``tf.nn.sparse_softmax_cross_entropy_with_logits``: integer ``labels`` of the shape of
-    ``logits`` without its last axis.
+    """Twin of ``tf.nn.sparse_softmax_cross_entropy_with_logits``: integer labels.
 
     Native: ``xce.sparse_categorical_cross_entropy(labels, logits, from_logits=True,
     reduction="none")``.
+
+    Parameters
+    ----------
+    labels : array of int
+        Class indices in [0, C), ``logits``' shape without its last axis.
+    logits : array
+        Unnormalised scores, classes along the last axis.
+
+    Returns
+    -------
+    array
+        The per-example loss, ``labels``' shape.
+
+    Raises
+    ------
+    ValueError
+        A label outside [0, C) on eager host data (elsewhere: NaN in that entry).
 
     Examples
     --------
