@@ -10,6 +10,7 @@ from ._binary_focal import binary_focal_cross_entropy
 from ._blocks import entropy, kl_divergence, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
 from ._categorical import categorical_cross_entropy
 from ._categorical_focal import categorical_focal_cross_entropy
+from ._ctc import ctc_loss
 from ._grad import value_and_grad
 from ._linear import linear_cross_entropy
 from ._parts import LossParts
@@ -24,6 +25,7 @@ __all__ = [
     "binary_focal_cross_entropy",
     "categorical_cross_entropy",
     "categorical_focal_cross_entropy",
+    "ctc_loss",
     "entropy",
     "kl_divergence",
     "linear_cross_entropy",

@@ -60,6 +60,7 @@ _BATCH_PHRASE = {
     "soft": "per-sample loss shape ``S`` (``y_pred.shape`` without ``axis``)",
     "labels": "per-sample loss shape ``S`` (``y_pred.shape`` without ``axis``)",
     "linear": "per-token loss shape ``S`` (``hidden.shape`` without its last axis)",
+    "sequence": "per-sequence loss shape ``(N,)``",
 }
 
 

@@ -132,7 +132,13 @@ LOSSES: tuple[LossInfo, ...] = (
 STRUCTURED_LOSSES: tuple[LossInfo, ...] = (
     # Chunks of rows through the sparse loss's driver: its own sweep, no row-blocked kernel.
     LossInfo("linear_cross_entropy", "xce._linear", "linear", None, None),
-)
+    # Its own kernels (xce._ctc_kernels): the NumPy recursion on NumPy and CPU torch, lax.scan
+    # on JAX, NumPy over batch blocks on Dask, the generic loop elsewhere.
+    LossInfo(
+        "ctc_loss", "xce._ctc", "sequence", None, None,
+        native="ctc_numpy", native_on=("numpy", "torch"),
+    ),
+)  # fmt: skip
 
 ALL_LOSSES: tuple[LossInfo, ...] = LOSSES + STRUCTURED_LOSSES
 
@@ -183,6 +189,8 @@ def support_table(info: LossInfo) -> list[tuple[str, str, str, str, str]]:
             bad = "not checked"
         elif backend.values_read:
             bad = "raise"
+        elif info.target == "sequence":
+            bad = "NaN sequence (bad label or length)"
         elif info.target == "linear":
             bad = "NaN entry (bad label)"
         elif info.target == "labels":
