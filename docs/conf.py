@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import pathlib
 import re
+import sys
+import types
 import warnings
 
 import xce
@@ -29,6 +31,8 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = f"xce {release}"
+html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 
 # Internal references are checked (nox runs sphinx-build -n -W): every :func:/:class: must
 # resolve. The frameworks' own names appear in prose as literals, not as references.
@@ -41,7 +45,25 @@ numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 # Keras and torch are imported by xce.keras / xce.torch when a class is first looked up; the
 # docs build has neither, so their names are stand-ins while the classes are documented.
-autodoc_mock_imports = ["keras", "torch"]
+autodoc_mock_imports = ["torch"]
+
+
+def _keras_stand_in() -> None:
+    """A minimal ``keras`` for xce.keras's classes to subclass: the Loss base and the saving
+    decorator (Sphinx's mock returns a mock from the decorator, so autodoc saw no class)."""
+
+    class Loss:
+        """Stand-in for ``keras.losses.Loss``."""
+
+    keras = types.ModuleType("keras")
+    keras.losses = types.SimpleNamespace(Loss=Loss)
+    keras.saving = types.SimpleNamespace(
+        register_keras_serializable=lambda package=None, name=None: lambda cls: cls
+    )
+    sys.modules["keras"] = keras
+
+
+_keras_stand_in()
 
 # The public modules and what each exports: the API pages list every name in __all__, so a
 # function added to a module appears in the reference without editing the docs.
