@@ -89,8 +89,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                              accumulate=accumulate)  # fmt: skip
         else:
             g = grad_outputs[0]
+            # ctx.grads stay for a second backward (retain_graph=True); they go with the graph.
             grads = tuple(grad * g for grad in ctx.grads)
-            ctx.grads = None  # free the saved gradients once they are used
         hidden, weight, bias = ctx.likes
         out = [_cast(grads[0], hidden), _cast(grads[1], weight)]
         out.append(_cast(grads[2], bias) if bias is not None else None)

@@ -53,6 +53,7 @@ from ._common import (
     one_class_logits,
     one_class_padded,
 )
+from ._torch_linear import linear_cross_entropy
 from ._torch_modules import (  # the classes; they call the functions below when called
     BCELoss,
     BCEWithLogitsLoss,
@@ -82,6 +83,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "kl_div",
+    "linear_cross_entropy",
     "nll_loss",
     "poisson_nll_loss",
 ]
