@@ -146,6 +146,25 @@ def test_options_and_reduction_are_checked(torch):
         _module("SparseCategorical", weight=[1.0, 2.0])
     with pytest.raises(ValueError, match="reduction='batchmean' is not supported"):
         _module("Categorical", reduction="batchmean")
+    with pytest.raises(TypeError, match=r"takes no return_parts=: .*LossParts"):
+        _module("SparseCategorical", return_parts=True)
+
+
+@pytest.mark.parametrize("name", ["SparseCategorical", "Categorical"])
+def test_softcap_and_z_loss_are_module_options(torch, dev, name):
+    logits, target, _ = _problem(torch, name, dev)
+    options = {"from_logits": True, "softcap": 2.0, "z_loss": 1e-2}
+    module = _module(name, **options)
+    assert "softcap=2.0, z_loss=0.01" in repr(module)
+    logits.requires_grad_(True)
+    loss = module(logits, target)
+    loss.backward()
+    function = getattr(xce, LOSS_FUNCTIONS[f"{name}CrossEntropy"])
+    value, grad = xce.value_and_grad(function)(target, logits.detach(), **options)
+    plain = function(target, logits.detach(), from_logits=True)
+    assert abs(float(value) - float(plain)) > 1e-3  # the options change the loss
+    np.testing.assert_allclose(float(loss.detach()), float(value), rtol=1e-12)
+    np.testing.assert_allclose(logits.grad.cpu().numpy(), grad.cpu().numpy(), rtol=1e-9)
 
 
 def _train(torch, dev, criterion, x, y, *, units, steps=5):

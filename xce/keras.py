@@ -29,11 +29,18 @@ weights' sum as xce's ``"mean"`` does). Keras's conventions on shapes are kept:
   ``ignore_index`` are masked out of Keras's reduction, as Keras's ``ignore_class`` does.
 
 ``get_config`` / ``from_config`` round-trip (arrays become lists), and every class is
-registered for saving as ``"xce>ClassName"``. Keras's **JAX and torch backends** are supported
-(and NumPy, without training): xce computes on the backend's own arrays, inside the compiled
-train step. TensorFlow tensors are not an array-API type, so on Keras's TensorFlow backend the
-constructor raises ``RuntimeError``. Importing this module imports no Keras: a class is made
-(and Keras imported) when it is first looked up.
+registered for saving as ``"xce>ClassName"``. Keras's **JAX, torch and TensorFlow backends**
+are supported (and NumPy, without training): xce computes on the backend's own arrays, inside
+the compiled train step. TensorFlow tensors are no array-API type, so on that backend
+``call()`` wraps them in a small array-API namespace of TensorFlow ops (``xce._tensorflow``,
+used by this module only: xce's functions still refuse a bare ``tf.Tensor``); the loss stays
+TensorFlow ops, so it runs in ``model.fit``'s ``tf.function``, under XLA (``jit_compile=True``,
+or ``"auto"`` on a GPU) and under ``GradientTape``, with the numbers and gradients of the
+other backends. There, as under JAX, label values are never read: a fractional label is a
+NaN loss, not an error, and entries masked by ``ignore_index`` must hold finite predictions
+(a NaN there reaches the gradient). Other Keras backends are refused by the constructor
+(``RuntimeError``). Importing this module imports no Keras: a class is made (and Keras
+imported) when it is first looked up.
 
 Examples
 --------
@@ -91,7 +98,13 @@ LOSS_FUNCTIONS: dict[str, str] = {
 }
 # Keyword arguments of the functions that belong to a call, not to a loss object.
 PER_CALL = ("sample_weight", "where", "reduction")
-SUPPORTED_BACKENDS = ("jax", "torch", "numpy")
+# Options of the functions that a loss object refuses, and why.
+REFUSED = {
+    "return_parts": "a loss object returns the one array that the framework reduces and "
+    "differentiates, not xce.LossParts; call the xce function with return_parts=True to read "
+    "the parts (the z-loss term, log Z)",
+}
+SUPPORTED_BACKENDS = ("jax", "torch", "tensorflow", "numpy")
 
 
 def loss_options(function: Callable[..., Any]) -> dict[str, Any]:
@@ -100,13 +113,16 @@ def loss_options(function: Callable[..., Any]) -> dict[str, Any]:
     return {
         name: parameter.default
         for name, parameter in inspect.signature(function).parameters.items()
-        if parameter.kind is parameter.KEYWORD_ONLY and name not in PER_CALL
+        if parameter.kind is parameter.KEYWORD_ONLY and name not in PER_CALL + tuple(REFUSED)
     }
 
 
 def merged_options(owner: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict:
     """``defaults`` updated with ``given``; an unknown keyword is a ``TypeError`` naming the
     xce option meant (``weight=`` is ``class_weight``, ``ignore_class=`` is ``ignore_index``)."""
+    for word in REFUSED:
+        if word in given:
+            raise TypeError(f"{owner}() takes no {word}=: {REFUSED[word]}")
     unknown = [word for word in given if word not in defaults]
     if unknown:
         hints = []
@@ -155,7 +171,7 @@ def _check_backend(keras: Any, class_name: str) -> None:
         raise RuntimeError(
             f"xce.keras.{class_name} runs on Keras's {', '.join(SUPPORTED_BACKENDS)} backends, "
             f"but this Keras uses the {backend!r} backend: its tensors are not an array-API "
-            "type that xce can compute on. Set KERAS_BACKEND=jax or KERAS_BACKEND=torch before "
+            "type that xce can compute on. Set KERAS_BACKEND to jax, torch or tensorflow before "
             "Keras is imported, or use keras.losses on this backend"
         )
 
@@ -172,30 +188,52 @@ def _keras_labels(xp: Any, labels: Any, n_classes: int, ignore: int | None) -> A
         ) from None
 
 
+def _is_tensorflow(x: Any) -> bool:
+    return type(x).__module__.startswith("tensorflow.")  # no import: TF may not be loaded
+
+
+def _tf_arrays(*arrays: Any) -> tuple[Any, ...] | None:
+    """On Keras's TensorFlow backend, the call's tensors wrapped as array-API arrays for xce
+    (see :mod:`xce._tensorflow`); ``None`` elsewhere."""
+    if not any(_is_tensorflow(a) for a in arrays):
+        return None
+    from . import _tensorflow
+
+    return tuple(_tensorflow.wrap(a) for a in arrays)
+
+
 def _per_sample(loss: Any, y_true: Any, y_pred: Any) -> Any:
     """The xce loss with ``reduction="none"``, in Keras's per-sample shapes."""
-    from keras import ops
+    wrapped = _tf_arrays(y_true, y_pred)
+    if wrapped is None:
+        return _per_sample_of_arrays(loss, y_true, y_pred, lambda a: a)
+    from . import _tensorflow
 
+    return _tensorflow.without_autograph(_per_sample_of_arrays)(loss, *wrapped, _tensorflow.unwrap)
+
+
+def _per_sample_of_arrays(loss: Any, y_true: Any, y_pred: Any, backend: Callable) -> Any:
+    """:func:`_per_sample` on array-API arrays; ``backend`` gives Keras's tensor of one."""
+    xp = namespace_of(y_pred=y_pred, y_true=y_true)
     options = loss.options
     kind = loss.kind
     if kind == "binary":
         if y_pred.ndim >= 2 and y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
-            y_true = ops.expand_dims(y_true, -1)
+            y_true = xp.reshape(y_true, (*y_true.shape, 1))
         values = loss.function(y_true, y_pred, reduction="none", **options)
-        return ops.mean(values, axis=-1) if y_pred.ndim >= 2 else values
+        return backend(xp.mean(values, axis=-1) if y_pred.ndim >= 2 else values)
     if kind != "sparse":
-        return loss.function(y_true, y_pred, reduction="none", **options)
+        return backend(loss.function(y_true, y_pred, reduction="none", **options))
     axis = options["axis"] % y_pred.ndim if -y_pred.ndim <= options["axis"] < y_pred.ndim else 0
     if y_true.ndim == y_pred.ndim and y_true.shape[axis] == 1:
-        y_true = ops.squeeze(y_true, axis)
-    xp = namespace_of(y_pred=y_pred, y_true=y_true)
+        y_true = xp.squeeze(y_true, axis=axis)
     ignore = options["ignore_index"]
     labels = _keras_labels(xp, y_true, y_pred.shape[axis], ignore)
-    values = loss.function(labels, y_pred, reduction="none", **options)
+    values = backend(loss.function(labels, y_pred, reduction="none", **options))
     if ignore is not None:
         from keras.src.backend import set_keras_mask  # Keras's own ignore_class does this
 
-        set_keras_mask(values, labels != ignore)
+        set_keras_mask(values, backend(labels != ignore))
     return values
 
 

@@ -3,6 +3,10 @@ must be set before Keras is imported): the same small model trained with ``model
 epochs with an ``xce.keras`` loss object and with Keras's own loss object; prints the epoch
 losses of both as JSON on the last line of stdout. On a backend xce does not support it prints
 the constructor's error instead. Arguments: the names of the cases to run (default: all).
+
+``model.compile`` keeps its defaults (``jit_compile="auto"``: XLA under JAX, eager torch, and
+on TensorFlow a ``tf.function`` without XLA on a CPU-only machine, with XLA where there is a
+GPU); the ``*_xla`` cases ask for ``jit_compile=True``, which TensorFlow then honours on CPU.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def _cases():
     """name: (xce loss, Keras's loss, target key, output units, fit keywords)."""
     k, x = keras.losses, xce.keras
     sw = {"sample_weight": "weights"}
+    xla = {"jit_compile": True}  # a compile keyword, not fit's
     return {
         "sparse": (x.SparseCategoricalCrossEntropy(from_logits=True),
                    k.SparseCategoricalCrossentropy(from_logits=True), "labels", CLASSES, sw),
@@ -65,6 +70,12 @@ def _cases():
             "onehot", CLASSES, {}),
         "poly1_epsilon0": (x.Poly1CrossEntropy(from_logits=True, epsilon=0.0),
                            k.CategoricalCrossentropy(from_logits=True), "onehot", CLASSES, {}),
+        "sparse_ignore_xla": (x.SparseCategoricalCrossEntropy(from_logits=True, ignore_index=0),
+                              k.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+                              "labels", CLASSES, {**sw, **xla}),
+        "binary_focal_xla": (x.BinaryFocalCrossEntropy(from_logits=True, gamma=1.5),
+                             k.BinaryFocalCrossentropy(from_logits=True, gamma=1.5),
+                             "multilabel", 3, xla),
     }  # fmt: skip
 
 
@@ -72,11 +83,20 @@ def _fit(loss, data, target, units, fit_keywords):
     keras.utils.set_random_seed(0)  # the same initial weights for both losses
     model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh"),
                               keras.layers.Dense(units)])  # fmt: skip
-    model.compile(optimizer=keras.optimizers.SGD(0.2), loss=loss)
-    keywords = {key: data[value] for key, value in fit_keywords.items()}
+    compile_keywords = {key: fit_keywords[key] for key in ("jit_compile",) if key in fit_keywords}
+    model.compile(optimizer=keras.optimizers.SGD(0.2), loss=loss, **compile_keywords)
+    assert model.jit_compile == compile_keywords.get("jit_compile", model.jit_compile)
+    keywords = {key: data[value] for key, value in fit_keywords.items() if key != "jit_compile"}
     history = model.fit(data["x"], data[target], batch_size=16, epochs=EPOCHS, shuffle=False,
                         verbose=0, **keywords)  # fmt: skip
     return history.history["loss"]
+
+
+def _auto_jit_compile() -> bool:
+    """What ``jit_compile="auto"`` resolved to for this backend and machine."""
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return bool(model.jit_compile)
 
 
 def main() -> None:
@@ -98,7 +118,8 @@ def main() -> None:
         name: type(ours).from_config(ours.get_config()).get_config() == ours.get_config()
         for name, (ours, *_) in cases.items()
     }
-    print(json.dumps({"backend": backend, "fits": results, "configs_equal": configs_equal}))
+    print(json.dumps({"backend": backend, "fits": results, "configs_equal": configs_equal,
+                      "auto_jit_compile": _auto_jit_compile()}))  # fmt: skip
 
 
 if __name__ == "__main__":
