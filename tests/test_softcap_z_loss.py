@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 import reference_softcap as ref
-from helpers import assert_close, case, soft_targets, to_numpy
+from helpers import case, central_difference, check, soft_targets, to_numpy
 
 import xce
 from xce._backends import backend_named
@@ -78,13 +78,9 @@ def _backend_call(xp, device, kind, weighted, dtype="float64"):
 
 
 def _check(got, expected, xp, device, dtype=None, **tolerance):
+    """:func:`helpers.check` in float64 unless told."""
     dtype = xp.float64 if dtype is None else dtype
-    if isinstance(expected, tuple):
-        assert isinstance(got, tuple) and len(got) == 2
-        for g, e in zip(got, expected, strict=True):
-            assert_close(g, e, xp=xp, dtype=dtype, device=device, **tolerance)
-    else:
-        assert_close(got, expected, xp=xp, dtype=dtype, device=device, **tolerance)
+    check(got, expected, xp=xp, dtype=dtype, device=device, **tolerance)
 
 
 @pytest.mark.parametrize("kind", ["sparse", "soft"])
@@ -122,16 +118,6 @@ def test_loss_parts_and_gradient_equal_the_reference(backend, xp, device, kind):
     np.testing.assert_array_equal(to_numpy(y), y_np)
 
 
-def _central_difference(total, x, step=1e-6):
-    numeric = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += step
-        down[i] -= step
-        numeric[i] = (total(up) - total(down)) / (2 * step)
-    return numeric
-
-
 @pytest.mark.parametrize("kind", ["sparse", "soft"])
 def test_gradient_equals_central_differences(backend, xp, device, kind):
     # Of the oracle's loss (float64 NumPy, no formula for the gradient), and on NumPy of
@@ -146,10 +132,10 @@ def test_gradient_equals_central_differences(backend, xp, device, kind):
     def reference_total(a):
         return oracle(y_np, a, softcap=SOFTCAP, z_loss=Z_LOSS, **theirs)["loss"]
 
-    numeric = _central_difference(reference_total, x_np)
+    numeric = central_difference(reference_total, x_np)
     np.testing.assert_allclose(to_numpy(grad), numeric, rtol=1e-6, atol=1e-8)
     if backend == "numpy":
-        numeric = _central_difference(lambda a: float(fn(y, a, **options)), x_np)
+        numeric = central_difference(lambda a: float(fn(y, a, **options)), x_np)
         np.testing.assert_allclose(to_numpy(grad), numeric, rtol=1e-6, atol=1e-8)
 
 
