@@ -25,11 +25,11 @@ need the whole logits); a class index outside [0, C) other than ``ignore_index``
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import xce
 
-from .._types import Array
+from .._types import Array, Reduction
 from ._common import divide_or_nan, namespace_of
 from ._torch_rules import check_reduction
 
@@ -120,7 +120,7 @@ def linear_cross_entropy(
     result = xce.linear_cross_entropy(
         target, input, linear_weight, bias=linear_bias, class_weight=weight,
         ignore_index=index, label_smoothing=label_smoothing, chunk_size=chunk_size,
-        reduction="sum_and_count" if reduction == "mean" else reduction,
+        reduction="sum_and_count" if reduction == "mean" else cast(Reduction, reduction),
     )  # fmt: skip
     if reduction == "mean":
         return divide_or_nan(xp, *result)
