@@ -122,6 +122,10 @@ def categorical_cross_entropy(
     >>> x = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])
     >>> round(float(xce.categorical_cross_entropy(y, x, from_logits=True)), 6)
     1.779646
+    >>> parts = xce.categorical_cross_entropy(
+    ...     y, x, from_logits=True, softcap=5.0, z_loss=0.01, return_parts=True)
+    >>> [round(float(v), 6) for v in (parts.loss, parts.cross_entropy, parts.z_loss)]
+    [1.724573, 1.656227, 0.068346]
     """
     return loss_and_gradient(
         y_true, y_pred, from_logits=from_logits, axis=axis, class_weight=class_weight,

@@ -129,6 +129,15 @@ def sparse_categorical_cross_entropy(
     >>> y = np.array([1, 2])
     >>> round(float(xce.sparse_categorical_cross_entropy(y, x, from_logits=True)), 6)
     0.279646
+
+    Soft-capped logits with a z-loss, and its parts for logging:
+
+    >>> parts = xce.sparse_categorical_cross_entropy(
+    ...     y, x, from_logits=True, softcap=5.0, z_loss=0.01, return_parts=True)
+    >>> [round(float(v), 6) for v in (parts.loss, parts.cross_entropy, parts.z_loss)]
+    [0.381949, 0.313603, 0.068346]
+    >>> parts.log_z.round(6)
+    array([2.399078, 2.813121])
     """
     return loss_and_gradient(
         y_true, y_pred, from_logits=from_logits, axis=axis, ignore_index=ignore_index,
