@@ -29,6 +29,8 @@ Deliberate divergences (where Keras returns a wrong number without a word):
 - With ``label_smoothing`` and ``axis`` other than -1, Keras divides s by the size of the
   *last* axis; here C is the size of ``axis``.
 - float16 / bfloat16 inputs are computed in float32 (Keras computes in the input dtype).
+- ``ctc`` / ``CTC``: a label outside [0, C) or equal to 0 (the blank) within the counted
+  length (Keras counts the non-zero entries, wherever they are) is an error or a NaN row.
 
 As in Keras, NumPy arrays, numbers and lists may stand beside another library's arrays
 (they are converted to it), and one class is accepted (with Keras's ``SyntaxWarning`` where
@@ -54,6 +56,7 @@ from .._array_api import device, is_array_api_obj
 from .._types import Array
 from .._validation import check_floating, normalise_axis, shapes_match
 from ._common import checked, divide_or_nan, ensure, gather, integral_labels, one_class_padded
+from ._ctc_epsilon import CTC, ctc
 from ._keras_classes import (  # the classes; they call the functions below when called
     BinaryCrossentropy,
     BinaryFocalCrossentropy,
@@ -65,6 +68,7 @@ from ._keras_classes import (  # the classes; they call the functions below when
 )
 
 __all__ = [
+    "CTC",
     "BinaryCrossentropy",
     "BinaryFocalCrossentropy",
     "CategoricalCrossentropy",
@@ -76,6 +80,7 @@ __all__ = [
     "binary_focal_crossentropy",
     "categorical_crossentropy",
     "categorical_focal_crossentropy",
+    "ctc",
     "kl_divergence",
     "poisson",
     "sparse_categorical_crossentropy",

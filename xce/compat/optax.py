@@ -29,6 +29,9 @@ Deliberate divergences (where Optax returns NaN or a silently wrong number):
 - ``labels`` must broadcast to ``logits``' shape: ``logits`` are never broadcast up to the
   labels' shape ((N, 1) logits with (N,) labels is an error, not an (N, N) result).
 - float16 / bfloat16 inputs are computed in float32.
+- ``ctc_loss``: a label outside [0, K) or equal to ``blank_id`` within its length, paddings
+  other than 0.0 / 1.0 and label paddings that are not right-aligned: ``ValueError`` on
+  eager host data, NaN for that sequence elsewhere (Optax computes a meaningless number).
 
 As in Optax, NumPy arrays and lists may stand beside JAX (or any) arrays: they are
 converted to that library; one class gives 0.
@@ -52,8 +55,10 @@ from ._common import (
     normalise_axes,
     one_class_logits,
 )
+from ._ctc_epsilon import ctc_loss
 
 __all__ = [
+    "ctc_loss",
     "kl_divergence",
     "kl_divergence_with_log_targets",
     "poly_loss_cross_entropy",

@@ -30,6 +30,10 @@ Deliberate divergences:
 - NumPy arrays, numbers and lists beside another library's arrays are converted to it (TF
   converts them to tensors).
 - float16 / bfloat16 inputs are computed in float32.
+- ``ctc_loss``: dense labels only (a ``SparseTensor`` is a ``TypeError``); a sequence with no
+  alignment gives +inf (TF: a large finite number from its log(1e-307) stand-in for log 0);
+  a label outside [0, C) or equal to the blank within its length, and lengths outside
+  [0, S] / [0, T], are errors or NaN rows (TF computes a number); float64 works (TF fails).
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ from .._array_api import may_be_differentiated
 from .._types import Array
 from .._validation import check_same_shape, normalise_axis
 from ._common import as_array, broadcast_to, checked, gather, one_class_logits, stop_gradient
+from ._ctc_tf import ctc_loss
 
 __all__ = [
+    "ctc_loss",
     "sigmoid_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits",
     "sparse_softmax_cross_entropy_with_logits",

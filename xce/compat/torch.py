@@ -25,6 +25,8 @@ Deliberate divergences (where PyTorch raises an opaque error or returns a wrong 
 - ``kl_div`` and ``poisson_nll_loss`` want ``input`` and ``target`` of the same shape (no
   broadcasting); index targets may be any integer dtype; the functions (not the classes) have
   no ``size_average`` and ``reduce``. float16 / bfloat16 inputs are computed in float32.
+- ``ctc_loss``: a target outside [0, C) or equal to the blank within its length is an error
+  (NaN row where unchecked); PyTorch reads out of bounds or counts the blank as a label.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ._common import (
     one_class_logits,
     one_class_padded,
 )
+from ._ctc_torch import CTCLoss, ctc_loss
 from ._torch_linear import linear_cross_entropy
 from ._torch_modules import (  # the classes; they call the functions below when called
     BCELoss,
@@ -75,6 +78,7 @@ from ._torch_rules import (
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "CTCLoss",
     "CrossEntropyLoss",
     "KLDivLoss",
     "NLLLoss",
@@ -82,6 +86,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "ctc_loss",
     "kl_div",
     "linear_cross_entropy",
     "nll_loss",
