@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 from . import _agnostic as agnostic
+from . import _fast
 from ._arguments import gather_arrays
-from ._array_api import device
+from ._array_api import device, is_torch_namespace, library_name
 from ._ctc_kernels import ctc_negative_log_likelihood
 from ._docs import document
 from ._table import loss_info
@@ -29,6 +30,10 @@ def _log_probabilities(xp, x, *, from_logits, checked):
     """log-probabilities of the compute-dtype ``x``, and the sequences whose probabilities
     break [0, 1] unseen (``None`` where they were checked or are logits)."""
     if from_logits:
+        if is_torch_namespace(xp):  # one fused kernel instead of five passes
+            from ._ctc_torch import log_softmax
+
+            return log_softmax(x), None
         return agnostic.log_softmax(xp, x, axis=-1), None
     if checked:
         check_unit_interval(xp, x, "y_pred", " (probabilities; pass from_logits=True for logits)")
@@ -63,6 +68,17 @@ def loss_and_gradient(
     with_grad: bool,
 ) -> tuple[Array | tuple[Array, Array], Array | None]:
     """:func:`ctc_loss` and, with ``with_grad``, its gradient with respect to ``y_pred``."""
+    options = {
+        "input_lengths": input_lengths, "label_lengths": label_lengths, "blank": blank,
+        "from_logits": from_logits, "sample_weight": sample_weight, "reduction": reduction,
+        "zero_infinity": zero_infinity, "validate": validate, "with_grad": with_grad,
+    }  # fmt: skip
+    if _fast.enabled() and library_name(y_pred) == "torch":
+        from ._ctc_torch import on_numpy_views
+
+        result = on_numpy_views(loss_and_gradient, (labels, y_pred), options)
+        if result is not None:
+            return result
     check_options(reduction=reduction, validate=validate)
     xp, arrays = gather_arrays(y_pred, labels=labels, sample_weight=sample_weight)
     if y_pred.ndim != 3:

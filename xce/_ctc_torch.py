@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from ._agnostic._ctc import ctc_generic
 from ._array_api import array_namespace
 
-__all__ = ["ctc_torch"]
+__all__ = ["ctc_torch", "log_softmax", "on_numpy_views"]
 
 
 def _run(log_probs, ext, skip, t_len, l_len, *, with_grad, fast):
@@ -56,3 +57,33 @@ def ctc_torch(log_probs, ext, skip, t_len, l_len, *, with_grad, fast):
         nll, grad = _NegativeLogLikelihood.apply(log_probs, ext, skip, t_len, l_len, fast)
         return nll, grad if with_grad else None
     return _run(log_probs.detach(), ext, skip, t_len, l_len, with_grad=with_grad, fast=fast)
+
+
+def log_softmax(x):
+    """``log_softmax`` over the classes (last axis), differentiable by autograd."""
+    return torch.log_softmax(x, dim=-1)
+
+
+def on_numpy_views(driver, arrays, options):
+    """``driver(*arrays, **options)`` run on NumPy views of CPU tensors (float32 / float64
+    predictions that do not require grad), its results as tensors again: the NumPy driver
+    is one pass of NumPy calls where the tensor one pays torch's per-operation cost several
+    times over. ``None`` where the call does not qualify."""
+    y_pred = arrays[1]
+    if y_pred.requires_grad or y_pred.dtype not in (torch.float32, torch.float64):
+        return None
+    values = list(arrays) + list(options.values())
+    for a in values:
+        if isinstance(a, torch.Tensor) and (a.device.type != "cpu" or a.requires_grad):
+            return None
+
+    def view(a):
+        return a.numpy() if isinstance(a, torch.Tensor) else a
+
+    value, grad = driver(*(view(a) for a in arrays), **{k: view(v) for k, v in options.items()})
+
+    def tensor(a):
+        return torch.from_numpy(np.asarray(a))
+
+    value = tuple(tensor(v) for v in value) if isinstance(value, tuple) else tensor(value)
+    return value, None if grad is None else tensor(grad)
