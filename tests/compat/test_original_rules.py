@@ -233,3 +233,36 @@ def test_keras_shape_message(env, keras_peer):
     for name in ("kl_divergence", "poisson", "categorical_focal_crossentropy"):
         with pytest.raises(ValueError, match="must have the same shape"):
             getattr(ckeras, name)(env.array(a), env.array(b))
+
+
+def _torch_error(call):
+    """The message a twin raises, checked to use torch's argument names only."""
+    with pytest.raises((ValueError, TypeError)) as info:
+        call()
+    message = str(info.value)
+    for core_name in ("y_true", "y_pred", "class_weight", "sample_weight", "from_logits",
+                      "where=", "axis="):  # fmt: skip
+        assert core_name not in message, message
+    return message
+
+
+def test_torch_twins_name_input_and_target(env):
+    x, labels = env.array(LOGITS), env.array([1, 2], "int")
+    both = lambda message: "input" in message and "target" in message  # noqa: E731
+    assert both(_torch_error(lambda: ctorch.cross_entropy(x, env.array([0, 1, 2, 1], "int"))))
+    message = _torch_error(lambda: ctorch.CrossEntropyLoss(weight=env.array([1.0, 2.0]))(x, labels))
+    assert message.startswith("weight has shape (2,)")
+    message = _torch_error(lambda: ctorch.cross_entropy(labels, x))  # torch's order swapped
+    assert message.startswith("input must have a real floating dtype")
+    assert "take (input, target)" in message
+    assert both(_torch_error(lambda: ctorch.NLLLoss()(x, env.array(LOGITS[:, :1], "int"))))
+    if env.checked:  # values are read: out-of-range labels and probabilities are errors
+        message = _torch_error(lambda: ctorch.nll_loss(x, env.array([0, 9], "int")))
+        assert (
+            message.startswith("target holds labels outside") and "class axis of input" in message
+        )
+        message = _torch_error(lambda: ctorch.BCELoss()(x, env.array(np.ones_like(LOGITS))))
+        assert message.startswith("input holds values outside [0, 1]")
+        assert "binary_cross_entropy_with_logits" in message
+        message = _torch_error(lambda: ctorch.binary_cross_entropy_with_logits(x, x))
+        assert message.startswith("target holds values outside [0, 1]")

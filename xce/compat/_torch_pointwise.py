@@ -11,7 +11,13 @@ from .. import _agnostic as agnostic
 from .._types import Array
 from .._validation import check_floating
 from ._common import checked, ensure, namespace_of
-from ._torch_rules import check_reduction, elementwise_reduction, mean_over, same_shape
+from ._torch_rules import (
+    check_reduction,
+    elementwise_reduction,
+    mean_over,
+    same_shape,
+    torch_names,
+)
 
 __all__ = ["kl_div", "poisson_nll_loss"]
 
@@ -22,6 +28,7 @@ _KL_MEAN_WARNING = (
 )
 
 
+@torch_names
 def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: bool = False) -> Array:
     """``torch.nn.functional.kl_div``: target·(log target - input) element-wise, ``input``
     being log-probabilities (with ``log_target``: exp(target)·(target - input)).
@@ -59,6 +66,7 @@ def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: boo
     return total if input.ndim == 0 else mean_over(xp, total, input.shape[0])
 
 
+@torch_names
 def poisson_nll_loss(
     input: Array,
     target: Array,

@@ -72,6 +72,7 @@ from ._torch_rules import (
     elementwise_reduction,
     mean_over,
     same_shape,
+    torch_names,
     weight_like,
 )
 
@@ -94,6 +95,7 @@ __all__ = [
 ]
 
 
+@torch_names
 def cross_entropy(
     input: Array,
     target: Array,
@@ -168,6 +170,7 @@ def _nll_kernel(xp, x, labels, *, class_weight, with_grad, grad_scale=None):
 _NLL = LossInfo("nll_loss", __name__, "labels", _nll_kernel, _nll_kernel)
 
 
+@torch_names
 def nll_loss(
     input: Array,
     target: Array,
@@ -227,6 +230,7 @@ def nll_loss(
     return divide_or_nan(xp, *value) if reduction == "mean" else value
 
 
+@torch_names
 def binary_cross_entropy(
     input: Array, target: Array, weight: float | Array | None = None, reduction: str = "mean"
 ) -> Array:
@@ -264,6 +268,7 @@ def binary_cross_entropy(
     return elementwise_reduction(xp, loss if w is None else loss * w, reduction)
 
 
+@torch_names
 def binary_cross_entropy_with_logits(
     input: Array,
     target: Array,
