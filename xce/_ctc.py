@@ -94,7 +94,7 @@ def loss_and_gradient(
     x = xp.astype(y_pred, work, copy=False)
     n = x.shape[0]
     weight = batch_array(xp, arrays["sample_weight"], "sample_weight", (n,), work)
-    checked = values_checked(validate, y_pred, labels)
+    checked = values_checked(validate, y_pred, arrays["labels"])
     log_probs, outside = _log_probabilities(xp, x, from_logits=from_logits, checked=checked)
     nll, g = ctc_negative_log_likelihood(
         log_probs, arrays["labels"], input_lengths, label_lengths, blank=blank,

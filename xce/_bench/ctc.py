@@ -83,7 +83,7 @@ def _torch_calls(logits, labels):
     }
 
 
-def _jax_calls(logits, labels, implementations):
+def _jax_calls(logits, labels, implementations) -> dict[tuple[str, str], Callable[[], Any]]:
     import jax
     import jax.numpy as jnp
 
@@ -117,7 +117,7 @@ def _jax_calls(logits, labels, implementations):
     return calls
 
 
-def _calls(size, implementations):
+def _calls(size, implementations) -> dict[tuple[str, str], Callable[[], Any]]:
     logits, labels = _data(*size)
     calls: dict[tuple[str, str], Callable[[], Any]] = {}
     if "xce-numpy" in implementations:
