@@ -135,8 +135,20 @@ def _rows(problem: Problem, chunk_size: int | None, parts: bool) -> int:
     xp = problem.xp
     n_rows = problem.hidden.shape[0]
     itemsize = xp.finfo(problem.acc_dtype).bits // 8
-    generic = parts or "softcap" in problem.options or "z_loss" in problem.options
-    return chunk_rows(n_rows, problem.weight.shape[0], itemsize, chunk_size, generic=generic)
+    options = problem.options
+    kind = "plain"
+    if parts or "softcap" in options or "z_loss" in options:
+        kind = "generic"
+    elif (
+        problem.sample_weight is not None
+        or problem.where is not None
+        or options["class_weight"] is not None
+        or options["ignore_index"] is not None
+        or not (isinstance(options["label_smoothing"], numbers.Real)
+                and options["label_smoothing"] == 0)
+    ):  # fmt: skip
+        kind = "options"
+    return chunk_rows(n_rows, problem.weight.shape[0], itemsize, chunk_size, kind=kind)
 
 
 def _finish(problem, value, grads, batch, out_dtype, reduction):
@@ -228,9 +240,10 @@ def linear_cross_entropy(
         \\qquad \\mathrm{cap}(z) = c·\\tanh(z / c).
 
     Memory: besides the returned gradients, a chunk's logits and gradient. The default
-    chunk's logits take at most 64 MiB and 1/64 of the full logits (1/128 with ``softcap``,
-    ``z_loss`` or ``return_parts``, whose kernels hold more temporaries), at least 16 rows,
-    so that the sweep's peak stays under 1/8 of the full logits. Float16 / bfloat16 inputs
+    chunk's logits take at most 64 MiB and 1/32 of the full logits (1/64 with weights, a
+    mask, ``ignore_index`` or label smoothing, 1/128 with ``softcap``, ``z_loss`` or
+    ``return_parts``: their kernels hold more temporaries), at least 16 rows, so that the
+    sweep's peak stays under 1/8 of the full logits. Float16 / bfloat16 inputs
     accumulate in float32 (float64 in float64): a float32 copy of ``weight`` and ``bias``
     (4·V·D bytes) and, with a gradient, d_hidden and d_weight in float32 until they are cast
     back at the end (4·(N + V)·D bytes).

@@ -29,8 +29,7 @@ from ._types import Array, Namespace
 
 __all__ = [
     "CHUNK_BYTES",
-    "CHUNK_FRACTION",
-    "CHUNK_FRACTION_GENERIC",
+    "CHUNK_FRACTIONS",
     "Problem",
     "assemble",
     "chunk_rows",
@@ -42,29 +41,30 @@ __all__ = [
     "unpack",
 ]
 
-# The default chunk: its logits take at most CHUNK_BYTES and at most 1/CHUNK_FRACTION of the
-# full logits' bytes (in the accumulation dtype). The sparse driver's native kernels hold up to
-# about six arrays of a chunk's logits' size at once with options (logits, probabilities,
-# gradient, weights, a matmul's temporary), so 1/64 keeps the sweep's peak under 1/8 of the
-# full logits; its generic kernels (soft-capping, z-loss, loss parts) hold up to about
-# twelve: 1/128 there.
+# The default chunk: its logits take at most CHUNK_BYTES and at most 1/fraction of the full
+# logits' bytes (in the accumulation dtype), the fraction set by how many arrays of a chunk's
+# logits' size the sparse driver holds at once (measured with tracemalloc), so that the
+# sweep's peak stays under 1/8 of the full logits: about four on its plain lane (logits,
+# probabilities, gradient, a matmul's temporary): 1/32; up to eight with options (weights,
+# mask, smoothing) in its native kernels: 1/64; up to sixteen in its generic kernels
+# (soft-capping, z-loss, loss parts): 1/128. Larger chunks are faster (a matmul of a few
+# rows runs far below the machine's peak).
 CHUNK_BYTES = 64 * 2**20
-CHUNK_FRACTION = 64
-CHUNK_FRACTION_GENERIC = 128
+CHUNK_FRACTIONS = {"plain": 32, "options": 64, "generic": 128}
 # Below this many rows a chunk's matmuls lose more to per-call overhead than they save.
 MIN_CHUNK_ROWS = 16
 
 
 def chunk_rows(
-    n_rows: int, n_classes: int, itemsize: int, chunk_size: int | None, *, generic: bool
+    n_rows: int, n_classes: int, itemsize: int, chunk_size: int | None, *, kind: str
 ) -> int:
     """Rows per chunk: ``chunk_size`` if given, else the byte budget's (at least
-    ``MIN_CHUNK_ROWS``, at most all rows); ``generic``: the chunks run the sparse driver's
-    generic kernels (more temporaries per chunk)."""
+    ``MIN_CHUNK_ROWS``, at most all rows); ``kind``, a key of ``CHUNK_FRACTIONS``, says
+    which of the sparse driver's kernels the chunks run."""
     if chunk_size is not None:
         return max(1, min(chunk_size, n_rows))
     row_bytes = max(1, n_classes * itemsize)
-    fraction = CHUNK_FRACTION_GENERIC if generic else CHUNK_FRACTION
+    fraction = CHUNK_FRACTIONS[kind]
     budget = min(CHUNK_BYTES, n_rows * row_bytes // fraction)
     return max(1, min(n_rows, max(MIN_CHUNK_ROWS, budget // row_bytes)))
 
@@ -162,7 +162,7 @@ def _chunk(p: Problem, start: int, stop: int, w_acc, b_acc, reduction, with_grad
     h = xp.astype(p.hidden[start:stop, ...], p.acc_dtype, copy=False)
     logits = h @ xp.matrix_transpose(w_acc)
     if b_acc is not None:
-        logits = logits + b_acc
+        logits += b_acc  # in place: one chunk-sized array fewer
     value, grad = sparse.loss_and_gradient(
         p.labels[start:stop], logits, from_logits=True, axis=-1,
         sample_weight=None if p.sample_weight is None else p.sample_weight[start:stop],
