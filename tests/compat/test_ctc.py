@@ -322,11 +322,20 @@ def test_bad_labels_and_lengths(env, torch_peer):
         assert np.isnan(got[0]) and not np.isnan(got[1])
     with pytest.raises(ValueError, match="blank"):
         torch_twin.ctc_loss(lp, env.array(LABELS, "int"), in_len, lab_len, blank=C)
+
+
+def test_structure_errors_as_the_originals(env, optax_peer, keras_peer, tf_peer):
+    """Shapes the originals refuse are refused, with the originals' exception types."""
+    x, y = env.array(LOGITS), env.array(LABELS, "int")
+    frames, label_pad = _paddings()
+    with pytest.raises((ValueError, AssertionError)):
+        optax_peer.ctc_loss(LOGITS, frames[:, :2], LABELS, label_pad)
+    with pytest.raises(ValueError, match="logit_paddings"):
+        optax_twin.ctc_loss(x, env.array(frames[:, :2]), y, env.array(label_pad))
+    with pytest.raises(ValueError, match="y_pred"):
+        keras_peer.losses.ctc(LABELS, LOGITS[0])
+    with pytest.raises(ValueError, match="y_pred"):
+        keras_twin.ctc(y, env.array(LOGITS[0]))
+    sparse = tf_peer.sparse.from_dense(LABELS)
     with pytest.raises(TypeError, match="dense"):
-        tf_twin.ctc_loss(_Sparse(), env.array(LOGITS), None, in_len)
-
-
-class _Sparse:
-    """Stands for a tf.SparseTensor (which TF's sparse path takes, and the twin does not)."""
-
-    dense_shape = (N, 3)
+        tf_twin.ctc_loss(sparse, x, None, env.array(INPUT_LENGTHS, "int"))
