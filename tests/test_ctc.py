@@ -11,6 +11,8 @@ values, which must be ignored.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import reference_ctc as ref
@@ -338,3 +340,42 @@ def test_float32_is_stable_over_2000_frames(backend):
         _log_softmax(logits.astype(np.float64)), labels, *lengths.values(), 0
     )
     np.testing.assert_allclose(got.astype(np.float64), expected, rtol=1e-5)
+
+
+def test_paths_far_behind_the_best_one_count(xp, make, dtype, device):
+    # The only alignments of "1" are ~800 nats below the best path (all blanks): a kernel
+    # that scales by the best path (NumPy's) must not lose them. Shapes as in ``batch``.
+    log_probs, labels, input_lengths, label_lengths = batch(0)
+    log_probs[0] = np.where(np.arange(C) == 0, 0.0, -800.0)
+    labels[0], label_lengths[0], input_lengths[0] = [1, 0, 0], 1, 2
+    ints = [make(a, "int64") for a in (labels, input_lengths, label_lengths)]
+    nll, _ = ctc_negative_log_likelihood(make(log_probs), *ints, blank=0, with_grad=True)
+    expected = ref.forward_nll(log_probs, labels, input_lengths, label_lengths, 0)
+    assert abs(expected[0] - (800 - math.log(2))) < 1e-9
+    assert_close(nll, expected, xp=xp, dtype=dtype, device=device)
+
+
+@ONE_DTYPE
+def test_jax_program_does_not_grow_with_time(backend, xp, make):
+    if backend != "jax":
+        pytest.skip(f"{backend}: the program size applies to JAX's traced program")
+    import jax
+
+    def size(jaxpr):
+        """Equations, counted into every sub-program (scan bodies, jit calls)."""
+        total = 0
+        for eqn in jaxpr.eqns:
+            total += 1
+            for param in eqn.params.values():
+                inner = getattr(param, "jaxpr", param)
+                if hasattr(inner, "eqns"):
+                    total += size(inner)
+        return total
+
+    def program(n_times):
+        y_pred = make(np.zeros((2, n_times, 3)))
+        labels = make(np.ones((2, 2)), "int64")
+        grad = jax.grad(lambda p: xce.ctc_loss(labels, p, from_logits=True))
+        return size(jax.make_jaxpr(grad)(y_pred).jaxpr)
+
+    assert program(4) == program(40)
