@@ -189,7 +189,8 @@ def ctc(y_true: Array, y_pred: Array) -> Array:
     ``y_true`` (N, S) labels right-padded with 0, the blank (its length is the count of
     entries that are not 0); ``y_pred`` (N, T, C) logits (normalised here), every frame
     used. As on Keras's JAX backend (Optax's algorithm) a sequence with no alignment gets a
-    large finite loss (Keras on torch: +inf). Computed in float32 at least, as Keras does.
+    large finite loss (Keras on torch: +inf). float16 / bfloat16 are computed in float32,
+    float64 in float64 (Keras converts float64 logits to float32).
 
     Native: ``xce.ctc_loss(y_true, y_pred, from_logits=True, label_lengths=...,
     reduction="none")``.

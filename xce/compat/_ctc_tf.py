@@ -5,7 +5,9 @@ TensorFlow normalises the logits (log_softmax over the classes) and runs its own
 forward-backward; its gradient with respect to the logits, softmax − γ at the frames of a
 sequence and 0 past its length, is the true gradient of the loss. The twin computes the loss
 with the building block (:func:`xce._ctc_kernels.ctc_negative_log_likelihood`) and gives that
-gradient under ``torch.autograd`` and ``jax.grad``.
+gradient under ``torch.autograd`` and ``jax.grad``. A sequence with no alignment has loss
++inf (TensorFlow: a large finite number, see :mod:`xce.compat.tf`) and the gradient
+softmax at its frames (no path carries occupancy).
 """
 
 from __future__ import annotations

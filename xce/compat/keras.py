@@ -30,7 +30,8 @@ Deliberate divergences (where Keras returns a wrong number without a word):
   *last* axis; here C is the size of ``axis``.
 - float16 / bfloat16 inputs are computed in float32 (Keras computes in the input dtype).
 - ``ctc`` / ``CTC``: a label outside [0, C) or equal to 0 (the blank) within the counted
-  length (Keras counts the non-zero entries, wherever they are) is an error or a NaN row.
+  length (Keras counts the non-zero entries, wherever they are) is an error or a NaN row;
+  float64 logits are computed in float64 (Keras: float32).
 
 As in Keras, NumPy arrays, numbers and lists may stand beside another library's arrays
 (they are converted to it), and one class is accepted (with Keras's ``SyntaxWarning`` where
