@@ -154,6 +154,7 @@ def _gradient(gamma, index, blank, t_len, possible, n_classes, dtype):
         index.ravel(), weights=gamma[:, :, 3::2].ravel(),
         minlength=n * n_times * n_classes,
     )  # fmt: skip
+    labels = labels.astype(np.float64, copy=False)  # an empty count is integer
     grad = labels.reshape(n, n_times, n_classes)
     blank_mass = total - grad.sum(axis=2)
     grad[:, :, blank] += blank_mass
@@ -169,6 +170,8 @@ def ctc_numpy(log_probs, ext, skip, t_len, l_len, *, with_grad):
     """log p (N,) and, ``with_grad``, ∂(Σ −log p)/∂ log_probs (N, T, C), in ``log_probs``'
     dtype; arguments as in :func:`xce._agnostic._ctc.ctc_generic`, as NumPy arrays."""
     n_classes = log_probs.shape[2]
+    if log_probs.shape[0] == 0:  # an empty batch: no step has a row to rescale
+        return np.zeros(0, log_probs.dtype), np.zeros_like(log_probs) if with_grad else None
     ext = ext.astype(np.intp, copy=False)
     t_len = t_len.astype(np.intp, copy=False)
     l_len = l_len.astype(np.intp, copy=False)
