@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import dask
-import dask.array as da
 import numpy as np
 
 from . import _linear_chunks as chunks
@@ -41,6 +39,9 @@ def run(
     problem: Problem, *, rows: int, reduction: str, with_grad: bool, parts: bool
 ) -> tuple[Any, tuple[Any, ...] | None]:
     """The lazy loss (and gradients) of a Dask call, flat and in the accumulation dtype."""
+    import dask
+    import dask.array as da
+
     xp = problem.xp
     hidden = problem.hidden.rechunk({1: -1})
     dim = hidden.shape[1]

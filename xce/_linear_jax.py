@@ -15,9 +15,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-
 from . import _sparse as sparse
 from ._linear_chunks import Problem, assemble, unpack
 from ._parts import LossParts
@@ -27,12 +24,17 @@ __all__ = ["run"]
 
 def _split_options(options):
     """Array options travel as operands, the others (hashable) as the static part."""
+    import jax
+
     static = tuple(sorted((k, v) for k, v in options.items() if not isinstance(v, jax.Array)))
     dynamic = {k: v for k, v in options.items() if isinstance(v, jax.Array)}
     return static, dynamic
 
 
 def _scan(static, hidden, weight, bias, dynamic, with_grad):
+    import jax
+    import jax.numpy as jnp
+
     rows, reduction, parts, acc, static_options = static
     labels, sample_weight, where, array_options = dynamic
     options = {**dict(static_options), **array_options}
@@ -97,51 +99,52 @@ def _scan(static, hidden, weight, bias, dynamic, with_grad):
     return value, tuple(grads)
 
 
-_scan_jit = jax.jit(_scan, static_argnums=(0, 5))
+@functools.cache
+def _compiled():
+    """``(scan, loss)``: the sweep compiled by ``jax.jit``, and the loss as a
+    ``jax.custom_vjp`` over it. Made on first use, so that importing this module needs no
+    JAX (the docstrings' test session imports every module)."""
+    import jax
+    import jax.numpy as jnp
 
+    scan = jax.jit(_scan, static_argnums=(0, 5))
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _loss(static, hidden, weight, bias, dynamic):
-    return _scan_jit(static, hidden, weight, bias, dynamic, False)[0]
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+    def loss(static, hidden, weight, bias, dynamic):
+        return scan(static, hidden, weight, bias, dynamic, False)[0]
 
+    def loss_fwd(static, hidden, weight, bias, dynamic):
+        if static[1] == "none":
+            value = scan(static, hidden, weight, bias, dynamic, False)[0]
+            return value, (hidden, weight, bias, dynamic)
+        value, grads = scan(static, hidden, weight, bias, dynamic, True)
+        return value, (grads, dynamic)
 
-def _loss_fwd(static, hidden, weight, bias, dynamic):
-    if static[1] == "none":
-        value = _scan_jit(static, hidden, weight, bias, dynamic, False)[0]
-        return value, (hidden, weight, bias, dynamic)
-    value, grads = _scan_jit(static, hidden, weight, bias, dynamic, True)
-    return value, (grads, dynamic)
+    def zero_cotangents(dynamic):
+        def zero(a):
+            if jnp.issubdtype(a.dtype, jnp.inexact):
+                return jnp.zeros_like(a)
+            return jnp.zeros(a.shape, dtype=jax.dtypes.float0)
 
+        return jax.tree_util.tree_map(zero, dynamic)
 
-def _zero_cotangents(dynamic):
-    def zero(a):
-        if jnp.issubdtype(a.dtype, jnp.inexact):
-            return jnp.zeros_like(a)
-        return jnp.zeros(a.shape, dtype=jax.dtypes.float0)
-
-    return jax.tree_util.tree_map(zero, dynamic)
-
-
-def _loss_bwd(static, residuals, g):
-    if static[1] == "none":
-        hidden, weight, bias, dynamic = residuals
-        labels, s, where, options = dynamic
+    def loss_bwd(static, residuals, g):
         g = g.loss if isinstance(g, LossParts) else g
-        s = g if s is None else s * g
-        summed = (static[0], "sum", False, *static[3:])
-        _, grads = _scan_jit(summed, hidden, weight, bias, (labels, s, where, options), True)
-        zero = _zero_cotangents(dynamic)
-    else:
-        grads, dynamic = residuals
-        g = g.loss if isinstance(g, LossParts) else g
-        g = g[0] if isinstance(g, tuple) else g
-        grads = tuple(d * g for d in grads)
-        zero = _zero_cotangents(dynamic)
-    d_bias = grads[2] if len(grads) == 3 else None
-    return grads[0], grads[1], d_bias, zero
+        if static[1] == "none":
+            hidden, weight, bias, dynamic = residuals
+            labels, s, where, options = dynamic
+            s = g if s is None else s * g
+            summed = (static[0], "sum", False, *static[3:])
+            _, grads = scan(summed, hidden, weight, bias, (labels, s, where, options), True)
+        else:
+            grads, dynamic = residuals
+            g = g[0] if isinstance(g, tuple) else g
+            grads = tuple(d * g for d in grads)
+        d_bias = grads[2] if len(grads) == 3 else None
+        return grads[0], grads[1], d_bias, zero_cotangents(dynamic)
 
-
-_loss.defvjp(_loss_fwd, _loss_bwd)
+    loss.defvjp(loss_fwd, loss_bwd)
+    return scan, loss
 
 
 def run(
@@ -153,6 +156,7 @@ def run(
     static = (rows, reduction, parts, problem.acc_dtype, static_options)
     dynamic = (problem.labels, problem.sample_weight, problem.where, array_options)
     hidden, weight, bias = problem.hidden, problem.weight, problem.bias
+    scan, loss = _compiled()
     if with_grad:
-        return _scan_jit(static, hidden, weight, bias, dynamic, True)
-    return _loss(static, hidden, weight, bias, dynamic), None
+        return scan(static, hidden, weight, bias, dynamic, True)
+    return loss(static, hidden, weight, bias, dynamic), None
