@@ -137,6 +137,8 @@ def test_gradient_central_differences(backend, xp, make, dtype, device):
 
 def test_return_parts(backend, xp, make, dtype, device):
     """The parts equal the sparse loss's parts on the whole logits."""
+    if is_lazy(backend) and dtype != xp.float64:
+        pytest.skip(f"{backend}, {dtype}: lazy backends run the float64 case (each compiles)")
     data, options = _case("all")
     arrays, built, _, _ = _build(make, data, options)
     y, h, w = arrays
@@ -320,6 +322,8 @@ def test_bad_input(backend, xp, make, dtype, device):
 
 
 def test_inputs_not_mutated(backend, xp, make, dtype, device):
+    if backend == "jax":
+        pytest.skip("jax: its arrays are immutable")
     data, options = _case("all")
     arrays, built, _, _ = _build(make, data, options)
     before = [seen(a) for a in (*arrays, *(v for v in built.values() if hasattr(v, "shape")))]
@@ -332,6 +336,8 @@ def test_inputs_not_mutated(backend, xp, make, dtype, device):
 def test_low_precision_accumulates_in_float32(backend, xp, device):
     """float16 / bfloat16 inputs: float32 accumulation, near the float64 reference."""
     names = [n for n in ("float16", "bfloat16") if getattr(xp, n, None) is not None]
+    if backend == "jax":
+        names = ["bfloat16"]  # each dtype compiles the sweep again
     if backend in ("dask", "array_api_strict") or not names:
         pytest.skip(f"{backend}: no half-precision matmul tested here (NumPy's float16 is)")
     data, options = _case("all")
