@@ -185,6 +185,12 @@ def test_ctc_loss_defaults_and_half_precision(xp, make, device, backend):
         got = xce.ctc_loss(make(labels, "int64"), y_pred, from_logits=True)
         assert got.dtype == getattr(xp, name)
         assert_close(got, expected, xp=xp, dtype=got.dtype, device=device, rtol=2e-2, atol=2e-2)
+    # An empty batch is a mean over nothing (0); label length 0 is the all-blank path.
+    empty = xce.ctc_loss(make(np.zeros((0, 2)), "int64"), make(np.zeros((0, 4, 3))))
+    assert_close(empty, 0.0, xp=xp, dtype=empty.dtype, device=device)
+    blanks = xce.ctc_loss(make(np.zeros((2, 0)), "int64"), make(logits), from_logits=True)
+    expected = -_log_softmax(logits)[:, :, 0].sum(axis=1).mean()
+    assert_close(blanks, expected, xp=xp, dtype=blanks.dtype, device=device)
 
 
 # ---------------------------------------------------------------------------------------------

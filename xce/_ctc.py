@@ -39,7 +39,7 @@ def _log_probabilities(xp, x, *, from_logits, checked):
         check_unit_interval(xp, x, "y_pred", " (probabilities; pass from_logits=True for logits)")
         outside = None
     else:
-        outside = xp.any(xp.reshape(~((x >= 0) & (x <= 1)), (x.shape[0], -1)), axis=1)
+        outside = xp.any(~((x >= 0) & (x <= 1)), axis=(1, 2))
     # log(0) = −inf is allowed: a class that cannot occur at that frame.
     return agnostic.log_or_neg_inf(xp, x), outside
 
