@@ -228,6 +228,29 @@ def test_torch_compile_of_a_model_with_a_module(torch, dev):
     torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_ctc_module_equals_torch_ctc_loss(torch, dev, reduction):
+    """Batch-major input, torch's argument names; torch's nn.CTCLoss (time-major) gives the
+    same values and gradients ("mean" differs by design: torch divides by target lengths)."""
+    from xce import torch as xt
+
+    rng = np.random.default_rng(5)
+    logits = torch.tensor(rng.normal(size=(3, 6, 4)), device=dev, requires_grad=True)
+    target = torch.tensor([[1, 2, 2], [3, 1, 0], [2, 0, 0]], device=dev)
+    input_lengths = torch.tensor([6, 5, 4], device=dev)
+    target_lengths = torch.tensor([3, 2, 1], device=dev)
+    module = xt.CTC(from_logits=True, reduction=reduction)
+    ours = module(logits, target, input_lengths, target_lengths)
+    theirs = torch.nn.CTCLoss(reduction=reduction)(
+        torch.log_softmax(logits, -1).transpose(0, 1), target, input_lengths, target_lengths
+    )
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    (grad,) = torch.autograd.grad(ours.sum(), logits)
+    (expected,) = torch.autograd.grad(theirs.sum(), logits)
+    torch.testing.assert_close(grad, expected, rtol=1e-9, atol=1e-12)
+    assert "ctc_loss" in type(module).__doc__
+
+
 def test_importing_xce_torch_imports_no_torch():
     code = "import sys, xce, xce.torch; print(sorted({'keras', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -367,6 +367,14 @@ def argmax(x: Any, /, *, axis: int | None = None, keepdims: bool = False) -> TFA
     return TFArray(tf.expand_dims(result, axis) if keepdims and axis is not None else result)
 
 
+def concat(arrays: Any, /, *, axis: int = 0) -> TFArray:
+    return TFArray(tf.concat([_t(a) for a in arrays], axis))
+
+
+def stack(arrays: Any, /, *, axis: int = 0) -> TFArray:
+    return TFArray(tf.stack([_t(a) for a in arrays], axis))
+
+
 class _Info:
     """``__array_namespace_info__()``: TensorFlow's default dtypes (float32, int64 indices)."""
 

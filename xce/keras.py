@@ -9,15 +9,18 @@ class                               computes (per sample, ``reduction="none"``)
 ``BinaryFocalCrossEntropy``         :func:`xce.binary_focal_cross_entropy`
 ``CategoricalFocalCrossEntropy``    :func:`xce.categorical_focal_cross_entropy`
 ``Poly1CrossEntropy``               :func:`xce.poly1_cross_entropy`
+``CTC``                             :func:`xce.ctc_loss` (y_true (N, S), y_pred (N, T, C))
 ==================================  ==============================================
 
 Each constructor takes the keyword options of its xce function (``from_logits``, ``axis``,
-``label_smoothing``, ``class_weight``, ``pos_weight``, ``ignore_index``, ``gamma``,
-``alpha``, ``epsilon``, ``eps``, ``validate``; same defaults, same meaning: the math is in the
-function's docstring) plus Keras's ``reduction``, ``name`` and ``dtype``. ``call(y_true,
-y_pred)`` returns the per-sample loss, and Keras applies ``sample_weight``, masks and its
-``reduction`` (``"sum_over_batch_size"`` divides by the number of samples, not by the class
-weights' sum as xce's ``"mean"`` does). Keras's conventions on shapes are kept:
+``label_smoothing``, ``class_weight``, ``pos_weight``, ``ignore_index``, ``softcap``,
+``z_loss``, ``gamma``, ``alpha``, ``epsilon``, ``blank``, ``zero_infinity``, ``eps``,
+``validate``, but not ``return_parts``, whose parts no framework reduces; same defaults,
+same meaning: the math is in the function's docstring) plus Keras's ``reduction``, ``name``
+and ``dtype``. ``call(y_true, y_pred)`` returns the per-sample loss, and Keras applies
+``sample_weight``, masks and its ``reduction`` (``"sum_over_batch_size"`` divides by the
+number of samples, not by the class weights' sum as xce's ``"mean"`` does). Keras's
+conventions on shapes are kept:
 
 - the binary losses average over the last axis (one value per sample, as
   ``keras.losses.BinaryCrossentropy``); 1-d predictions are one sample per entry, and labels
@@ -26,7 +29,10 @@ weights' sum as xce's ``"mean"`` does). Keras's conventions on shapes are kept:
   ``Loss.__call__`` makes of integer ones (it casts ``y_true`` to the loss's dtype): whole
   floats are classes, anything else raises on eager host data (Keras's torch backend on CPU)
   and is a NaN loss where values are not read (``jax.jit`` in ``model.fit``); entries equal to
-  ``ignore_index`` are masked out of Keras's reduction, as Keras's ``ignore_class`` does.
+  ``ignore_index`` are masked out of Keras's reduction, as Keras's ``ignore_class`` does;
+- ``CTC`` takes label sequences right-padded with the blank, as ``keras.losses.CTC`` (each
+  sequence's length is its count of non-blank labels; every frame counts); Keras's model
+  outputs logits, so pass ``from_logits=True`` (xce's default is probabilities).
 
 ``get_config`` / ``from_config`` round-trip (arrays become lists), and every class is
 registered for saving as ``"xce>ClassName"``. Keras's **JAX, torch and TensorFlow backends**
@@ -71,6 +77,7 @@ from ._hints import ALIASES
 from .compat._common import integral_labels, namespace_of
 
 __all__ = [
+    "CTC",
     "BinaryCrossEntropy",
     "BinaryFocalCrossEntropy",
     "CategoricalCrossEntropy",
@@ -80,6 +87,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # made on first lookup by the module's __getattr__
+    CTC: type
     BinaryCrossEntropy: type
     BinaryFocalCrossEntropy: type
     CategoricalCrossEntropy: type
@@ -91,13 +99,14 @@ if TYPE_CHECKING:  # made on first lookup by the module's __getattr__
 LOSS_FUNCTIONS: dict[str, str] = {
     "BinaryCrossEntropy": "binary_cross_entropy",
     "BinaryFocalCrossEntropy": "binary_focal_cross_entropy",
+    "CTC": "ctc_loss",
     "CategoricalCrossEntropy": "categorical_cross_entropy",
     "CategoricalFocalCrossEntropy": "categorical_focal_cross_entropy",
     "Poly1CrossEntropy": "poly1_cross_entropy",
     "SparseCategoricalCrossEntropy": "sparse_categorical_cross_entropy",
 }
 # Keyword arguments of the functions that belong to a call, not to a loss object.
-PER_CALL = ("sample_weight", "where", "reduction")
+PER_CALL = ("sample_weight", "where", "reduction", "input_lengths", "label_lengths")
 # Options of the functions that a loss object refuses, and why.
 REFUSED = {
     "return_parts": "a loss object returns the one array that the framework reduces and "
@@ -222,6 +231,11 @@ def _per_sample_of_arrays(loss: Any, y_true: Any, y_pred: Any, backend: Callable
             y_true = xp.reshape(y_true, (*y_true.shape, 1))
         values = loss.function(y_true, y_pred, reduction="none", **options)
         return backend(xp.mean(values, axis=-1) if y_pred.ndim >= 2 else values)
+    if kind == "ctc":  # y_true right-padded with the blank, as keras.losses.CTC takes it
+        labels = _keras_labels(xp, y_true, y_pred.shape[-1], None)
+        lengths = xp.sum(xp.astype(labels != options["blank"], labels.dtype), axis=-1)
+        values = loss.function(labels, y_pred, label_lengths=lengths, reduction="none", **options)
+        return backend(values)
     if kind != "sparse":
         return backend(loss.function(y_true, y_pred, reduction="none", **options))
     axis = options["axis"] % y_pred.ndim if -y_pred.ndim <= options["axis"] < y_pred.ndim else 0
@@ -277,14 +291,15 @@ def _loss_class(class_name: str) -> type:
     import keras
 
     function = getattr(xce, LOSS_FUNCTIONS[class_name])
-    kind = "sparse" if "Sparse" in class_name else "binary" if "Binary" in class_name else "soft"
+    kinds = {"CTC": "ctc", "SparseCategoricalCrossEntropy": "sparse"}
+    kind = kinds.get(class_name, "binary" if "Binary" in class_name else "soft")
     extra = (
         'reduction, name, dtype\n    Keras\'s: reduction is one of "sum_over_batch_size" '
         '(default), "sum", "mean", "mean_with_sample_weight", "none", None.\n'
     )
     call = (
         "call(y_true, y_pred)\n    the per-sample loss: y_pred's shape less the class axis "
-        "(binary: less the last axis)."
+        "(binary: less the last axis; CTC: one value per sequence, (N,))."
     )
     cls = type(class_name, (_base(),), {
         "__doc__": class_docstring(class_name, "Keras", call, extra),

@@ -3,14 +3,18 @@
 ``BinaryCrossEntropy``, ``CategoricalCrossEntropy``, ``SparseCategoricalCrossEntropy``,
 ``BinaryFocalCrossEntropy``, ``CategoricalFocalCrossEntropy`` and ``Poly1CrossEntropy``
 compute the xce function of the same name (``xce.binary_cross_entropy``, ...; the same
-classes as :mod:`xce.keras`, which lists them).
+classes as :mod:`xce.keras`, which lists them); ``CTC`` computes :func:`xce.ctc_loss`, with
+``forward(input, target, input_lengths=None, target_lengths=None, sample_weight=None)`` on
+batch-major input (N, T, C) (``nn.CTCLoss`` takes (T, N, C)).
 
 Each constructor takes the keyword options of its xce function (``from_logits``, ``axis``,
-``label_smoothing``, ``class_weight``, ``pos_weight``, ``ignore_index``, ``gamma``,
-``alpha``, ``epsilon``, ``eps``, ``validate``; the same defaults and meaning, the math in the
-function's docstring) and ``reduction`` (``"mean"``, the default, ``"sum"`` or ``"none"``, with
-xce's rules: the mean divides by Σ sᵢ·ωᵢ, as ``nn.CrossEntropyLoss`` does with a ``weight``).
-``forward(input, target, sample_weight=None)`` takes torch's order, predictions first.
+``label_smoothing``, ``class_weight``, ``pos_weight``, ``ignore_index``, ``softcap``,
+``z_loss``, ``gamma``, ``alpha``, ``epsilon``, ``blank``, ``zero_infinity``, ``eps``,
+``validate``, but not ``return_parts``, whose parts no framework reduces; the same defaults
+and meaning, the math in the function's docstring) and ``reduction`` (``"mean"``, the
+default, ``"sum"`` or ``"none"``, with xce's rules: the mean divides by Σ sᵢ·ωᵢ, as
+``nn.CrossEntropyLoss`` does with a ``weight``). ``forward(input, target,
+sample_weight=None)`` takes torch's order, predictions first.
 
 Differences from torch's own losses to keep in mind: ``from_logits`` defaults to False, as in
 every xce function (``nn.CrossEntropyLoss`` and ``nn.BCEWithLogitsLoss`` take logits: pass
@@ -115,12 +119,28 @@ def _loss_class(class_name: str) -> type:
         "forward(input, target, sample_weight=None)\n    predictions first (torch's order); "
         'the shapes of the xce function: a scalar, or per sample with reduction="none".'
     )
+    body: dict[str, Any] = {"function": staticmethod(getattr(xce, LOSS_FUNCTIONS[class_name]))}
+    if class_name == "CTC":
+        call = (
+            "forward(input, target, input_lengths=None, target_lengths=None, "
+            "sample_weight=None)\n    input (N, T, C) batch-major, as xce.ctc_loss (torch's "
+            "nn.CTCLoss takes (T, N, C)); target (N, S); lengths default to T and S."
+        )
+        body["forward"] = _ctc_forward
     return type(class_name, (_base(),), {
         "__doc__": class_docstring(class_name, "PyTorch", call, extra),
         "__module__": __name__,
         "__qualname__": class_name,
-        "function": staticmethod(getattr(xce, LOSS_FUNCTIONS[class_name])),
+        **body,
     })  # fmt: skip
+
+
+def _ctc_forward(self: Any, input: Any, target: Any, input_lengths: Any = None,
+                 target_lengths: Any = None, sample_weight: Any = None) -> Any:  # fmt: skip
+    """The CTC module's ``forward``: torch's ``nn.CTCLoss`` arguments, xce's layout."""
+    return self.function(target, input, input_lengths=input_lengths, label_lengths=target_lengths,
+                         sample_weight=sample_weight, reduction=self.reduction,
+                         **self.options)  # fmt: skip
 
 
 # No module __dir__ listing the classes: tools that getattr every name dir() gives (pytest's

@@ -26,6 +26,7 @@ import keras  # noqa: E402
 import xce.keras  # noqa: E402
 
 N, FEATURES, CLASSES, EPOCHS = 48, 5, 4, 2
+FRAMES, LABELS = 6, 3  # CTC: frames per sequence, labels per sequence (right-padded with 0)
 
 
 def _data():
@@ -39,6 +40,10 @@ def _data():
         "binary": (rng.random(N) < 0.4).astype("float32"),
         "multilabel": (rng.random((N, 3)) < 0.5).astype("float32"),
         "weights": rng.uniform(0.5, 2.0, size=N).astype("float32"),
+        "frames": rng.normal(size=(N, FRAMES, FEATURES)).astype("float32"),
+        # labels 1..C-1 (0 is Keras's blank), the last ones of some sequences padding
+        "sequences": rng.integers(1, CLASSES, size=(N, LABELS))
+        * (np.arange(LABELS) < rng.integers(1, LABELS + 1, size=(N, 1))),
     }
 
 
@@ -76,18 +81,22 @@ def _cases():
         "binary_focal_xla": (x.BinaryFocalCrossEntropy(from_logits=True, gamma=1.5),
                              k.BinaryFocalCrossentropy(from_logits=True, gamma=1.5),
                              "multilabel", 3, xla),
+        "ctc": (x.CTC(from_logits=True), k.CTC(), "sequences", CLASSES, sw),
+        "ctc_xla": (x.CTC(from_logits=True), k.CTC(), "sequences", CLASSES, xla),
     }  # fmt: skip
 
 
 def _fit(loss, data, target, units, fit_keywords):
     keras.utils.set_random_seed(0)  # the same initial weights for both losses
-    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh"),
+    inputs = data["frames"] if target == "sequences" else data["x"]  # CTC: per frame
+    model = keras.Sequential([keras.Input(inputs.shape[1:]),
+                              keras.layers.Dense(8, activation="tanh"),
                               keras.layers.Dense(units)])  # fmt: skip
     compile_keywords = {key: fit_keywords[key] for key in ("jit_compile",) if key in fit_keywords}
     model.compile(optimizer=keras.optimizers.SGD(0.2), loss=loss, **compile_keywords)
     assert model.jit_compile == compile_keywords.get("jit_compile", model.jit_compile)
     keywords = {key: data[value] for key, value in fit_keywords.items() if key != "jit_compile"}
-    history = model.fit(data["x"], data[target], batch_size=16, epochs=EPOCHS, shuffle=False,
+    history = model.fit(inputs, data[target], batch_size=16, epochs=EPOCHS, shuffle=False,
                         verbose=0, **keywords)  # fmt: skip
     return history.history["loss"]
 

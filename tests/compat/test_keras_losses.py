@@ -28,9 +28,9 @@ import pytest
 SCRIPT = Path(__file__).with_name("keras_fit_compare.py")
 TIMEOUT_S = 300  # a loaded CI machine; about 20 s each on an idle one
 CASES = {
-    "jax": ("sparse", "sparse_ignore", "multilabel", "categorical_focal"),
-    "torch": ("categorical", "binary", "binary_focal", "poly1_epsilon0"),
-    "tensorflow": ("sparse", "categorical", "sparse_ignore_xla", "binary_focal_xla"),
+    "jax": ("sparse", "sparse_ignore", "multilabel", "categorical_focal", "ctc"),
+    "torch": ("categorical", "binary", "binary_focal", "poly1_epsilon0", "ctc"),
+    "tensorflow": ("sparse", "categorical", "sparse_ignore_xla", "binary_focal_xla", "ctc_xla"),
 }
 EPOCH_RTOL = 1e-5
 
@@ -105,6 +105,7 @@ CONFIG_CASES = {
     "BinaryFocalCrossEntropy": {"gamma": 1.0, "alpha": 0.3, "label_smoothing": 0.1},
     "CategoricalFocalCrossEntropy": {"alpha": [0.2, 0.3, 0.5], "eps": 1e-6},
     "Poly1CrossEntropy": {"epsilon": -0.5, "validate": False},
+    "CTC": {"from_logits": True, "blank": 0, "zero_infinity": True},
 }
 
 
