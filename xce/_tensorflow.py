@@ -12,9 +12,9 @@ unwrapping the result. It is not an xce backend: ``xce.sparse_categorical_cross_
 and the other functions still refuse a bare ``tf.Tensor``, the namespace covers only what
 xce's own code calls, and TensorFlow's tensors are treated like JAX's (values never read, so
 bad labels give NaN losses instead of errors; no device checks). Wrapped tensors are not
-seen as differentiated by the pipeline: inputs that are masked out (``ignore_index``) must
-hold finite logits, or their NaN reaches the gradient. Importing this module imports
-TensorFlow.
+seen as differentiated by the pipeline, which therefore does not zero the entries it masks
+out before the math: :mod:`xce.keras` zeroes the rows of ``ignore_index`` itself, the one
+mask a Keras loss has. Importing this module imports TensorFlow.
 """
 
 from __future__ import annotations

@@ -36,17 +36,17 @@ conventions on shapes are kept:
 
 ``get_config`` / ``from_config`` round-trip (arrays become lists), and every class is
 registered for saving as ``"xce>ClassName"``. Keras's **JAX, torch and TensorFlow backends**
-are supported (and NumPy, without training): xce computes on the backend's own arrays, inside
-the compiled train step. TensorFlow tensors are no array-API type, so on that backend
+are supported (and NumPy, without training): xce computes on the backend's own arrays,
+inside the compiled train step. TensorFlow tensors are no array-API type, so on that backend
 ``call()`` wraps them in a small array-API namespace of TensorFlow ops (``xce._tensorflow``,
 used by this module only: xce's functions still refuse a bare ``tf.Tensor``); the loss stays
-TensorFlow ops, so it runs in ``model.fit``'s ``tf.function``, under XLA (``jit_compile=True``,
-or ``"auto"`` on a GPU) and under ``GradientTape``, with the numbers and gradients of the
-other backends. There, as under JAX, label values are never read: a fractional label is a
-NaN loss, not an error, and entries masked by ``ignore_index`` must hold finite predictions
-(a NaN there reaches the gradient). Other Keras backends are refused by the constructor
-(``RuntimeError``). Importing this module imports no Keras: a class is made (and Keras
-imported) when it is first looked up.
+TensorFlow ops, so it runs in ``model.fit``'s ``tf.function``, under XLA
+(``jit_compile=True``, or ``"auto"`` on a GPU) and under ``GradientTape``, with the numbers
+and gradients of the other backends. There, as under JAX, label values are never read: a
+fractional label is a NaN loss, not an error (rows whose label is ``ignore_index`` are
+zeroed before the loss, so that a NaN there stays out of the gradient). Other Keras backends
+are refused by the constructor (``RuntimeError``). Importing this module imports no Keras: a
+class is made (and Keras imported) when it is first looked up.
 
 Examples
 --------
@@ -218,11 +218,15 @@ def _per_sample(loss: Any, y_true: Any, y_pred: Any) -> Any:
         return _per_sample_of_arrays(loss, y_true, y_pred, lambda a: a)
     from . import _tensorflow
 
-    return _tensorflow.without_autograph(_per_sample_of_arrays)(loss, *wrapped, _tensorflow.unwrap)
+    compute = _tensorflow.without_autograph(_per_sample_of_arrays)
+    return compute(loss, *wrapped, _tensorflow.unwrap, wrapped=True)
 
 
-def _per_sample_of_arrays(loss: Any, y_true: Any, y_pred: Any, backend: Callable) -> Any:
-    """:func:`_per_sample` on array-API arrays; ``backend`` gives Keras's tensor of one."""
+def _per_sample_of_arrays(
+    loss: Any, y_true: Any, y_pred: Any, backend: Callable, wrapped: bool = False
+) -> Any:
+    """:func:`_per_sample` on array-API arrays; ``backend`` gives Keras's tensor of one
+    (``wrapped``: TensorFlow tensors in :class:`xce._tensorflow.TFArray`)."""
     xp = namespace_of(y_pred=y_pred, y_true=y_true)
     options = loss.options
     kind = loss.kind
@@ -243,6 +247,11 @@ def _per_sample_of_arrays(loss: Any, y_true: Any, y_pred: Any, backend: Callable
         y_true = xp.squeeze(y_true, axis=axis)
     ignore = options["ignore_index"]
     labels = _keras_labels(xp, y_true, y_pred.shape[axis], ignore)
+    if ignore is not None and wrapped:
+        # Wrapped TensorFlow tensors: the core cannot tell that a tape is watching, so the
+        # ignored rows are zeroed here (a NaN logit there would reach the gradient).
+        keep = xp.expand_dims(labels != ignore, axis=axis)
+        y_pred = xp.where(keep, y_pred, xp.zeros_like(y_pred))
     values = backend(loss.function(labels, y_pred, reduction="none", **options))
     if ignore is not None:
         from keras.src.backend import set_keras_mask  # Keras's own ignore_class does this

@@ -269,6 +269,14 @@ def test_keras_loss_objects_take_tensorflow_tensors(keras_peer, tf_peer):
     np.testing.assert_allclose(values.numpy(), expected, rtol=1e-6)
     # Values are not read: a fractional label is a NaN loss (as under jax.jit), not an error.
     assert np.isnan(loss.call(tf.constant([1.5, 2.0]), tf.constant(logits)).numpy()[0])
+    # A NaN logit in an ignored row (label 0) reaches neither the loss nor the gradient.
+    x = tf.constant(np.where([[False], [True]], np.nan, logits).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        values = loss.call(tf.constant([1.0, 0.0]), x)
+    grad = tape.gradient(values, x).numpy()
+    np.testing.assert_allclose(values.numpy(), [expected[0], 0.0], rtol=1e-6)
+    assert np.isfinite(grad).all() and not grad[1].any() and grad[0].any()
     binary = _classes().BinaryCrossEntropy(from_logits=True)
     np.testing.assert_allclose(
         binary.call(tf.constant([1.0, 0.0]), tf.constant([[0.5], [-1.0]])).numpy(),
