@@ -10,8 +10,16 @@ import numbers
 from typing import Any
 
 from . import _agnostic as agnostic
+from . import _fast
 from ._arguments import gather_arrays
-from ._array_api import device, index_dtype, is_dask_array, is_jax_array, is_torch_namespace
+from ._array_api import (
+    device,
+    index_dtype,
+    is_dask_array,
+    is_jax_array,
+    is_numpy_namespace,
+    is_torch_namespace,
+)
 from ._docs import document
 from ._hints import keyword_hints
 from ._linear_chunks import Problem, chunk_rows, map_value, rows_to_batch, sweep
@@ -136,8 +144,13 @@ def _rows(problem: Problem, chunk_size: int | None, parts: bool) -> int:
     n_rows = problem.hidden.shape[0]
     itemsize = xp.finfo(problem.acc_dtype).bits // 8
     options = problem.options
+    # The sparse driver's native kernels serve NumPy (Dask's blocks too) and torch; elsewhere,
+    # with fast paths off, or with these options its generic kernels run.
+    native = _fast.enabled() and (
+        is_numpy_namespace(xp) or is_torch_namespace(xp) or is_dask_array(problem.hidden)
+    )
     kind = "plain"
-    if parts or "softcap" in options or "z_loss" in options:
+    if not native or parts or "softcap" in options or "z_loss" in options:
         kind = "generic"
     elif (
         problem.sample_weight is not None
@@ -242,8 +255,9 @@ def linear_cross_entropy(
     Memory: besides the returned gradients, a chunk's logits and gradient. The default
     chunk's logits take at most 64 MiB and 1/32 of the full logits (1/64 with weights, a
     mask, ``ignore_index`` or label smoothing, 1/128 with ``softcap``, ``z_loss`` or
-    ``return_parts``: their kernels hold more temporaries), at least 16 rows, so that the
-    sweep's peak stays under 1/8 of the full logits. Float16 / bfloat16 inputs
+    ``return_parts`` and on backends without a native kernel: those kernels hold more
+    temporaries), at least 16 rows, so that the sweep's peak stays under 1/8 of the full
+    logits. Float16 / bfloat16 inputs
     accumulate in float32 (float64 in float64): a float32 copy of ``weight`` and ``bias``
     (4·V·D bytes) and, with a gradient, d_hidden and d_weight in float32 until they are cast
     back at the end (4·(N + V)·D bytes).
