@@ -334,3 +334,13 @@ def test_a_quiet_run_has_no_warning_and_a_disturbed_one_says_why():
     table = format_table(rows)
     assert "| torch | F.cross_entropy | 0.020 ⚠ | 1.00× |" in table
     assert "| xce numpy | xce.sparse_categorical_cross_entropy | 0.010 | 2.00× |" in table
+
+
+@pytest.mark.parametrize("suite", ["linear", "ctc"])
+def test_bench_hands_the_structured_losses_to_their_own_runs(suite, capsys):
+    from xce._bench import main
+
+    with pytest.raises(SystemExit) as done:
+        main([suite, "--help"])
+    assert done.value.code == 0
+    assert f"xce._bench.{suite}" in capsys.readouterr().out

@@ -117,7 +117,9 @@ def parser(prog: str = "xce bench") -> argparse.ArgumentParser:
         description="Time xce against torch's F.cross_entropy, a plain NumPy version and "
         "JAX/Optax under jax.jit, side by side in one run on the same data, with the machine's "
         "floors (memory bandwidth, exp throughput) and peak memory. Prints a table and writes "
-        "a CSV file.",
+        "a CSV file. The other losses have their own runs: 'xce bench linear --help' (fused "
+        "linear cross entropy against torch's F.linear_cross_entropy and the matmul floor) and "
+        "'xce bench ctc --help' (CTC against torch's F.ctc_loss and Optax).",
     )
     p.add_argument("--sizes", type=lambda s: tuple(int(v) for v in s.lower().split("x")),
                    nargs="+", default=list(SIZES), metavar="NxC",
@@ -147,7 +149,17 @@ def parser(prog: str = "xce bench") -> argparse.ArgumentParser:
     return p
 
 
+# The structured losses' benchmarks, each a module with its own cases, options and table:
+# ``xce bench linear ...`` runs ``xce._bench.linear.main``.
+SUITES = ("linear", "ctc")
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "xce bench") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in SUITES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{argv[0]}").main(argv[1:])
     args = parser(prog).parse_args(argv)
     rows, floors = run(args)
     warnings = disturbances(rows, floors)
