@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pathlib
-import re
 import sys
 import types
-import warnings
 
 import xce
 
@@ -107,56 +105,3 @@ def _write_api_pages() -> None:
 
 
 _write_api_pages()
-
-# The losses' docstrings carry a generated "Backend support" section (xce/_docs.py), which
-# is no numpydoc section: it is moved into Notes, under a heading, before numpydoc parses.
-# numpydoc also reads the raw docstring for signatures and warns about the section there.
-warnings.filterwarnings("ignore", "Unknown section Backend Support", UserWarning)
-_SECTION = re.compile(r"^Backend support\s*$")
-
-
-def _backend_support_into_notes(app, what, name, obj, options, lines):
-    # A section heading right after the previous section's text (the shared options block
-    # of xce/_docs.py ends without a blank line) gets the blank line reStructuredText needs.
-    for i in range(len(lines) - 2, 0, -1):
-        if lines[i + 1].startswith("---") and lines[i].strip() and lines[i - 1].strip():
-            lines.insert(i, "")
-    start = next((i for i, line in enumerate(lines) if _SECTION.match(line)), None)
-
-    if start is None or not lines[start + 1].startswith("---"):
-        return
-    end = next(
-        (
-            i
-            for i in range(start + 2, len(lines) - 1)
-            if lines[i].strip() and lines[i + 1].startswith("---")
-        ),
-        len(lines),
-    )
-    body = lines[start + 2 : end]
-    del lines[start:end]
-    block = ["", ".. rubric:: Backend support", "", *body]
-    notes = next(
-        (
-            i
-            for i, line in enumerate(lines)
-            if line.strip() == "Notes" and lines[i + 1].startswith("---")
-        ),
-        None,
-    )
-    if notes is None:
-        lines[start:start] = ["Notes", "-----", *block, ""]
-        return
-    after = next(
-        (
-            i
-            for i in range(notes + 2, len(lines) - 1)
-            if lines[i].strip() and lines[i + 1].startswith("---")
-        ),
-        len(lines),
-    )
-    lines[after:after] = [*block, ""]
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _backend_support_into_notes, priority=100)

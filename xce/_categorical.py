@@ -98,7 +98,7 @@ def categorical_cross_entropy(
     axis : int, default -1
         The class axis: -1 for (N, C) or (N, T, C), 1 for (N, C, d1, ..., dk).
     class_weight : array, shape (C,), optional
-        w, inside the sum over classes (PyTorch's definition, smoothing included).
+        Weights w, inside the sum over classes (PyTorch's definition, smoothing included).
     %LOGIT_OPTIONS%
     %COMMON%
         With ``return_parts=True``, a :class:`xce.LossParts` of such values.

@@ -163,7 +163,7 @@ def ctc_loss(
 
     Parameters
     ----------
-    labels : integer array, shape (N, S)
+    labels : int array, shape (N, S)
         Label sequences, right-padded: the entries past ``label_lengths`` are ignored,
         whatever they hold. No label may be the blank.
     y_pred : array, shape (N, T, C)
@@ -171,9 +171,9 @@ def ctc_loss(
         "impossible"), or with ``from_logits=True`` logits or log-probabilities
         (``log_softmax`` over C is applied; on log-probabilities it changes nothing).
         torch's ``F.ctc_loss`` takes (T, N, C): move the axis first.
-    input_lengths : integer array, shape (N,), optional
+    input_lengths : int array, shape (N,), optional
         Frames of each sequence (Tᵢ ≤ T); frames past it are ignored. Default: T.
-    label_lengths : integer array, shape (N,), optional
+    label_lengths : int array, shape (N,), optional
         Labels of each sequence (Lᵢ ≤ S; 0 is allowed: only blanks). Default: S.
     blank : int, default 0
         The blank class, in [0, C).
@@ -195,9 +195,9 @@ def ctc_loss(
 
     Returns
     -------
-    loss : array or tuple of two arrays
-        Same namespace and device as ``y_pred``, in its dtype (float16 and bfloat16 are
-        computed in float32): 0-d, shape (N,) for ``"none"``, a pair for
+    array or tuple of two arrays
+        The loss, in the same namespace and device as ``y_pred``, in its dtype (float16 and
+        bfloat16 are computed in float32): 0-d, shape (N,) for ``"none"``, a pair for
         ``"sum_and_count"``.
 
     Raises
@@ -212,7 +212,7 @@ def ctc_loss(
 
     See Also
     --------
-    xce.value_and_grad : the loss and its analytic gradient with respect to ``y_pred``.
+    xce.value_and_grad : The loss and its analytic gradient with respect to ``y_pred``.
 
     Examples
     --------

@@ -4,6 +4,7 @@ support table generated from the table of losses."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,9 +23,9 @@ _COMMON = """
         are matched from the left, never broadcast from the right: ``(N, 1)`` against
         ``S = (N,)`` is an error, not an ``(N, N)`` matrix.
     label_smoothing : float or 0-d array, default 0.0
-        ε in [0, 1]. A 0-d array may be traced (``jax.jit``, ``vmap``, ``grad``) or require
-        grad; out of range there, the result is NaN.
-    where : boolean array, optional
+        The smoothing ε, in [0, 1]. A 0-d array may be traced (``jax.jit``, ``vmap``,
+        ``grad``) or require grad; out of range there, the result is NaN.
+    where : bool array, optional
         Entries to include, same shape rule as ``sample_weight``. Excluded entries contribute
         nothing (loss 0 under ``"none"``, zero gradient), whatever their values.
     reduction : {"mean", "sum", "none", "sum_and_count"}, default "mean"
@@ -49,10 +50,10 @@ _COMMON = """
 
     Returns
     -------
-    loss : array or tuple of two arrays
-        Same namespace and device as ``y_pred``, in ``y_pred``'s dtype (float16 and bfloat16
-        inputs are computed in float32). A 0-d array (also on NumPy, whose own sums return
-        scalars), or shape ``S`` for ``reduction="none"``.
+    array or tuple of two arrays
+        The loss, in the same namespace and device as ``y_pred``, in ``y_pred``'s dtype
+        (float16 and bfloat16 inputs are computed in float32). A 0-d array (also on NumPy,
+        whose own sums return scalars), or shape ``S`` for ``reduction="none"``.
 """
 
 _BATCH_PHRASE = {
@@ -90,23 +91,73 @@ def support_table_markdown() -> str:
 
 
 def document(info: LossInfo) -> Callable[[F], F]:
-    """Complete a public loss's docstring: ``%COMMON%`` becomes the shared options and
-    returns, and a "Backend support" section generated from ``info`` goes before Examples."""
+    """Complete a public loss's docstring: ``%COMMON%`` becomes the shared options (those in
+    the signature) and returns, the parameters follow the signature's order, and the backend
+    support table generated from ``info`` ends the Notes section."""
 
     def decorate(fn: F) -> F:
         common = inspect.cleandoc(_COMMON).replace(
             "per-sample loss shape ``S``", _BATCH_PHRASE[info.target]
         )
-        doc = inspect.cleandoc(fn.__doc__ or "").replace("%COMMON%", common)
+        names = list(inspect.signature(fn).parameters)
+        doc = inspect.cleandoc(fn.__doc__ or "").replace("%COMMON%", _only(common, names))
+        # A section heading needs a blank line above it, also where a substituted block
+        # ends right before it.
+        doc = re.sub(r"(\S)\n(\w[\w ]*\n-{3,}\n)", "\\1\n\n\\2", doc)
+        doc = _in_signature_order(doc, names)
         support = (
-            "Backend support\n---------------\n"
-            "Generated from the table of losses. ``value_and_grad`` gives the analytic\n"
-            'gradient on every backend; "autodiff" names the framework\'s own.\n\n'
+            "Backend support, generated from the table of losses: ``value_and_grad`` gives\n"
+            'the analytic gradient on every backend; "autodiff" names the framework\'s own.\n\n'
             + support_table_rst(info)
             + "\n\n"
         )
-        head, examples, tail = doc.partition("Examples\n--------")
-        fn.__doc__ = head + support + examples + tail
+        fn.__doc__ = _into_notes(doc, support) + "\n"
         return fn
 
     return decorate
+
+
+_HEADING = re.compile(r"^(\w[\w ]*)\n-{3,}\n", re.MULTILINE)
+
+
+def _entries(block: str) -> list[str]:
+    # A parameter entry starts at column 0 ("name : type") and runs to the next one.
+    return re.split(r"\n(?=[A-Za-z_])", block)
+
+
+def _only(common: str, names: list[str]) -> str:
+    """The shared block without the options the function does not take."""
+    params, returns = common.split("\n\nReturns\n", 1)
+    kept = [e for e in _entries(params) if e.split(" : ")[0] in names]
+    return "\n".join(kept) + "\n\nReturns\n" + returns
+
+
+def _in_signature_order(doc: str, names: list[str]) -> str:
+    start = doc.find("Parameters\n----------\n")
+    if start < 0:
+        return doc
+    body = start + len("Parameters\n----------\n")
+    end = _next_heading(doc, body)
+    block = doc[body:end].rstrip("\n")
+    rank = {name: i for i, name in enumerate(names)}
+    entries = sorted(_entries(block), key=lambda e: rank.get(e.split(" : ")[0], len(rank)))
+    return doc[:body] + "\n".join(entries) + "\n\n" + doc[end:]
+
+
+def _next_heading(doc: str, start: int) -> int:
+    match = _HEADING.search(doc, start)
+    return match.start() if match else len(doc)
+
+
+def _into_notes(doc: str, text: str) -> str:
+    """Append ``text`` to the Notes section, which is made (before References and Examples,
+    numpydoc's order) if there is none."""
+    notes = doc.find("Notes\n-----\n")
+    if notes >= 0:
+        end = _next_heading(doc, notes + len("Notes\n-----\n"))
+        return doc[:end].rstrip("\n") + "\n\n" + text + doc[end:]
+    at = min(
+        (i for i in (doc.find("References\n----------"), doc.find("Examples\n--------")) if i >= 0),
+        default=len(doc),
+    )
+    return doc[:at] + "Notes\n-----\n" + text + doc[at:]

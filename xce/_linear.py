@@ -264,7 +264,7 @@ def linear_cross_entropy(
 
     Parameters
     ----------
-    y_true : integer array, shape S
+    y_true : int array, shape S
         Class labels in [0, V): ``hidden``'s shape without its last axis.
     hidden : array, shape S + (D,)
         Hidden states, e.g. (N, D) or (N, T, D).
@@ -276,14 +276,15 @@ def linear_cross_entropy(
     ignore_index : int, optional
         A label value (e.g. -100 or a padding id) whose entries are excluded.
     class_weight : array, shape (V,), optional
-        w, as in :func:`sparse_categorical_cross_entropy`; the ``"mean"`` denominator is
+        Weights w, as in :func:`sparse_categorical_cross_entropy`; the ``"mean"`` denominator is
         Σ sᵢ·w[yᵢ].
     softcap : float, optional
-        c > 0: the logits become c·tanh(z / c) before the softmax (Gemma 2: 30); the
+        The cap c > 0: the logits become c·tanh(z / c) before the softmax (Gemma 2: 30); the
         gradient includes the tanh's derivative.
     z_loss : float, default 0.0
-        λ ≥ 0: adds λ·w[yᵢ]·(log Zᵢ)² per included token (PaLM: 1e-4), log Z the logsumexp of
-        the (capped) logits, weighted by ``sample_weight`` like the cross entropy.
+        The weight λ ≥ 0: adds λ·w[yᵢ]·(log Zᵢ)² per included token (PaLM: 1e-4), log Z
+        the logsumexp of the (capped) logits, weighted by ``sample_weight`` like the cross
+        entropy.
     chunk_size : int, optional
         Rows of ``hidden`` per chunk, overriding the default budget.
     return_parts : bool, default False

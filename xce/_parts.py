@@ -13,11 +13,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The softmax cross entropies' logit options, as their docstrings give them; {omega} is the
 # loss's class weight of a sample, the ω of its "mean" denominator.
 _LOGIT_OPTIONS = """softcap : float or 0-d array, optional
-        c > 0, finite: logit soft-capping (logits only). Every term (label smoothing,
+        The cap c > 0, finite: logit soft-capping (logits only). Every term (label smoothing,
         weights, z-loss) is computed from x̃ = c·tanh(x / c) instead of x, and the gradient
         goes back through the cap: ∂x̃/∂x = 1 - tanh²(x / c). Gemma 2 uses 30. ``None``: off.
     z_loss : float or 0-d array, default 0.0
-        λ ≥ 0, finite (logits only): adds λ·ωᵢ·(log Zᵢ)² to each sample's loss, with
+        The weight λ ≥ 0, finite (logits only): adds λ·ωᵢ·(log Zᵢ)² to each sample's loss, with
         log Zᵢ = logsumexp of the (capped) logits over the classes and ωᵢ the sample's class
         weight, as in the ``"mean"`` denominator: {omega} (1 without class
         weights). The sample weight applies through the reduction as for the cross entropy,
@@ -55,6 +55,29 @@ class LossParts(NamedTuple):
     grad) the excluded rows' logits are zeroed before the math, so their log Z is log C there.
     Entries that the loss marks NaN (bad input on unchecked data, an out-of-range array
     hyperparameter) are NaN in ``log_z`` too.
+
+    Parameters
+    ----------
+    loss : array or tuple of two arrays
+        The loss, as the call returns it without ``return_parts``.
+    cross_entropy : array or tuple of two arrays
+        The cross-entropy term, reduced like ``loss``.
+    z_loss : array or tuple of two arrays
+        The z-loss term, reduced like ``loss``.
+    log_z : array, shape S
+        The log Z of every sample, excluded ones included.
+
+    Examples
+    --------
+    >>> import numpy as np, xce
+    >>> x = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])
+    >>> parts = xce.sparse_categorical_cross_entropy(
+    ...     np.array([1, 2]), x, from_logits=True, z_loss=1e-2, return_parts=True
+    ... )
+    >>> bool(np.isclose(parts.loss, parts.cross_entropy + parts.z_loss))
+    True
+    >>> parts.log_z.shape
+    (2,)
     """
 
     loss: Any

@@ -92,7 +92,7 @@ def sparse_categorical_cross_entropy(
 
     Parameters
     ----------
-    y_true : integer array, shape S
+    y_true : int array, shape S
         Class labels in [0, C): ``y_pred``'s shape without ``axis`` (not with a trailing 1).
     y_pred : array, shape (..., C, ...)
         Probabilities, or logits with ``from_logits=True``; C ≥ 2 classes along ``axis``.
@@ -103,7 +103,7 @@ def sparse_categorical_cross_entropy(
     ignore_index : int, optional
         A label value (e.g. -100 or a padding id) whose entries are excluded, as with ``where``.
     class_weight : array, shape (C,), optional
-        w, inside the sum; the ``"mean"`` denominator is Σ sᵢ·w[yᵢ], as in PyTorch.
+        Weights w, inside the sum; the ``"mean"`` denominator is Σ sᵢ·w[yᵢ], as in PyTorch.
     %LOGIT_OPTIONS%
     %COMMON%
         With ``return_parts=True``, a :class:`xce.LossParts` of such values.
