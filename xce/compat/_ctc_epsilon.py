@@ -117,7 +117,7 @@ def ctc_loss(
     blank_id: int = 0,
     log_epsilon: float | Array = -1e5,
 ) -> Array:
-    """``optax.losses.ctc_loss``: the CTC loss of each sequence, shape (B,), from ``logits``.
+    """Twin of ``optax.losses.ctc_loss``: the CTC loss of each sequence, from logits.
 
     ``logits`` (B, T, K) are normalised here (log_softmax over K); ``logit_paddings`` (B, T)
     is 1.0 at padded frames (skipped wherever they are); ``labels`` (B, N) integer, right-
@@ -127,6 +127,26 @@ def ctc_loss(
 
     Native: ``xce.ctc_loss(labels, logits, from_logits=True, input_lengths=...,
     label_lengths=..., reduction="none")``, which gives +inf where no alignment exists.
+
+    Parameters
+    ----------
+    logits : array, shape (B, T, K)
+        Unnormalised scores.
+    logit_paddings : array, shape (B, T)
+        1.0 at padded frames, 0.0 elsewhere.
+    labels : int array, shape (B, N)
+        Right-padded label sequences.
+    label_paddings : array, shape (B, N)
+        1.0 at padding, 0.0 elsewhere (zeros, then ones).
+    blank_id : int, default 0
+        The blank class.
+    log_epsilon : float or 0-d array, default -1e5
+        The log-probability of a forbidden step.
+
+    Returns
+    -------
+    array, shape (B,)
+        The loss of each sequence, in ``logits``'s namespace and device.
 
     Examples
     --------
@@ -184,7 +204,7 @@ def _finish(xp, log_probs, frame_padded, labels, label_lengths, blank, eps, bad_
 
 
 def ctc(y_true: Array, y_pred: Array) -> Array:
-    """``keras.losses.ctc``: the CTC loss of each sequence, shape (N,), Keras 3's rules.
+    """Twin of ``keras.losses.ctc``: the CTC loss of each sequence, shape (N,), Keras 3's rules.
 
     ``y_true`` (N, S) labels right-padded with 0, the blank (its length is the count of
     entries that are not 0); ``y_pred`` (N, T, C) logits (normalised here), every frame
@@ -194,6 +214,18 @@ def ctc(y_true: Array, y_pred: Array) -> Array:
 
     Native: ``xce.ctc_loss(y_true, y_pred, from_logits=True, label_lengths=...,
     reduction="none")``.
+
+    Parameters
+    ----------
+    y_true : int array, shape (N, S)
+        Labels right-padded with 0, the blank.
+    y_pred : array, shape (N, T, C)
+        Logits.
+
+    Returns
+    -------
+    array, shape (N,)
+        The loss of each sequence.
 
     Examples
     --------
@@ -236,11 +268,28 @@ def _keras_rules() -> tuple[Any, Any]:
 
 
 class CTC:
-    """``keras.losses.CTC``: :func:`ctc`, reduced by Keras's rules (``sample_weight``,
-    ``"sum_over_batch_size"`` by default, ``"sum"``, ``"mean"``,
-    ``"mean_with_sample_weight"``, ``"none"`` / ``None``); ``get_config`` / ``from_config``.
-    ``dtype=None`` computes in ``y_pred``'s dtype (Keras: ``floatx()``); a given ``dtype``
-    casts ``y_pred`` to it."""
+    """Twin of ``keras.losses.CTC``: :func:`ctc`, reduced by Keras's rules.
+
+    ``sample_weight``, then ``"sum_over_batch_size"`` by default, ``"sum"``, ``"mean"``,
+    ``"mean_with_sample_weight"``, ``"none"`` / ``None``; ``get_config`` / ``from_config``.
+
+    Parameters
+    ----------
+    reduction : str or None, default "sum_over_batch_size"
+        Keras's reduction of the per-sequence losses.
+    name : str, default "ctc"
+        Stored, as Keras's loss name.
+    dtype : str or dtype, optional
+        The dtype ``y_pred`` is cast to; None computes in ``y_pred``'s dtype (Keras:
+        ``floatx()``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat.keras import CTC
+    >>> CTC(reduction="none")(np.array([[1, 2, 0]]), np.zeros((1, 3, 3)))
+    array([1.68639895])
+    """
 
     def __init__(self, reduction: Any = "sum_over_batch_size", name: str = "ctc",
                  dtype: Any = None) -> None:  # fmt: skip
@@ -254,6 +303,22 @@ class CTC:
         self.name, self.reduction, self.dtype = name, reduction, dtype
 
     def __call__(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> Array:
+        """Compute the reduced loss.
+
+        Parameters
+        ----------
+        y_true : int array, shape (N, S)
+            Labels right-padded with 0, the blank.
+        y_pred : array, shape (N, T, C)
+            Logits.
+        sample_weight : array or number, optional
+            Weights of the per-sequence losses.
+
+        Returns
+        -------
+        array
+            0-d, or shape (N,) for ``reduction="none"``.
+        """
         xp, arrays = gather(y_pred=y_pred, y_true=y_true, sample_weight=sample_weight)
         y_pred = arrays["y_pred"]
         if self.dtype is not None:  # "float64", np.float64, torch.float64, ...
@@ -263,10 +328,27 @@ class CTC:
         return _keras_rules()[1](xp, values, arrays["sample_weight"], None, self.reduction)
 
     def get_config(self) -> dict[str, Any]:
-        """Keras's ``Loss.get_config``: the name and the reduction."""
+        """Return the constructor's arguments, as Keras's ``Loss.get_config`` does.
+
+        Returns
+        -------
+        dict
+            The name and the reduction.
+        """
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> CTC:
-        """A new instance from :meth:`get_config`'s dictionary."""
+        """Make a new instance from :meth:`get_config`'s dictionary.
+
+        Parameters
+        ----------
+        config : dict
+            The constructor's arguments.
+
+        Returns
+        -------
+        CTC
+            The loss object.
+        """
         return cls(**config)

@@ -32,7 +32,7 @@ def ctc_loss(
     blank_index: int | None = None,
     name: str | None = None,
 ) -> Array:
-    """``tf.nn.ctc_loss`` with dense labels: the CTC loss of each sequence, shape (N,).
+    """Twin of ``tf.nn.ctc_loss`` with dense labels: the CTC loss of each sequence, shape (N,).
 
     ``labels`` (N, S) integer, right-padded; ``logits`` (T, N, C) (``logits_time_major``,
     the default) or (N, T, C), unnormalised (a log_softmax is taken over C); lengths (N,).
@@ -42,6 +42,30 @@ def ctc_loss(
 
     Native: ``xce.ctc_loss(labels, logits, from_logits=True, input_lengths=logit_length,
     label_lengths=label_length, blank=..., reduction="none")`` (batch-major).
+
+    Parameters
+    ----------
+    labels : int array, shape (N, S)
+        Right-padded label sequences.
+    logits : array, shape (T, N, C) or (N, T, C)
+        Unnormalised scores; the layout is set by ``logits_time_major``.
+    label_length : int array, tuple or list, shape (N,)
+        Labels per sequence.
+    logit_length : int array, tuple or list, shape (N,)
+        Frames per sequence.
+    logits_time_major : bool, default True
+        Whether ``logits`` is (T, N, C).
+    unique : object, optional
+        TF's speed hint for TPUs; not read.
+    blank_index : int, optional
+        The blank class; None is 0, a negative one counts from C.
+    name : str, optional
+        TF's op name; not used.
+
+    Returns
+    -------
+    array, shape (N,)
+        The loss of each sequence, in ``logits``'s namespace and device.
 
     Examples
     --------

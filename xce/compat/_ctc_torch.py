@@ -52,7 +52,7 @@ def ctc_loss(
     reduction: str = "mean",
     zero_infinity: bool = False,
 ) -> Array:
-    """``torch.nn.functional.ctc_loss``: the CTC loss of time-major log-probabilities.
+    """Twin of ``torch.nn.functional.ctc_loss``: the CTC loss of time-major log-probabilities.
 
     ``log_probs`` (T, N, C), or (T, C) unbatched, used as given (normally a log_softmax);
     ``targets`` (N, S) right-padded, or 1-D: the N sequences concatenated (sum of
@@ -64,6 +64,28 @@ def ctc_loss(
 
     Native: ``xce.ctc_loss(targets, permute_dims(log_probs, (1, 0, 2)), from_logits=True,
     input_lengths=..., label_lengths=...)``, whose ``"mean"`` weighs sequences alike.
+
+    Parameters
+    ----------
+    log_probs : array, shape (T, N, C) or (T, C)
+        Log-probabilities, used as given.
+    targets : int array, shape (N, S) or (sum(target_lengths),)
+        Right-padded label sequences, or the sequences concatenated.
+    input_lengths : int array, tuple or list, shape (N,)
+        Frames per sequence.
+    target_lengths : int array, tuple or list, shape (N,)
+        Labels per sequence.
+    blank : int, default 0
+        The blank class.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction: ``"mean"`` divides each loss by its target length first.
+    zero_infinity : bool, default False
+        Whether an impossible alignment's +inf becomes 0, with a zero gradient.
+
+    Returns
+    -------
+    array
+        0-d, or shape (N,) for ``reduction="none"``.
 
     Examples
     --------

@@ -28,6 +28,7 @@ from typing import Any
 
 from .._types import Array, Namespace
 from ._common import gather
+from ._docstrings import with_parameters
 
 __all__ = [
     "BinaryCrossentropy",
@@ -40,6 +41,20 @@ __all__ = [
 ]
 
 REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sample_weight")
+
+# The constructors' arguments, as the Parameters sections give them (see _docstrings).
+KERAS_OPTIONS = {
+    "from_logits": ("bool", "Whether ``y_pred`` holds logits."),
+    "label_smoothing": ("float", "Smoothing ε in [0, 1], Keras's formula."),
+    "axis": ("int", "The class axis (binary losses: the axis averaged over)."),
+    "ignore_class": ("int", "A label whose entries are masked out of the reduction."),
+    "apply_class_balancing": ("bool", "Whether to weigh positives by α, negatives by 1 - α."),
+    "alpha": ("float or sequence of floats", "The focal loss's class balance α."),
+    "gamma": ("float", "The focal exponent γ ≥ 0."),
+    "reduction": ("str or None", "Keras's reduction: one of ``REDUCTIONS`` (module docstring)."),
+    "name": ("str", "Stored, as Keras's loss name."),
+    "dtype": ("str or dtype", "The dtype ``y_pred`` is cast to; None keeps its own."),
+}
 
 
 def _same_rank(xp: Namespace, a: Array, b: Array) -> tuple[Array, Array]:
@@ -128,9 +143,9 @@ class _Loss:
         return cls(**config)
 
 
+@with_parameters(KERAS_OPTIONS)
 class BinaryCrossentropy(_Loss):
-    """``keras.losses.BinaryCrossentropy``: :func:`xce.compat.keras.binary_crossentropy`,
-    reduced.
+    """Twin of ``keras.losses.BinaryCrossentropy``: :func:`~xce.compat.keras.binary_crossentropy`.
 
     Examples
     --------
@@ -153,9 +168,9 @@ class BinaryCrossentropy(_Loss):
         return functions.binary_crossentropy(y_true, y_pred, **self._kwargs())
 
 
+@with_parameters(KERAS_OPTIONS)
 class CategoricalCrossentropy(BinaryCrossentropy):
-    """``keras.losses.CategoricalCrossentropy``: :func:`xce.compat.keras.categorical_crossentropy`,
-    reduced.
+    """Twin of ``keras.losses.CategoricalCrossentropy``, reduced by Keras's rules.
 
     Examples
     --------
@@ -176,9 +191,11 @@ class CategoricalCrossentropy(BinaryCrossentropy):
         return functions.categorical_crossentropy(y_true, y_pred, **self._kwargs())
 
 
+@with_parameters(KERAS_OPTIONS)
 class SparseCategoricalCrossentropy(_Loss):
-    """``keras.losses.SparseCategoricalCrossentropy``: the function twin, reduced over the
-    entries whose label is not ``ignore_class``.
+    """Twin of ``keras.losses.SparseCategoricalCrossentropy``, reduced by Keras's rules.
+
+    The reduction is over the entries whose label is not ``ignore_class``.
 
     Examples
     --------
@@ -209,8 +226,9 @@ class SparseCategoricalCrossentropy(_Loss):
         )  # fmt: skip
 
 
+@with_parameters(KERAS_OPTIONS)
 class BinaryFocalCrossentropy(_Loss):
-    """``keras.losses.BinaryFocalCrossentropy``: the function twin, reduced.
+    """Twin of ``keras.losses.BinaryFocalCrossentropy``, reduced by Keras's rules.
 
     Examples
     --------
@@ -236,8 +254,9 @@ class BinaryFocalCrossentropy(_Loss):
         return functions.binary_focal_crossentropy(y_true, y_pred, **self._kwargs())
 
 
+@with_parameters(KERAS_OPTIONS)
 class CategoricalFocalCrossentropy(_Loss):
-    """``keras.losses.CategoricalFocalCrossentropy``: the function twin, reduced.
+    """Twin of ``keras.losses.CategoricalFocalCrossentropy``, reduced by Keras's rules.
 
     Examples
     --------
@@ -264,8 +283,9 @@ class CategoricalFocalCrossentropy(_Loss):
         return functions.categorical_focal_crossentropy(y_true, y_pred, **self._kwargs())
 
 
+@with_parameters(KERAS_OPTIONS)
 class KLDivergence(_Loss):
-    """``keras.losses.KLDivergence``: :func:`xce.compat.keras.kl_divergence`, reduced.
+    """Twin of ``keras.losses.KLDivergence``: :func:`~xce.compat.keras.kl_divergence`, reduced.
 
     Examples
     --------
@@ -284,8 +304,9 @@ class KLDivergence(_Loss):
         return functions.kl_divergence(y_true, y_pred)
 
 
+@with_parameters(KERAS_OPTIONS)
 class Poisson(_Loss):
-    """``keras.losses.Poisson``: :func:`xce.compat.keras.poisson`, reduced.
+    """Twin of ``keras.losses.Poisson``: :func:`~xce.compat.keras.poisson`, reduced.
 
     Examples
     --------

@@ -72,8 +72,31 @@ def linear_cross_entropy(
     label_smoothing: float = 0.0,
     options: Any = None,
 ) -> Array:
-    """``torch.nn.functional.linear_cross_entropy``: the cross entropy of
-    ``input @ linear_weight.T + linear_bias`` against class indices, chunked.
+    """Twin of ``torch.nn.functional.linear_cross_entropy``: the output layer fused with the loss.
+
+    The cross entropy of ``input @ linear_weight.T + linear_bias`` against class indices,
+    chunked: the logits are never held whole.
+
+    Parameters
+    ----------
+    input : array, shape (N, in_features) or (in_features,)
+        Hidden states.
+    linear_weight : array, shape (C, in_features)
+        The output layer's weight.
+    target : int array, shape (N,) or ()
+        Class indices.
+    linear_bias : array, shape (C,), optional
+        The output layer's bias.
+    weight : array, shape (C,), optional
+        Class weights.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction of the per-sample losses.
+    ignore_index : int or None, default -100
+        A class index whose targets are excluded.
+    label_smoothing : float, default 0.0
+        Smoothing ε in [0, 1], PyTorch's formula.
+    options : LinearCrossEntropyOptions, optional
+        PyTorch's chunking options; they set the rows per chunk.
 
     Returns
     -------

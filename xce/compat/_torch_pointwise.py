@@ -30,12 +30,30 @@ _KL_MEAN_WARNING = (
 
 @torch_names
 def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: bool = False) -> Array:
-    """``torch.nn.functional.kl_div``: target·(log target - input) element-wise, ``input``
-    being log-probabilities (with ``log_target``: exp(target)·(target - input)).
+    """Twin of ``torch.nn.functional.kl_div``: the KL divergence on log-probabilities.
+
+    target·(log target - input) element-wise, ``input`` being log-probabilities (with
+    ``log_target``: exp(target)·(target - input)).
 
     ``"batchmean"`` divides the sum by N = ``input.shape[0]`` (the KL divergence per sample);
     ``"mean"`` divides by the number of elements and warns, as PyTorch does. Native, for
     probabilities p and q: ``xce.kl_divergence(p, q)``.
+
+    Parameters
+    ----------
+    input : array
+        Log-probabilities.
+    target : array, shape like ``input``
+        Probabilities, or log-probabilities with ``log_target=True``.
+    reduction : {"mean", "batchmean", "sum", "none"}, default "mean"
+        PyTorch's reduction of the per-element terms.
+    log_target : bool, default False
+        Whether ``target`` holds log-probabilities.
+
+    Returns
+    -------
+    array
+        0-d, or ``input``'s shape for ``reduction="none"``.
 
     Examples
     --------
@@ -75,11 +93,32 @@ def poisson_nll_loss(
     eps: float = 1e-8,
     reduction: str = "mean",
 ) -> Array:
-    """``torch.nn.functional.poisson_nll_loss``: exp(input) - target·input (``log_input``),
-    or input - target·log(input + eps); with ``full`` the Stirling term
-    t·log t - t + ½·log(2πt) is added where t > 1.
+    """Twin of ``torch.nn.functional.poisson_nll_loss``: the Poisson negative log-likelihood.
+
+    exp(input) - target·input (``log_input``), or input - target·log(input + eps); with
+    ``full`` the Stirling term t·log t - t + ½·log(2πt) is added where t > 1.
 
     Poisson is not a cross entropy and has no native xce loss; this is its formula.
+
+    Parameters
+    ----------
+    input : array
+        The predicted rate: its log with ``log_input=True``, else the rate itself.
+    target : array, shape like ``input``
+        Observed counts.
+    log_input : bool, default True
+        Whether ``input`` is the log of the rate.
+    full : bool, default False
+        Whether to add the Stirling approximation of log(target!).
+    eps : float, default 1e-8
+        Added to ``input`` before the log when ``log_input=False``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction of the per-element losses.
+
+    Returns
+    -------
+    array
+        0-d, or ``input``'s shape for ``reduction="none"``.
 
     Examples
     --------

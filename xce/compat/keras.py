@@ -55,10 +55,12 @@ import xce
 
 from .._array_api import device, is_array_api_obj
 from .._types import Array
-from .._validation import check_floating, normalise_axis, shapes_match
-from ._common import checked, divide_or_nan, ensure, gather, integral_labels, one_class_padded
+from .._validation import normalise_axis
+from ._common import checked, divide_or_nan, ensure, integral_labels, one_class_padded
 from ._ctc_epsilon import CTC, ctc
+from ._docstrings import with_parameters
 from ._keras_classes import (  # the classes; they call the functions below when called
+    KERAS_OPTIONS,
     BinaryCrossentropy,
     BinaryFocalCrossentropy,
     CategoricalCrossentropy,
@@ -67,6 +69,19 @@ from ._keras_classes import (  # the classes; they call the functions below when
     Poisson,
     SparseCategoricalCrossentropy,
 )
+from ._keras_pointwise import EPSILON, keras_arrays, kl_divergence, poisson
+
+# The functions' arguments: the classes' options, and the two arrays (see _docstrings).
+_ARRAYS = {
+    "y_true": ("array", "Targets, shaped like ``y_pred``."),
+    "y_pred": ("array", "Probabilities, or logits with ``from_logits=True``."),
+}
+_OPTIONS = {**KERAS_OPTIONS, **_ARRAYS}
+_LABELS = {
+    **_OPTIONS,
+    "y_true": ("int array", "Labels: ``y_pred.shape`` without ``axis``."),
+    "ignore_class": ("int", "A label whose entries are 0."),
+}
 
 __all__ = [
     "CTC",
@@ -86,21 +101,6 @@ __all__ = [
     "poisson",
     "sparse_categorical_crossentropy",
 ]
-
-EPSILON = 1e-7  # keras.config.epsilon()
-
-
-def _arrays(y_true, y_pred, *, same_shape=True):
-    """The namespace and both arrays in it (host data converted, as Keras converts it)."""
-    xp, arrays = gather(y_pred=y_pred, y_true=y_true)
-    y_true, y_pred = arrays["y_true"], arrays["y_pred"]
-    check_floating(xp, y_pred, "y_pred")
-    if same_shape and not shapes_match(y_true.shape, y_pred.shape):
-        raise ValueError(
-            "y_true and y_pred must have the same shape, got y_true.shape="
-            f"{tuple(y_true.shape)} and y_pred.shape={tuple(y_pred.shape)}"
-        )
-    return xp, y_true, y_pred
 
 
 def _warn_one_class(y_pred, loss_name):
@@ -146,6 +146,7 @@ def _renormalised(xp, y_pred, axis, *, check_values):
     return xp.clip(divide_or_nan(xp, y_pred, total), EPSILON, 1.0 - EPSILON)
 
 
+@with_parameters(_OPTIONS)
 def binary_crossentropy(
     y_true: Array,
     y_pred: Array,
@@ -153,11 +154,18 @@ def binary_crossentropy(
     label_smoothing: float = 0.0,
     axis: int = -1,
 ) -> Array:
-    """``keras.losses.binary_crossentropy``: the element-wise binary cross entropy, averaged
-    over ``axis``; shape ``y_pred.shape`` without ``axis``.
+    """Twin of ``keras.losses.binary_crossentropy``: averaged over ``axis``.
+
+    The element-wise binary cross entropy, averaged over ``axis``; shape ``y_pred.shape``
+    without ``axis``.
 
     Native: ``xce.binary_cross_entropy(y_true, y_pred, eps=1e-7, reduction="none")``, then
     the mean over ``axis``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, shape ``y_pred.shape`` without ``axis``.
 
     Examples
     --------
@@ -166,7 +174,7 @@ def binary_crossentropy(
     >>> keras.binary_crossentropy(np.array([[0, 1], [0, 0]]), np.array([[0.6, 0.4], [0.4, 0.6]]))
     array([0.91629073, 0.71355818])
     """
-    xp, y_true, y_pred = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = keras_arrays(y_true, y_pred)
     per_output = xce.binary_cross_entropy(
         y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing,
         eps=EPSILON, reduction="none", validate=checked(y_true, y_pred),
@@ -174,6 +182,7 @@ def binary_crossentropy(
     return xp.mean(per_output, axis=axis)
 
 
+@with_parameters(_OPTIONS)
 def categorical_crossentropy(
     y_true: Array,
     y_pred: Array,
@@ -181,10 +190,15 @@ def categorical_crossentropy(
     label_smoothing: float = 0.0,
     axis: int = -1,
 ) -> Array:
-    """``keras.losses.categorical_crossentropy``: one value per sample (``axis`` reduced).
+    """Twin of ``keras.losses.categorical_crossentropy``: one value per sample.
 
     Probabilities are renormalised along ``axis`` and clipped to [1e-7, 1 - 1e-7] first.
     Native: ``xce.categorical_cross_entropy(y_true, y_pred, axis=axis, reduction="none")``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, shape ``y_pred.shape`` without ``axis``.
 
     Examples
     --------
@@ -194,7 +208,7 @@ def categorical_crossentropy(
     ...                                np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]]))
     array([0.05129329, 2.30258509])
     """
-    xp, y_true, y_pred = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = keras_arrays(y_true, y_pred)
     _warn_one_class(y_pred, "categorical_crossentropy")
     eps = None
     axis = normalise_axis(axis, y_pred.ndim) if y_pred.ndim else axis
@@ -218,6 +232,7 @@ def _ignore_class(ignore_class):
     return int(ignore_class)
 
 
+@with_parameters(_LABELS)
 def sparse_categorical_crossentropy(
     y_true: Array,
     y_pred: Array,
@@ -225,12 +240,18 @@ def sparse_categorical_crossentropy(
     ignore_class: int | None = None,
     axis: int = -1,
 ) -> Array:
-    """``keras.losses.sparse_categorical_crossentropy``: shape ``y_pred.shape`` without
-    ``axis``; entries whose label is ``ignore_class`` are 0.
+    """Twin of ``keras.losses.sparse_categorical_crossentropy``.
+
+    Shape ``y_pred.shape`` without ``axis``; entries whose label is ``ignore_class`` are 0.
 
     ``y_true`` may have a trailing 1 along ``axis`` and may hold whole floats. Native:
     ``xce.sparse_categorical_cross_entropy(labels, y_pred, axis=axis,
     ignore_index=ignore_class, reduction="none")``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, shape ``y_pred.shape`` without ``axis``.
 
     Examples
     --------
@@ -240,7 +261,7 @@ def sparse_categorical_crossentropy(
     ...                                       np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]]))
     array([0.05129329, 2.30258509])
     """
-    xp, y_true, y_pred = _arrays(y_true, y_pred, same_shape=False)
+    xp, y_true, y_pred = keras_arrays(y_true, y_pred, same_shape=False)
     ignore_class = _ignore_class(ignore_class)
     if y_pred.ndim == 0:
         raise ValueError("y_pred is 0-d; sparse_categorical_crossentropy needs a class axis")
@@ -268,6 +289,7 @@ def sparse_categorical_crossentropy(
     )  # fmt: skip
 
 
+@with_parameters(_OPTIONS)
 def binary_focal_crossentropy(
     y_true: Array,
     y_pred: Array,
@@ -278,12 +300,17 @@ def binary_focal_crossentropy(
     label_smoothing: float = 0.0,
     axis: int = -1,
 ) -> Array:
-    """``keras.losses.binary_focal_crossentropy``: averaged over ``axis``.
+    """Twin of ``keras.losses.binary_focal_crossentropy``: averaged over ``axis``.
 
     Keras applies the sigmoid to logits and then clips like probabilities, so logits go
     through ``xce.sigmoid`` here too. Native: ``xce.binary_focal_cross_entropy(y_true,
     y_pred, gamma=gamma, alpha=alpha if apply_class_balancing else None, eps=1e-7,
     reduction="none")``, then the mean over ``axis``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, shape ``y_pred.shape`` without ``axis``.
 
     Examples
     --------
@@ -293,7 +320,7 @@ def binary_focal_crossentropy(
     ...                                 np.array([[0.6, 0.4], [0.4, 0.6]]), gamma=2.0)
     array([0.32986466, 0.20579838])
     """
-    xp, y_true, y_pred = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = keras_arrays(y_true, y_pred)
     if from_logits:
         y_pred = xce.sigmoid(y_pred)
     per_output = xce.binary_focal_cross_entropy(
@@ -304,6 +331,7 @@ def binary_focal_crossentropy(
     return xp.mean(per_output, axis=axis)
 
 
+@with_parameters(_OPTIONS)
 def categorical_focal_crossentropy(
     y_true: Array,
     y_pred: Array,
@@ -313,12 +341,17 @@ def categorical_focal_crossentropy(
     label_smoothing: float = 0.0,
     axis: int = -1,
 ) -> Array:
-    """``keras.losses.categorical_focal_crossentropy``: one value per sample.
+    """Twin of ``keras.losses.categorical_focal_crossentropy``: one value per sample.
 
     ``alpha`` is a float or one weight per class (a list or an array). Logits go through the
     softmax, then, like probabilities, are renormalised and clipped to [1e-7, 1 - 1e-7].
     Native: ``xce.categorical_focal_cross_entropy(y_true, y_pred, gamma=gamma, alpha=alpha,
     axis=axis, reduction="none")``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, shape ``y_pred.shape`` without ``axis``.
 
     Examples
     --------
@@ -328,7 +361,7 @@ def categorical_focal_crossentropy(
     ...                                      np.array([[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]]))
     array([2.63401289e-04, 6.75912094e-01])
     """
-    xp, y_true, y_pred = _arrays(y_true, y_pred)
+    xp, y_true, y_pred = keras_arrays(y_true, y_pred)
     if y_pred.ndim == 0:
         raise ValueError("y_pred is 0-d; categorical_focal_crossentropy needs a class axis")
     _warn_one_class(y_pred, "categorical_focal_crossentropy")
@@ -350,39 +383,3 @@ def categorical_focal_crossentropy(
         y_true, y_pred, axis=axis, gamma=gamma, alpha=alpha, label_smoothing=label_smoothing,
         eps=0.0, reduction="none", validate=False,  # Keras takes any targets; y_pred: above
     )  # fmt: skip
-
-
-def kl_divergence(y_true: Array, y_pred: Array) -> Array:
-    """``keras.losses.kl_divergence``: Σ y·log(y / ŷ) over the last axis, both clipped to
-    [1e-7, 1] (Keras's documented clipping, not an error). Native: ``xce.kl_divergence``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from xce.compat import keras
-    >>> keras.kl_divergence(np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]]))
-    array([0.51082562])
-    """
-    xp, y_true, y_pred = _arrays(y_true, y_pred)
-    y_true = xp.clip(xp.astype(y_true, y_pred.dtype), EPSILON, 1.0)
-    y_pred = xp.clip(y_pred, EPSILON, 1.0)
-    return xce.kl_divergence(y_true, y_pred, axis=-1)
-
-
-def poisson(y_true: Array, y_pred: Array) -> Array:
-    """``keras.losses.poisson``: mean over the last axis of ŷ - y·log(ŷ + 1e-7).
-
-    Poisson is not a cross entropy and has no native xce loss; this is its one-line formula.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from xce.compat import keras
-    >>> keras.poisson(np.array([[1.0, 0.0]]), np.array([[1.0, 0.5]]))
-    array([0.74999995])
-    """
-    xp, y_true, y_pred = _arrays(y_true, y_pred)
-    if checked(y_true, y_pred):
-        ensure(xp, ~(y_pred >= 0), "y_pred holds negative or NaN rates; Poisson needs ŷ ≥ 0")
-    y_true = xp.astype(y_true, y_pred.dtype)
-    return xp.mean(y_pred - y_true * xp.log(y_pred + EPSILON), axis=-1)

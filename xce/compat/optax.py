@@ -43,19 +43,19 @@ import math
 
 import xce
 
-from .._agnostic import log_or_neg_inf
 from .._types import Array
 from .._validation import check_floating, check_where
 from ._common import (
     broadcast_to,
     checked,
-    ensure,
     flatten_axes,
     gather,
     normalise_axes,
     one_class_logits,
 )
 from ._ctc_epsilon import ctc_loss
+from ._docstrings import with_parameters
+from ._optax_divergence import kl_divergence, kl_divergence_with_log_targets
 
 __all__ = [
     "ctc_loss",
@@ -68,6 +68,21 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
 ]
+
+# The functions' arguments, as their Parameters sections give them (see _docstrings).
+_OPTIONS = {
+    "logits": ("array", "Unnormalised scores (log-probabilities up to a constant)."),
+    "labels": ("array", "Targets shaped like ``logits``: class probabilities, or 0/1."),
+    "axis": ("int, tuple of ints or None", "The class axis or axes (None: all)."),
+    "where": ("bool array", "The classes to include; the others take no part."),
+    "alpha": ("float", "The positives' weight α in [0, 1]; None weighs both alike."),
+    "gamma": ("float", "The focal exponent γ ≥ 0."),
+    "epsilon": ("float", "The Poly-1 coefficient ε."),
+}
+_LABELS = {
+    **_OPTIONS,
+    "labels": ("int array", "Class indices: ``logits``'s shape without ``axis``."),
+}
 
 
 def _axes(axis, ndim):
@@ -121,16 +136,22 @@ def _one_class(xp, x, y):
     return one_class_logits(xp, x, y, -1)
 
 
+@with_parameters(_OPTIONS)
 def softmax_cross_entropy(
     logits: Array,
     labels: Array,
     axis: int | tuple[int, ...] | None = -1,
     where: Array | None = None,
 ) -> Array:
-    """``optax.losses.softmax_cross_entropy``: -Σ labels·log_softmax(logits) over ``axis``.
+    """Twin of ``optax.losses.softmax_cross_entropy``: -Σ labels·log_softmax(logits) over ``axis``.
 
     Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True, axis=axis,
     reduction="none")``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, ``logits``'s shape without ``axis``.
 
     Examples
     --------
@@ -149,17 +170,25 @@ def softmax_cross_entropy(
     )
 
 
+@with_parameters(_LABELS)
 def softmax_cross_entropy_with_integer_labels(
     logits: Array,
     labels: Array,
     axis: int | tuple[int, ...] | None = -1,
     where: Array | None = None,
 ) -> Array:
-    """``optax.losses.softmax_cross_entropy_with_integer_labels``: logsumexp(logits) minus
-    the label's logit; with a tuple ``axis`` a label is a flat index into those axes.
+    """Twin of ``optax.losses.softmax_cross_entropy_with_integer_labels``.
+
+    logsumexp(logits) minus the label's logit; with a tuple ``axis`` a label is a flat index
+    into those axes.
 
     Native: ``xce.sparse_categorical_cross_entropy(labels, logits, from_logits=True,
     axis=axis, reduction="none")``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, ``logits``'s shape without ``axis``.
 
     Examples
     --------
@@ -177,12 +206,19 @@ def softmax_cross_entropy_with_integer_labels(
     )
 
 
+@with_parameters(_OPTIONS)
 def safe_softmax_cross_entropy(logits: Array, labels: Array) -> Array:
-    """``optax.losses.safe_softmax_cross_entropy``: softmax cross entropy over the last
-    axis where a zero label on a -inf logit adds 0.
+    """Twin of ``optax.losses.safe_softmax_cross_entropy``, over the last axis.
+
+    Softmax cross entropy where a zero label on a -inf logit adds 0.
 
     Native: ``xce.categorical_cross_entropy(labels, logits, from_logits=True,
     reduction="none")``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, ``logits``'s shape without the last axis.
 
     Examples
     --------
@@ -200,10 +236,16 @@ def safe_softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     )
 
 
+@with_parameters(_OPTIONS)
 def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
-    """``optax.losses.sigmoid_binary_cross_entropy``: element-wise, shape of ``logits``.
+    """Twin of ``optax.losses.sigmoid_binary_cross_entropy``, element-wise.
 
     Native: ``xce.binary_cross_entropy(labels, logits, from_logits=True, reduction="none")``.
+
+    Returns
+    -------
+    array
+        The element-wise loss, ``logits``'s shape.
 
     Examples
     --------
@@ -219,14 +261,21 @@ def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     )
 
 
+@with_parameters(_OPTIONS)
 def sigmoid_focal_loss(
     logits: Array, labels: Array, alpha: float | None = None, gamma: float = 2.0
 ) -> Array:
-    """``optax.losses.sigmoid_focal_loss``: α_t·(1 - p_t)^γ·sigmoid cross entropy,
-    element-wise (α_t = α·y + (1-α)·(1-y), 1 without ``alpha``).
+    """Twin of ``optax.losses.sigmoid_focal_loss``, element-wise.
+
+    α_t·(1 - p_t)^γ·sigmoid cross entropy (α_t = α·y + (1-α)·(1-y), 1 without ``alpha``).
 
     Native: ``xce.binary_focal_cross_entropy(labels, logits, from_logits=True, gamma=gamma,
     alpha=alpha, reduction="none")``.
+
+    Returns
+    -------
+    array
+        The element-wise loss, ``logits``'s shape.
 
     Examples
     --------
@@ -243,6 +292,7 @@ def sigmoid_focal_loss(
     )  # fmt: skip
 
 
+@with_parameters(_OPTIONS)
 def poly_loss_cross_entropy(
     logits: Array,
     labels: Array,
@@ -250,11 +300,17 @@ def poly_loss_cross_entropy(
     axis: int | tuple[int, ...] | None = -1,
     where: Array | None = None,
 ) -> Array:
-    """``optax.losses.poly_loss_cross_entropy``: softmax cross entropy plus
-    ε·Σ labels·(1 - softmax(logits)) over ``axis``.
+    """Twin of ``optax.losses.poly_loss_cross_entropy``: the Poly-1 loss over ``axis``.
+
+    Softmax cross entropy plus ε·Σ labels·(1 - softmax(logits)) over ``axis``.
 
     Native: ``xce.poly1_cross_entropy(labels, logits, from_logits=True, epsilon=epsilon,
     axis=axis, reduction="none")``.
+
+    Returns
+    -------
+    array
+        The unreduced loss, ``logits``'s shape without ``axis``.
 
     Examples
     --------
@@ -270,76 +326,3 @@ def poly_loss_cross_entropy(
     return xce.poly1_cross_entropy(
         y, x, from_logits=True, epsilon=epsilon, where=rows, reduction="none", validate=False,
     )  # fmt: skip
-
-
-def _summed(xp, terms, axis, where):
-    """Optax's ``sum(terms, axis, where=where)``: ``where`` masks elements."""
-    if where is not None:
-        check_where(xp, where)
-        mask = broadcast_to(xp, where, terms.shape, "where", "the loss terms")
-        terms = xp.where(mask, terms, xp.zeros_like(terms))
-    return xp.sum(terms, axis=_axes(axis, terms.ndim))
-
-
-def kl_divergence(
-    log_predictions: Array,
-    targets: Array,
-    axis: int | tuple[int, ...] | None = -1,
-    where: Array | None = None,
-) -> Array:
-    """``optax.losses.kl_divergence``: Σ targets·(log targets - log_predictions) over
-    ``axis``, a zero target adding 0.
-
-    Native, for probabilities: ``xce.kl_divergence(targets, predictions, axis=axis)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from xce.compat import optax
-    >>> optax.kl_divergence(np.log(np.array([[0.9, 0.1]])), np.array([[0.5, 0.5]]))
-    array([0.51082562])
-    """
-    xp, arrays = gather(log_predictions=log_predictions, targets=targets, where=where)
-    log_predictions, targets, where = (arrays[k] for k in ("log_predictions", "targets", "where"))
-    check_floating(xp, log_predictions, "log_predictions")
-    t = broadcast_to(
-        xp, xp.astype(targets, log_predictions.dtype), log_predictions.shape, "targets",
-        "log_predictions",
-    )  # fmt: skip
-    if checked(log_predictions, targets):
-        ensure(xp, ~(t >= 0), "targets holds negative or NaN probabilities")
-    zero = t == 0
-    log_t = log_or_neg_inf(xp, xp.where(zero, xp.ones_like(t), t))
-    terms = xp.where(zero, xp.zeros_like(t), t * (log_t - log_predictions))
-    return _summed(xp, terms, axis, where)
-
-
-def kl_divergence_with_log_targets(
-    log_predictions: Array,
-    log_targets: Array,
-    axis: int | tuple[int, ...] | None = -1,
-    where: Array | None = None,
-) -> Array:
-    """``optax.losses.kl_divergence_with_log_targets``: Σ exp(log_targets)·(log_targets -
-    log_predictions) over ``axis``, a target of probability 0 adding 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from xce.compat import optax
-    >>> optax.kl_divergence_with_log_targets(np.log(np.array([[0.9, 0.1]])),
-    ...                                      np.log(np.array([[0.5, 0.5]])))
-    array([0.51082562])
-    """
-    xp, arrays = gather(log_predictions=log_predictions, log_targets=log_targets, where=where)
-    log_predictions, log_targets, where = (
-        arrays[k] for k in ("log_predictions", "log_targets", "where")
-    )
-    check_floating(xp, log_predictions, "log_predictions")
-    lt = broadcast_to(
-        xp, xp.astype(log_targets, log_predictions.dtype), log_predictions.shape, "log_targets",
-        "log_predictions",
-    )  # fmt: skip
-    weight = xp.exp(lt)
-    diff = xp.where(weight == 0, xp.zeros_like(lt), lt - log_predictions)
-    return _summed(xp, weight * diff, axis, where)

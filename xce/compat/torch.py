@@ -104,12 +104,35 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Array:
-    """``torch.nn.functional.cross_entropy``: softmax cross entropy on logits ``input`` of
-    shape (C,), (N, C) or (N, C, d1, ..., dk), with class-index or class-probability targets.
+    """Twin of ``torch.nn.functional.cross_entropy``: softmax cross entropy on logits.
+
+    Logits ``input`` of shape (C,), (N, C) or (N, C, d1, ..., dk), with class-index or
+    class-probability targets.
 
     Native: ``xce.sparse_categorical_cross_entropy(target, input, from_logits=True, axis=1,
     class_weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)`` (whose
     mean over nothing is 0, not NaN), or ``xce.categorical_cross_entropy`` for probabilities.
+
+    Parameters
+    ----------
+    input : array, shape (C,), (N, C) or (N, C, d1, ..., dk)
+        Logits, classes on axis 1 (axis 0 for a single sample of shape (C,)).
+    target : array
+        Class indices, shape ``input.shape`` without the class axis, or class probabilities
+        of ``input``'s shape.
+    weight : array, shape (C,), optional
+        Class weights.
+    ignore_index : int, default -100
+        A class index whose targets are excluded (class-index targets only).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction of the per-element losses.
+    label_smoothing : float, default 0.0
+        Smoothing ε in [0, 1], PyTorch's formula.
+
+    Returns
+    -------
+    array
+        0-d, or ``input``'s shape without the class axis for ``reduction="none"``.
 
     Examples
     --------
@@ -178,12 +201,32 @@ def nll_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Array:
-    """``torch.nn.functional.nll_loss``: -weight[target]·input[target] on log-probabilities
-    ``input`` of shape (C,), (N, C) or (N, C, d1, ..., dk); no softmax is taken.
+    """Twin of ``torch.nn.functional.nll_loss``: the negative log-likelihood of the targets.
+
+    -weight[target]·input[target] on log-probabilities ``input`` of shape (C,), (N, C) or
+    (N, C, d1, ..., dk); no softmax is taken.
 
     ``"mean"`` divides by Σ weight[target] over the non-ignored targets (NaN when none is
     left). Native, for normalised log-probabilities:
     ``xce.sparse_categorical_cross_entropy(target, input, from_logits=True, axis=1, ...)``.
+
+    Parameters
+    ----------
+    input : array, shape (C,), (N, C) or (N, C, d1, ..., dk)
+        Log-probabilities, classes on axis 1 (axis 0 for a single sample).
+    target : int array
+        Class indices, shape ``input.shape`` without the class axis.
+    weight : array, shape (C,), optional
+        Class weights.
+    ignore_index : int, default -100
+        A class index whose targets are excluded.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction of the per-element losses.
+
+    Returns
+    -------
+    array
+        0-d, or ``input``'s shape without the class axis for ``reduction="none"``.
 
     Examples
     --------
@@ -234,11 +277,29 @@ def nll_loss(
 def binary_cross_entropy(
     input: Array, target: Array, weight: float | Array | None = None, reduction: str = "mean"
 ) -> Array:
-    """``torch.nn.functional.binary_cross_entropy``: -(t·log p + (1-t)·log(1-p)) with each
-    log clamped at -100, element-wise, times ``weight`` (broadcast to ``input``).
+    """Twin of ``torch.nn.functional.binary_cross_entropy``, on probabilities.
+
+    -(t·log p + (1-t)·log(1-p)) with each log clamped at -100, element-wise, times
+    ``weight`` (broadcast to ``input``).
 
     Native: ``xce.binary_cross_entropy(target, input, sample_weight=...)``, which clips p to
     [eps, 1 - eps] instead of clamping the log.
+
+    Parameters
+    ----------
+    input : array
+        Probabilities in [0, 1].
+    target : array, shape like ``input``
+        Targets in [0, 1].
+    weight : float or array, optional
+        Weights broadcast to ``input``'s shape.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction of the per-element losses.
+
+    Returns
+    -------
+    array
+        0-d, or ``input``'s shape for ``reduction="none"``.
 
     Examples
     --------
@@ -276,12 +337,32 @@ def binary_cross_entropy_with_logits(
     reduction: str = "mean",
     pos_weight: float | Array | None = None,
 ) -> Array:
-    """``torch.nn.functional.binary_cross_entropy_with_logits``: the stable sigmoid cross
-    entropy, element-wise, with ``weight`` and ``pos_weight`` broadcast against ``input``.
+    """Twin of ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    The stable sigmoid cross entropy, element-wise, with ``weight`` and ``pos_weight``
+    broadcast against ``input``.
 
     Native: ``xce.binary_cross_entropy(target, input, from_logits=True,
     pos_weight=pos_weight, sample_weight=weight)`` (``pos_weight`` of shape (C,), the last
     axis; ``sample_weight`` by the prefix rule, and ``"mean"`` divides by Σ weight).
+
+    Parameters
+    ----------
+    input : array
+        Logits.
+    target : array, shape like ``input``
+        Targets in [0, 1].
+    weight : float or array, optional
+        Weights broadcast to ``input``'s shape.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction of the per-element losses.
+    pos_weight : float or array, optional
+        The positive term's weight, broadcast to ``input``'s shape.
+
+    Returns
+    -------
+    array
+        0-d, or ``input``'s shape for ``reduction="none"``.
 
     Examples
     --------
