@@ -102,8 +102,10 @@ def compat(session: nox.Session) -> None:
         "XCE_BACKENDS": ",".join(CPU_BACKENDS),
     }
     session.run("pytest", "tests/compat", *session.posargs, env=env)
-    # The Loss objects' examples need Keras and torch, which only this session installs.
-    session.run("pytest", "--doctest-modules", "xce/keras.py", "xce/torch.py", env=env)
+    # The Loss objects' examples and docstrings need Keras and torch, which only this session
+    # installs.
+    session.run("pytest", "--doctest-modules", "xce/keras.py", "xce/torch.py",
+                "tests/test_docstrings.py", env=env)  # fmt: skip
 
 
 def _gpu_present() -> bool:

@@ -148,20 +148,52 @@ def merged_options(owner: str, defaults: Mapping[str, Any], given: Mapping[str, 
     return {**defaults, **given}
 
 
+# One batch per kind of loss for the loss objects' examples (y_true, y_pred), and what each
+# loss gives on it: the same under Keras's "sum_over_batch_size" and torch's "mean".
+EXAMPLES = {
+    "binary": ("[1.0, 0.0]", "[0.8, 0.3]"),
+    "soft": ("[[0.0, 1.0, 0.0]]", "[[0.2, 0.7, 0.1]]"),
+    "sparse": ("[1]", "[[0.2, 0.7, 0.1]]"),
+    "ctc": ("[[1, 2]]", "[[[0.4, 0.3, 0.3], [0.2, 0.5, 0.3], [0.3, 0.2, 0.5]]]"),
+}
+EXAMPLE_RESULTS = {
+    "BinaryCrossEntropy": "0.2899",  # -(log 0.8 + log 0.7) / 2
+    "BinaryFocalCrossEntropy": "0.0205",
+    "CTC": "1.2837",
+    "CategoricalCrossEntropy": "0.3567",  # -log 0.7
+    "CategoricalFocalCrossEntropy": "0.0321",
+    "Poly1CrossEntropy": "0.9567",  # -log 0.7 + 2·(1 - 0.7)
+    "SparseCategoricalCrossEntropy": "0.3567",
+}
+
+
+def loss_kind(class_name: str) -> str:
+    """The kind of targets a loss object takes: "binary", "soft", "sparse" or "ctc"."""
+    kinds = {"CTC": "ctc", "SparseCategoricalCrossEntropy": "sparse"}
+    return kinds.get(class_name, "binary" if "Binary" in class_name else "soft")
+
+
 def class_docstring(class_name: str, framework: str, call: str, extra: str) -> str:
-    """The docstring of a loss object: what it computes and where the math is."""
+    """The docstring of a loss object: what it computes, where the math is, an example."""
     function = LOSS_FUNCTIONS[class_name]
     options = ", ".join(loss_options(getattr(xce, function)))
+    y_true, y_pred = EXAMPLES[loss_kind(class_name)]
+    if framework == "Keras":
+        module, setup = "xce.keras", ">>> import numpy as np\n"
+        args = f"np.array({y_true}), np.array({y_pred})"
+    else:
+        module, setup = "xce.torch", ">>> import torch\n"
+        args = f"torch.tensor({y_pred}), torch.tensor({y_true})"  # predictions first
     return (
         f"{framework} loss object computing :func:`xce.{function}`.\n\n"
-        f"Parameters\n----------\n**options\n    {options}: as in :func:`xce.{function}` (same "
-        f"defaults; the math is there).\n{extra}\n"
+        f"Parameters\n----------\n{extra}**options\n    The options {options}: as in "
+        f":func:`xce.{function}` (same defaults; the math is there).\n\n"
         f"Methods\n-------\n{call}\n\n"
-        f"Raises\n------\nTypeError\n    an unknown option (the message names the xce one "
-        f"meant).\nValueError, TypeError\n    at the call, what :func:`xce.{function}` "
+        "Raises\n------\nTypeError\n    An unknown option (the message names the xce one "
+        f"meant).\nValueError, TypeError\n    At the call, what :func:`xce.{function}` "
         'raises (see its "Raises").\n\n'
-        f"See the module docstring of :mod:`{__name__ if framework == 'Keras' else 'xce.torch'}`"
-        " for a runnable example.\n"
+        f"Examples\n--------\n{setup}>>> from {module} import {class_name}\n"
+        f">>> round(float({class_name}()({args})), 4)\n{EXAMPLE_RESULTS[class_name]}\n"
     )
 
 
@@ -300,14 +332,15 @@ def _loss_class(class_name: str) -> type:
     import keras
 
     function = getattr(xce, LOSS_FUNCTIONS[class_name])
-    kinds = {"CTC": "ctc", "SparseCategoricalCrossEntropy": "sparse"}
-    kind = kinds.get(class_name, "binary" if "Binary" in class_name else "soft")
+    kind = loss_kind(class_name)
     extra = (
-        'reduction, name, dtype\n    Keras\'s: reduction is one of "sum_over_batch_size" '
-        '(default), "sum", "mean", "mean_with_sample_weight", "none", None.\n'
+        'reduction : str or None, default "sum_over_batch_size"\n    Keras\'s reduction: '
+        '"sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none" or None.\n'
+        "name : str, optional\n    The loss's name (Keras's default: the class's).\n"
+        "dtype : str or dtype, optional\n    Keras's dtype of the loss.\n"
     )
     call = (
-        "call(y_true, y_pred)\n    the per-sample loss: y_pred's shape less the class axis "
+        "call(y_true, y_pred)\n    The per-sample loss: y_pred's shape less the class axis "
         "(binary: less the last axis; CTC: one value per sequence, (N,))."
     )
     cls = type(class_name, (_base(),), {

@@ -114,16 +114,16 @@ def _base() -> type:
 
 @functools.cache
 def _loss_class(class_name: str) -> type:
-    extra = 'reduction\n    "mean" (default), "sum" or "none", with xce\'s rules.\n'
+    extra = 'reduction : {"mean", "sum", "none"}, default "mean"\n    With xce\'s rules.\n'
     call = (
-        "forward(input, target, sample_weight=None)\n    predictions first (torch's order); "
+        "forward(input, target, sample_weight=None)\n    Predictions first (torch's order); "
         'the shapes of the xce function: a scalar, or per sample with reduction="none".'
     )
     body: dict[str, Any] = {"function": staticmethod(getattr(xce, LOSS_FUNCTIONS[class_name]))}
     if class_name == "CTC":
         call = (
             "forward(input, target, input_lengths=None, target_lengths=None, "
-            "sample_weight=None)\n    input (N, T, C) batch-major, as xce.ctc_loss (torch's "
+            "sample_weight=None)\n    Input (N, T, C) batch-major, as xce.ctc_loss (torch's "
             "nn.CTCLoss takes (T, N, C)); target (N, S); lengths default to T and S."
         )
         body["forward"] = _ctc_forward
@@ -137,7 +137,24 @@ def _loss_class(class_name: str) -> type:
 
 def _ctc_forward(self: Any, input: Any, target: Any, input_lengths: Any = None,
                  target_lengths: Any = None, sample_weight: Any = None) -> Any:  # fmt: skip
-    """The CTC module's ``forward``: torch's ``nn.CTCLoss`` arguments, xce's layout."""
+    """Compute the CTC module's loss: torch's ``nn.CTCLoss`` arguments, xce's layout.
+
+    Parameters
+    ----------
+    input : tensor, shape (N, T, C)
+        Probabilities, or logits with ``from_logits=True``, batch-major.
+    target : int tensor, shape (N, S)
+        Right-padded label sequences.
+    input_lengths, target_lengths : int tensor, shape (N,), optional
+        Frames and labels per sequence (default: T and S).
+    sample_weight : tensor or number, optional
+        Weights of the per-sequence losses.
+
+    Returns
+    -------
+    tensor
+        0-d, or shape (N,) for ``reduction="none"``.
+    """
     return self.function(target, input, input_lengths=input_lengths, label_lengths=target_lengths,
                          sample_weight=sample_weight, reduction=self.reduction,
                          **self.options)  # fmt: skip

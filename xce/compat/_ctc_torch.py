@@ -151,8 +151,27 @@ def ctc_loss(
 
 
 class CTCLoss:
-    """``torch.nn.CTCLoss``: :func:`ctc_loss` with the stored ``blank``, ``reduction`` and
-    ``zero_infinity``; ``forward(log_probs, targets, input_lengths, target_lengths)``."""
+    """Twin of ``torch.nn.CTCLoss``: :func:`ctc_loss` with the stored options.
+
+    Called as ``forward(log_probs, targets, input_lengths, target_lengths)``.
+
+    Parameters
+    ----------
+    blank : int, default 0
+        The blank class.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        PyTorch's reduction: ``"mean"`` divides each loss by its target length first.
+    zero_infinity : bool, default False
+        Whether an impossible alignment's +inf becomes 0, with a zero gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xce.compat.torch import CTCLoss
+    >>> log_probs = np.log(np.full((3, 1, 3), 1 / 3))
+    >>> round(float(CTCLoss(reduction="sum")(log_probs, np.array([[1, 2]]), (3,), (2,))), 6)
+    1.686399
+    """
 
     def __init__(self, blank: int = 0, reduction: str = "mean",
                  zero_infinity: bool = False) -> None:  # fmt: skip
@@ -164,7 +183,24 @@ class CTCLoss:
 
     def forward(self, log_probs: Array, targets: Array, input_lengths: Array,
                 target_lengths: Array) -> Array:  # fmt: skip
-        """``ctc_loss(log_probs, targets, ...)`` with the stored options."""
+        """Compute ``ctc_loss(log_probs, targets, ...)`` with the stored options.
+
+        Parameters
+        ----------
+        log_probs : array, shape (T, N, C) or (T, C)
+            Log-probabilities, used as given.
+        targets : int array, shape (N, S) or (sum(target_lengths),)
+            Right-padded label sequences, or the sequences concatenated.
+        input_lengths : int array, tuple or list, shape (N,)
+            Frames per sequence.
+        target_lengths : int array, tuple or list, shape (N,)
+            Labels per sequence.
+
+        Returns
+        -------
+        array
+            0-d, or shape (N,) for ``reduction="none"``.
+        """
         return ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=self.blank,
                         reduction=self.reduction, zero_infinity=self.zero_infinity)  # fmt: skip
 

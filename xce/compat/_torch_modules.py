@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 
 from .._types import Array
+from ._docstrings import with_parameters
 
 __all__ = [
     "BCELoss",
@@ -24,6 +25,26 @@ __all__ = [
     "NLLLoss",
     "PoissonNLLLoss",
 ]
+
+# The constructors' and forward's arguments, as the Parameters sections give them.
+TORCH_OPTIONS = {
+    "weight": ("array", "Class weights (shape (C,)), or element weights broadcast to ``input``."),
+    "pos_weight": ("array", "The positive term's weight, broadcast to ``input``."),
+    "ignore_index": ("int", "A class index whose targets are excluded."),
+    "label_smoothing": ("float", "Smoothing ε in [0, 1], PyTorch's formula."),
+    "log_target": ("bool", "Whether ``target`` holds log-probabilities."),
+    "log_input": ("bool", "Whether ``input`` is the log of the rate."),
+    "full": ("bool", "Whether to add the Stirling approximation of log(target!)."),
+    "eps": ("float", "Added to ``input`` before the log when ``log_input=False``."),
+    "size_average": ("bool", "Deprecated: overrides ``reduction`` by PyTorch's legacy rule."),
+    "reduce": ("bool", "Deprecated: overrides ``reduction`` by PyTorch's legacy rule."),
+    "reduction": (
+        "str",
+        'PyTorch\'s reduction: "mean", "sum" or "none" (``KLDivLoss``: also\n"batchmean").',
+    ),
+    "input": ("array", "The predictions, as the function twin takes them."),
+    "target": ("array", "The targets, as the function twin takes them."),
+}
 
 
 def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
@@ -59,8 +80,9 @@ class _Loss:
         return f"{type(self).__name__}()"
 
 
+@with_parameters(TORCH_OPTIONS)
 class CrossEntropyLoss(_Loss):
-    """``torch.nn.CrossEntropyLoss``: :func:`xce.compat.torch.cross_entropy`.
+    """Twin of ``torch.nn.CrossEntropyLoss``: :func:`~xce.compat.torch.cross_entropy`.
 
     Examples
     --------
@@ -77,16 +99,24 @@ class CrossEntropyLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 
+    @with_parameters(TORCH_OPTIONS)
     def forward(self, input: Array, target: Array) -> Array:
-        """``cross_entropy(input, target, ...)`` with the stored options."""
+        """Compute ``cross_entropy(input, target, ...)`` with the stored options.
+
+        Returns
+        -------
+        array
+            The loss, reduced by ``reduction``.
+        """
         return functions.cross_entropy(
             input, target, weight=self.weight, ignore_index=self.ignore_index,
             reduction=self.reduction, label_smoothing=self.label_smoothing,
         )  # fmt: skip
 
 
+@with_parameters(TORCH_OPTIONS)
 class NLLLoss(_Loss):
-    """``torch.nn.NLLLoss``: :func:`xce.compat.torch.nll_loss`.
+    """Twin of ``torch.nn.NLLLoss``: :func:`~xce.compat.torch.nll_loss`.
 
     Examples
     --------
@@ -103,16 +133,24 @@ class NLLLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight, self.ignore_index = weight, ignore_index
 
+    @with_parameters(TORCH_OPTIONS)
     def forward(self, input: Array, target: Array) -> Array:
-        """``nll_loss(input, target, ...)`` with the stored options."""
+        """Compute ``nll_loss(input, target, ...)`` with the stored options.
+
+        Returns
+        -------
+        array
+            The loss, reduced by ``reduction``.
+        """
         return functions.nll_loss(
             input, target, weight=self.weight, ignore_index=self.ignore_index,
             reduction=self.reduction,
         )  # fmt: skip
 
 
+@with_parameters(TORCH_OPTIONS)
 class BCELoss(_Loss):
-    """``torch.nn.BCELoss``: :func:`xce.compat.torch.binary_cross_entropy`.
+    """Twin of ``torch.nn.BCELoss``: :func:`~xce.compat.torch.binary_cross_entropy`.
 
     Examples
     --------
@@ -127,14 +165,24 @@ class BCELoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight = weight
 
+    @with_parameters(TORCH_OPTIONS)
     def forward(self, input: Array, target: Array) -> Array:
-        """``binary_cross_entropy(input, target, ...)`` with the stored options."""
+        """Compute ``binary_cross_entropy(input, target, ...)`` with the stored options.
+
+        Returns
+        -------
+        array
+            The loss, reduced by ``reduction``.
+        """
         return functions.binary_cross_entropy(input, target, weight=self.weight,
                                               reduction=self.reduction)  # fmt: skip
 
 
+@with_parameters(TORCH_OPTIONS)
 class BCEWithLogitsLoss(_Loss):
-    """``torch.nn.BCEWithLogitsLoss``: :func:`xce.compat.torch.binary_cross_entropy_with_logits`.
+    """Twin of ``torch.nn.BCEWithLogitsLoss``, on logits.
+
+    :func:`xce.compat.torch.binary_cross_entropy_with_logits` with the stored options.
 
     Examples
     --------
@@ -151,15 +199,23 @@ class BCEWithLogitsLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.weight, self.pos_weight = weight, pos_weight
 
+    @with_parameters(TORCH_OPTIONS)
     def forward(self, input: Array, target: Array) -> Array:
-        """``binary_cross_entropy_with_logits(input, target, ...)`` with the stored options."""
+        """Compute ``binary_cross_entropy_with_logits(input, target, ...)`` with the stored options.
+
+        Returns
+        -------
+        array
+            The loss, reduced by ``reduction``.
+        """
         return functions.binary_cross_entropy_with_logits(
             input, target, weight=self.weight, reduction=self.reduction, pos_weight=self.pos_weight
         )
 
 
+@with_parameters(TORCH_OPTIONS)
 class KLDivLoss(_Loss):
-    """``torch.nn.KLDivLoss``: :func:`xce.compat.torch.kl_div`.
+    """Twin of ``torch.nn.KLDivLoss``: :func:`~xce.compat.torch.kl_div`.
 
     Examples
     --------
@@ -176,14 +232,22 @@ class KLDivLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.log_target = log_target
 
+    @with_parameters(TORCH_OPTIONS)
     def forward(self, input: Array, target: Array) -> Array:
-        """``kl_div(input, target, ...)`` with the stored options."""
+        """Compute ``kl_div(input, target, ...)`` with the stored options.
+
+        Returns
+        -------
+        array
+            The loss, reduced by ``reduction``.
+        """
         return functions.kl_div(input, target, reduction=self.reduction,
                                 log_target=self.log_target)  # fmt: skip
 
 
+@with_parameters(TORCH_OPTIONS)
 class PoissonNLLLoss(_Loss):
-    """``torch.nn.PoissonNLLLoss``: :func:`xce.compat.torch.poisson_nll_loss`.
+    """Twin of ``torch.nn.PoissonNLLLoss``: :func:`~xce.compat.torch.poisson_nll_loss`.
 
     Examples
     --------
@@ -200,8 +264,15 @@ class PoissonNLLLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.log_input, self.full, self.eps = log_input, full, eps
 
+    @with_parameters(TORCH_OPTIONS)
     def forward(self, input: Array, target: Array) -> Array:
-        """``poisson_nll_loss(input, target, ...)`` with the stored options."""
+        """Compute ``poisson_nll_loss(input, target, ...)`` with the stored options.
+
+        Returns
+        -------
+        array
+            The loss, reduced by ``reduction``.
+        """
         return functions.poisson_nll_loss(input, target, log_input=self.log_input,
                                           full=self.full, eps=self.eps,
                                           reduction=self.reduction)  # fmt: skip
