@@ -330,7 +330,7 @@ def test_a_quiet_run_has_no_warning_and_a_disturbed_one_says_why():
     assert "exp floor moved by 50%" in found[0]
     assert "1 of 2 cases spread" in found[1]
     assert "stole 20.0%" in found[2]
-    assert "load average was 1.50 per core" in found[3]
+    assert "1.50 other processes per core were running" in found[3]
     table = format_table(rows)
     assert "| torch | F.cross_entropy | 0.020 ⚠ | 1.00× |" in table
     assert "| xce numpy | xce.sparse_categorical_cross_entropy | 0.010 | 2.00× |" in table
@@ -344,3 +344,26 @@ def test_bench_hands_the_structured_losses_to_their_own_runs(suite, capsys):
         main([suite, "--help"])
     assert done.value.code == 0
     assert f"xce._bench.{suite}" in capsys.readouterr().out
+
+
+def test_summary_has_a_table_per_dtype_and_allocator_with_speed_up_and_floor():
+    from xce._bench.summary import summary_tables
+
+    rows = [
+        dict(_timed_row("torch", 2e-5, speed_up=1.0), times_floor=20.0),
+        dict(_timed_row("xce numpy", 1e-5, speed_up=2.0), times_floor=10.0),
+        dict(_timed_row("xce numpy", 4e-5, speed_up=0.5), times_floor=40.0, dtype="float64"),
+    ]
+    text = summary_tables(rows)
+    assert "float32, tuned allocator: speed-up over torch (time / floor)" in text
+    assert "| 64 × 10 | sparse | 0.020 (20.0) | 2.00× (10.0) |" in text
+    assert "float64, tuned allocator" in text
+    assert "| 64 × 10 | sparse | - | 0.50× (40.0) |" in text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/stat is Linux's")
+def test_load_per_core_counts_other_runnable_processes():
+    from xce._bench.machine import load_per_core
+
+    load = load_per_core(samples=3, interval=0.01)
+    assert load is not None and 0 <= load < 1000

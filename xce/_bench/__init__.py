@@ -31,7 +31,7 @@ Results go to stdout, to a CSV file and, with ``--plot FILE.png`` (needs matplot
 This package holds the command (its options, :func:`run` and :func:`main`); its modules hold
 the cases (``cases``), the timing (``timing``), the floors (``floors``), the machine and its
 allocator settings (``machine``), the worker processes (``workers``), the table and CSV
-(``report``) and the chart (``chart``).
+(``report``), the summary tables (``summary``) and the chart (``chart``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from .machine import (
     steal_share,
 )
 from .report import disturbances, format_table, progress, write_csv
+from .summary import summary_tables
 from .workers import spawn
 
 __all__ = ["main", "parser", "run"]
@@ -167,6 +168,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "xce bench") -> int:
     print("Allocator settings: " + allocator_settings(args.allocators))
     for warning in warnings:
         print(f"WARNING: this run was disturbed: {warning}")
+    print("\n" + summary_tables(rows))
     print(format_table(rows))
     if warnings:
         print(

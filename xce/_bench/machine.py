@@ -88,11 +88,21 @@ def allocator_settings(names: Collection[str]) -> str:
     )
 
 
-def load_per_core() -> float | None:
-    """The 1-minute load average over the cores this process may use, or ``None`` where the
-    system has none. Read before a worker starts, it counts the other processes that would
-    compete with the timing (a test suite, a build); a quiet machine reads near 0."""
-    try:
-        return os.getloadavg()[0] / len(os.sched_getaffinity(0))
-    except (OSError, AttributeError):
-        return None
+def load_per_core(samples: int = 10, interval: float = 0.05) -> float | None:
+    """Other runnable processes per core, just before a worker starts: the mean over
+    ``samples`` readings of Linux's ``procs_running`` (/proc/stat) less this process, over the
+    cores this process may use; ``None`` elsewhere. Read then, it counts what would compete
+    with the timing (a test suite, a build); a quiet machine reads near 0. (The load average
+    would not do: a minute after the previous worker it still counts that worker's threads.)"""
+    import time
+
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                line = next(line for line in f if line.startswith("procs_running"))
+        except (OSError, StopIteration):
+            return None
+        counts.append(max(0, int(line.split()[1]) - 1))
+        time.sleep(interval)
+    return sum(counts) / len(counts) / len(os.sched_getaffinity(0))

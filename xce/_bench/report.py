@@ -29,8 +29,8 @@ CSV_FIELDS = (
 # When a run is reported as disturbed: the exp floor moved by more than FLOOR_DRIFT (a share
 # of its best) between its measurements; a case's per-round times spread by more than
 # SPREAD_LIMIT (interquartile range over median); the hypervisor stole more than STEAL_LIMIT
-# of the CPU time; or the load average before timing was above LOAD_LIMIT per core (other
-# processes were running: a test suite, a build).
+# of the CPU time; or other processes were running before timing, more than LOAD_LIMIT per
+# core (a test suite, a build).
 FLOOR_DRIFT = 0.2
 SPREAD_LIMIT = 0.25
 STEAL_LIMIT = 0.05
@@ -82,8 +82,8 @@ def disturbances(rows: Sequence[Mapping[str, Any]], floors: Mapping[str, Any]) -
                          f"({allocator} allocator)")  # fmt: skip
     for allocator, load in floors.get("load_per_core", {}).items():
         if load is not None and load > LOAD_LIMIT:
-            found.append(f"the load average was {load:.2f} per core before timing ({allocator} "
-                         "allocator): other processes were running")  # fmt: skip
+            found.append(f"{load:.2f} other processes per core were running before timing "
+                         f"({allocator} allocator)")  # fmt: skip
     return found
 
 
