@@ -28,6 +28,7 @@ from ._parts import LossParts
 from ._types import Array, Namespace
 
 __all__ = [
+    "ACCUMULATE_ELEMENTS",
     "CHUNK_BYTES",
     "CHUNK_FRACTIONS",
     "Problem",
@@ -87,8 +88,19 @@ class Problem:
     validate: Any
 
 
+# Rows of d_weight updated per matmul: the product's temporary stays near 4 MiB (float32).
+ACCUMULATE_ELEMENTS = 1 << 20
+
+
 def _plus_matmul(out: Array, a: Array, b: Array) -> Array:
-    out += a @ b
+    """``out += a @ b`` in blocks of ``out``'s rows: whole, ``a @ b`` would be a temporary as
+    large as d_weight (V, D) on every chunk, more than the chunk's logits when D exceeds the
+    chunk's rows, and the peak memory would grow with V·D instead of staying bounded."""
+    n_rows = out.shape[0]
+    step = max(1, ACCUMULATE_ELEMENTS // max(1, out.shape[1]))
+    for lo in range(0, n_rows, step):
+        hi = min(lo + step, n_rows)  # array-api-strict refuses slices past the end
+        out[lo:hi, ...] += a[lo:hi, ...] @ b
     return out
 
 
