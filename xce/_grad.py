@@ -28,7 +28,10 @@ def value_and_grad(loss_fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]
         analytic gradient: :func:`xce.binary_cross_entropy`,
         :func:`xce.categorical_cross_entropy`, :func:`xce.sparse_categorical_cross_entropy`,
         :func:`xce.binary_focal_cross_entropy`, :func:`xce.categorical_focal_cross_entropy`
-        and :func:`xce.poly1_cross_entropy`.
+        and :func:`xce.poly1_cross_entropy`; and the structured losses
+        :func:`xce.linear_cross_entropy` (whose gradient is ``(d_hidden, d_weight[,
+        d_bias])``, a tuple over its arrays) and :func:`xce.ctc_loss` (the gradient with
+        respect to ``y_pred`` from the forward–backward sweep).
 
     Returns
     -------

@@ -5,8 +5,8 @@ to the backend's plain lane (:func:`plain_lane`), which answers it or declines; 
 checks and gathers the inputs into one :class:`Prepared` record (``prepare_binary``,
 ``prepare_soft``, ``prepare_labels`` in :mod:`xce._prepare`), and :func:`evaluate` picks the
 kernel once (native where the table of losses names one and the backend takes the input,
-else generic, over row blocks where that pays), reduces, and casts back. README.md, "Layout",
-draws the call path.
+else generic, over row blocks where that pays), reduces, and casts back. The documentation's
+"How it works" page (docs/how-it-works.md) draws the call path.
 """
 
 from __future__ import annotations

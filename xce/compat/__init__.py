@@ -11,16 +11,18 @@ cross entropy); each module's docstring lists where it deliberately differs from
 module                             twins of
 =================================  ===========================================================
 :mod:`xce.compat.keras`            ``keras.losses`` (Keras 3): binary / categorical / sparse
-                                   categorical, the focal losses, KL divergence, Poisson;
-                                   functions and classes (``BinaryCrossentropy``, ...)
+                                   categorical, the focal losses, KL divergence, Poisson,
+                                   CTC; functions and classes (``BinaryCrossentropy``, ...)
 :mod:`xce.compat.torch`            ``torch.nn.functional``: ``cross_entropy``, ``nll_loss``,
                                    ``binary_cross_entropy[_with_logits]``, ``kl_div``,
-                                   ``poisson_nll_loss``; and ``torch.nn``'s classes
-                                   (``CrossEntropyLoss``, ``NLLLoss``, ``BCELoss``, ...)
+                                   ``poisson_nll_loss``, ``ctc_loss``,
+                                   ``linear_cross_entropy``; and ``torch.nn``'s classes
+                                   (``CrossEntropyLoss``, ``NLLLoss``, ``CTCLoss``, ...)
 :mod:`xce.compat.tf`               ``tf.nn``: sigmoid / weighted / softmax / sparse softmax
-                                   cross entropy with logits
+                                   cross entropy with logits; ``ctc_loss`` (dense labels)
 :mod:`xce.compat.optax`            ``optax.losses``: softmax CE (soft, integer, safe),
-                                   sigmoid BCE, sigmoid focal, poly loss, KL divergences
+                                   sigmoid BCE, sigmoid focal, poly loss, KL divergences;
+                                   ``optax.ctc_loss``
 :mod:`xce.compat.sklearn`          ``sklearn.metrics.log_loss``
 =================================  ===========================================================
 
