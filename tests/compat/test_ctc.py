@@ -100,6 +100,9 @@ def test_torch_ctc_loss(env, torch_peer):
     for reduction in ("none", "sum", "mean"):
         got = torch_twin.ctc_loss(*mine, reduction=reduction)
         env.check(got, F.ctc_loss(*theirs, reduction=reduction))
+        # An array of the input's library, 0-d when reduced (on NumPy too, not a scalar)
+        assert type(got) is type(mine[0])
+        assert tuple(got.shape) == (() if reduction != "none" else (len(LABEL_LENGTHS),))
     # 1-D concatenated targets, the blank last, lengths as a tuple and a list.
     mine, theirs = _torch_case(env, F, blank=C - 1, concatenated=True)
     tuples = (tuple(INPUT_LENGTHS.tolist()), list(LABEL_LENGTHS.tolist()))

@@ -13,7 +13,7 @@ and ``jax.grad``.
 
 from __future__ import annotations
 
-from .._array_api import device
+from .._array_api import device, is_numpy_namespace
 from .._types import Array, Namespace
 from ._common import checked, ensure, namespace_of, stop_gradient
 from ._ctc_common import ctc_labels, lengths_array, poisoned
@@ -145,9 +145,12 @@ def ctc_loss(
     if reduction == "none":
         return loss[0] if unbatched else loss
     if reduction == "sum":
-        return xp.sum(loss)
-    per_label = xp.astype(xp.clip(tg_len, 1, None), loss.dtype)
-    return xp.mean(loss / per_label)
+        total = xp.sum(loss)
+    else:
+        per_label = xp.astype(xp.clip(tg_len, 1, None), loss.dtype)
+        total = xp.mean(loss / per_label)
+    # NumPy's reductions return a NumPy scalar; PyTorch (and every other twin) a 0-d array
+    return xp.asarray(total) if is_numpy_namespace(xp) else total
 
 
 class CTCLoss:
