@@ -258,13 +258,12 @@ def ctc(y_true: Array, y_pred: Array) -> Array:
     return _finish(xp, log_probs, frames, y_true, label_lengths, 0, eps, [], "y_true")
 
 
-def _keras_rules() -> tuple[Any, Any]:
-    """Keras's reductions, from the class twins' module. Imported on use, through
+def _keras_rules() -> Any:
+    """The class twins' module (Keras's reductions and dtype rule). Imported on use, through
     xce.compat.keras: that module imports this one, and _keras_classes imports it back."""
-    from . import keras  # noqa: F401
-    from ._keras_classes import REDUCTIONS, reduce_weighted
+    from . import _keras_classes, keras  # noqa: F401
 
-    return REDUCTIONS, reduce_weighted
+    return _keras_classes
 
 
 class CTC:
@@ -293,13 +292,7 @@ class CTC:
 
     def __init__(self, reduction: Any = "sum_over_batch_size", name: str = "ctc",
                  dtype: Any = None) -> None:  # fmt: skip
-        REDUCTIONS, _ = _keras_rules()
-
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f"Invalid value for argument `reduction`. Expected one of {set(REDUCTIONS)}. "
-                f"Received: reduction={reduction}"
-            )
+        _keras_rules().check_keras_reduction(reduction)
         self.name, self.reduction, self.dtype = name, reduction, dtype
 
     def __call__(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> Array:
@@ -320,12 +313,10 @@ class CTC:
             0-d, or shape (N,) for ``reduction="none"``.
         """
         xp, arrays = gather(y_pred=y_pred, y_true=y_true, sample_weight=sample_weight)
-        y_pred = arrays["y_pred"]
-        if self.dtype is not None:  # "float64", np.float64, torch.float64, ...
-            name = getattr(self.dtype, "name", None) or getattr(self.dtype, "__name__", None)
-            y_pred = xp.astype(y_pred, getattr(xp, str(name or self.dtype).rsplit(".", 1)[-1]))
+        rules = _keras_rules()
+        y_pred = rules.cast_to_keras_dtype(xp, arrays["y_pred"], self.dtype)
         values = ctc(arrays["y_true"], y_pred)
-        return _keras_rules()[1](xp, values, arrays["sample_weight"], None, self.reduction)
+        return rules.reduce_weighted(xp, values, arrays["sample_weight"], None, self.reduction)
 
     def get_config(self) -> dict[str, Any]:
         """Return the constructor's arguments, as Keras's ``Loss.get_config`` does.

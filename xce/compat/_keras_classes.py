@@ -38,6 +38,8 @@ __all__ = [
     "KLDivergence",
     "Poisson",
     "SparseCategoricalCrossentropy",
+    "cast_to_keras_dtype",
+    "check_keras_reduction",
 ]
 
 REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sample_weight")
@@ -100,6 +102,24 @@ def reduce_weighted(
     return _divide_no_nan(xp, loss, xp.full_like(loss, float(math.prod(values.shape))))
 
 
+def check_keras_reduction(reduction: Any) -> None:
+    """Keras's check of a Loss's ``reduction``, with its message."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f"Invalid value for argument `reduction`. Expected one of {set(REDUCTIONS)}. "
+            f"Received: reduction={reduction}"
+        )
+
+
+def cast_to_keras_dtype(xp: Any, y_pred: Array, dtype: Any) -> Array:
+    """``y_pred`` in a Loss's ``dtype`` ("float64", np.float64, np.dtype("float64"),
+    torch.float64, ...); as it is for ``None``."""
+    if dtype is None:
+        return y_pred
+    name = getattr(dtype, "name", None) or getattr(dtype, "__name__", None)
+    return xp.astype(y_pred, getattr(xp, str(name or dtype).rsplit(".", 1)[-1]))
+
+
 class _Loss:
     """Keras's ``Loss.__call__``: inputs gathered, per-sample losses, weights, reduction."""
 
@@ -107,19 +127,13 @@ class _Loss:
     ignore_class: int | None = None  # masks the reduction where set (the sparse loss)
 
     def __init__(self, name: str, reduction: Any, dtype: Any) -> None:
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f"Invalid value for argument `reduction`. Expected one of {set(REDUCTIONS)}. "
-                f"Received: reduction={reduction}"
-            )
+        check_keras_reduction(reduction)
         self.name, self.reduction, self.dtype = name, reduction, dtype
 
     def __call__(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> Array:
         xp, arrays = gather(y_pred=y_pred, y_true=y_true, sample_weight=sample_weight)
         y_true, y_pred = arrays["y_true"], arrays["y_pred"]
-        if self.dtype is not None:  # "float64", np.float64, np.dtype("float64"), torch.float64
-            name = getattr(self.dtype, "name", None) or getattr(self.dtype, "__name__", None)
-            y_pred = xp.astype(y_pred, getattr(xp, str(name or self.dtype).rsplit(".", 1)[-1]))
+        y_pred = cast_to_keras_dtype(xp, y_pred, self.dtype)
         y_true, y_pred = _same_rank(xp, y_true, y_pred)
         values = self._values(y_true, y_pred)
         mask = None
