@@ -42,6 +42,9 @@ CONTRACT_OPTIONS = frozenset({
     "label_smoothing", "where", "reduction", "eps", "validate",
     # Logits-only options off by default, tested in tests/test_softcap_z_loss.py.
     "softcap", "z_loss", "return_parts",
+    # Class sharding over a group, tested in tests/test_class_shard.py and the torch / JAX
+    # distributed tests.
+    "class_shard",
 })  # fmt: skip
 
 # Non-trivial values (not the defaults, not the values that turn a loss into another one),

@@ -7,8 +7,10 @@ from . import _pipeline as pipeline
 from ._docs import document
 from ._hints import keyword_hints
 from ._parts import document_logit_options
+from ._sharded import check_class_shard, run_sharded
 from ._table import loss_info
 from ._types import Array, Reduction, Scalar, Validate
+from .distributed._shard import ClassShard
 
 __all__ = ["categorical_cross_entropy", "loss_and_gradient"]
 
@@ -32,27 +34,37 @@ def loss_and_gradient(
     softcap: Scalar | None = None,
     z_loss: Scalar = 0.0,
     return_parts: bool = False,
+    class_shard: ClassShard | None = None,
 ) -> tuple[Array, Array | None]:
     """:func:`categorical_cross_entropy` and, with ``with_grad``, its gradient in y_pred."""
-    if from_logits and pipeline.is_plain(
+    if class_shard is not None:
+        check_class_shard(class_shard, from_logits=from_logits, loss_name=INFO.name)
+    elif from_logits and pipeline.is_plain(
         axis, None, class_weight, sample_weight, label_smoothing, where, reduction, eps,
         validate, softcap=softcap, z_loss=z_loss, return_parts=return_parts,
     ):  # fmt: skip
         result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
         if result is not None:
             return result
-    inputs = pipeline.prepare_soft(
-        y_true, y_pred, loss_name=INFO.name, from_logits=from_logits, axis=axis,
-        class_weight=class_weight, sample_weight=sample_weight, where=where,
-        reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,
-    )  # fmt: skip
-    extras = pipeline.logit_options(
-        inputs, softcap=softcap, z_loss=z_loss, return_parts=return_parts
-    )
-    options = {"class_weight": inputs.class_weight, "smoothing": inputs.smoothing, **extras}
-    return pipeline.evaluate(
-        INFO, inputs, options=options, reduction=reduction, with_grad=with_grad
-    )
+
+    def compute(y_pred: Array, with_grad: bool) -> tuple[Array, Array | None]:
+        inputs = pipeline.prepare_soft(
+            y_true, y_pred, loss_name=INFO.name, from_logits=from_logits, axis=axis,
+            class_weight=class_weight, sample_weight=sample_weight, where=where,
+            reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,
+            class_shard=class_shard,
+        )  # fmt: skip
+        extras = pipeline.logit_options(
+            inputs, softcap=softcap, z_loss=z_loss, return_parts=return_parts
+        )
+        options = {"class_weight": inputs.class_weight, "smoothing": inputs.smoothing, **extras}
+        return pipeline.evaluate(
+            INFO, inputs, options=options, reduction=reduction, with_grad=with_grad
+        )
+
+    if class_shard is None:
+        return compute(y_pred, with_grad)
+    return run_sharded(compute, y_pred, class_shard=class_shard, axis=axis, with_grad=with_grad)
 
 
 @keyword_hints
@@ -74,6 +86,7 @@ def categorical_cross_entropy(
     eps: Scalar | None = None,
     validate: Validate = "auto",
     return_parts: bool = False,
+    class_shard: ClassShard | None = None,
 ) -> Array:
     """Categorical (softmax) cross entropy against soft or one-hot targets.
 
@@ -132,4 +145,5 @@ def categorical_cross_entropy(
         sample_weight=sample_weight, label_smoothing=label_smoothing, where=where,
         reduction=reduction, eps=eps, validate=validate, with_grad=False, softcap=softcap,
         z_loss=z_loss, return_parts=return_parts,
+        class_shard=class_shard,
     )[0]  # fmt: skip

@@ -23,6 +23,7 @@ from ._array_api import (
 from ._docs import document
 from ._hints import keyword_hints
 from ._linear_chunks import Problem, chunk_rows, map_value, rows_to_batch, sweep
+from ._sharded import check_class_shard
 from ._table import loss_info
 from ._types import Array, Reduction, Scalar, Validate
 from ._validation import (
@@ -36,6 +37,7 @@ from ._validation import (
     class_weight_array,
     values_checked,
 )
+from .distributed._shard import ClassShard
 
 __all__ = ["linear_cross_entropy", "loss_and_gradient", "prepare_linear"]
 
@@ -87,7 +89,7 @@ def prepare_linear(
     y_true: Array, hidden: Array, weight: Array, *, bias: Array | None,
     ignore_index: int | None, class_weight: Array | None, sample_weight: Array | None,
     label_smoothing: Scalar, where: Array | None, softcap: Scalar | None, z_loss: Scalar,
-    reduction: str, validate: Validate,
+    reduction: str, validate: Validate, class_shard: ClassShard | None = None,
 ) -> tuple[Problem, tuple[int, ...], Any]:  # fmt: skip
     """Check a call and flatten it: the :class:`~xce._linear_chunks.Problem`, the batch
     shape S and the output dtype. Labels are checked here where values may be read (then
@@ -118,7 +120,8 @@ def prepare_linear(
     labels = xp.astype(y_true, index_dtype(xp, device(y_true)), copy=False)
     checked = values_checked(validate, y_true, hidden)
     if checked:
-        check_labels(xp, labels, n_classes, ignore_index=ignore_index, where=valid)
+        label_classes = n_classes if class_shard is None else class_shard.num_classes
+        check_labels(xp, labels, label_classes, ignore_index=ignore_index, where=valid)
     n_rows = math.prod(batch)
 
     def flat(v):
@@ -132,6 +135,9 @@ def prepare_linear(
         options["softcap"] = softcap
     if not (isinstance(z_loss, numbers.Real) and z_loss == 0):
         options["z_loss"] = z_loss
+    if class_shard is not None:
+        check_class_shard(class_shard, from_logits=True, loss_name=INFO.name)
+        options["class_shard"] = class_shard
     problem = Problem(
         xp, flat(labels), xp.reshape(hidden, (n_rows, dim)), weight, bias, flat(s),
         flat(valid), options, acc, "auto" if checked else False,
@@ -185,7 +191,7 @@ def loss_and_gradient(
     ignore_index: int | None, class_weight: Array | None, sample_weight: Array | None,
     label_smoothing: Scalar, where: Array | None, softcap: Scalar | None, z_loss: Scalar,
     reduction: Reduction, chunk_size: int | None, validate: Validate, return_parts: bool,
-    with_grad: bool,
+    with_grad: bool, class_shard: ClassShard | None = None,
 ) -> tuple[Any, tuple[Array, ...] | None]:  # fmt: skip
     """:func:`linear_cross_entropy` and, with ``with_grad``, its gradients ``(d_hidden,
     d_weight[, d_bias])``, from one fused sweep over the chunks."""
@@ -194,7 +200,7 @@ def loss_and_gradient(
         y_true, hidden, weight, bias=bias, ignore_index=ignore_index,
         class_weight=class_weight, sample_weight=sample_weight,
         label_smoothing=label_smoothing, where=where, softcap=softcap, z_loss=z_loss,
-        reduction=reduction, validate=validate,
+        reduction=reduction, validate=validate, class_shard=class_shard,
     )  # fmt: skip
     parts = bool(return_parts)
     how: dict[str, Any] = {
@@ -237,6 +243,7 @@ def linear_cross_entropy(
     chunk_size: int | None = None,
     validate: Validate = "auto",
     return_parts: bool = False,
+    class_shard: ClassShard | None = None,
 ) -> Any:
     """Cross entropy of a linear layer's logits against integer labels, fused and chunked.
 
@@ -289,6 +296,12 @@ def linear_cross_entropy(
         Rows of ``hidden`` per chunk, overriding the default budget.
     return_parts : bool, default False
         Also return the z-loss term and the per-token log Z: a :class:`xce.LossParts`.
+    class_shard : xce.distributed.ClassShard, optional
+        ``weight`` (and ``bias``, ``class_weight``) hold this member's rows [start,
+        start + V_l) of a group's V classes (vocab parallel; ``y_true`` the global labels):
+        every member gets the loss over all V classes; the gradients are the full d_hidden
+        (summed over the group in the forward: one all-reduce of (N, D)) and this member's
+        rows of d_weight and d_bias. See :mod:`xce.distributed`.
     %COMMON%
     Raises
     ------
@@ -318,5 +331,5 @@ def linear_cross_entropy(
         class_weight=class_weight, sample_weight=sample_weight,
         label_smoothing=label_smoothing, where=where, softcap=softcap, z_loss=z_loss,
         reduction=reduction, chunk_size=chunk_size, validate=validate,
-        return_parts=return_parts, with_grad=False,
+        return_parts=return_parts, with_grad=False, class_shard=class_shard,
     )[0]  # fmt: skip

@@ -74,7 +74,8 @@ def chunk_rows(
 class Problem:
     """A checked call, flattened: labels (M,), hidden (M, D), weight (V, D), bias (V,) or
     None, per-row sample weights and mask (M,) or None; ``options`` go to the sparse
-    driver for every chunk (ignore_index, class_weight, label_smoothing, softcap, z_loss)."""
+    driver for every chunk (ignore_index, class_weight, label_smoothing, softcap, z_loss,
+    class_shard)."""
 
     xp: Namespace
     labels: Array
@@ -175,12 +176,13 @@ def _chunk(p: Problem, start: int, stop: int, w_acc, b_acc, reduction, with_grad
     logits = h @ xp.matrix_transpose(w_acc)
     if b_acc is not None:
         logits += b_acc  # in place: one chunk-sized array fewer
+    extra: dict[str, Any] = {"return_parts": True} if parts else {}
     value, grad = sparse.loss_and_gradient(
         p.labels[start:stop], logits, from_logits=True, axis=-1,
         sample_weight=None if p.sample_weight is None else p.sample_weight[start:stop],
         where=None if p.where is None else p.where[start:stop],
         reduction=reduction, eps=None, validate=p.validate, with_grad=with_grad,
-        **p.options, **({"return_parts": True} if parts else {}),
+        **p.options, **extra,
     )  # fmt: skip
     return h, value, grad
 
@@ -242,6 +244,11 @@ def sweep(
 
     summed = [joined(piece) for piece in pieces] if per_row else totals
     result, scale = assemble(xp, reduction, summed, count, joined(log_z) if parts else None)
+    shard = p.options.get("class_shard")
+    if with_grad and shard is not None:
+        # Each member's d_hidden holds its classes' share g·W: the sum over the group is the
+        # gradient, the one (M, D) array a class-sharded sweep communicates.
+        d_hidden = shard.all_sum(d_hidden)
     if with_grad and scale is not None:
         d_hidden *= scale
         d_weight *= scale

@@ -27,7 +27,14 @@ _LOGIT_OPTIONS = """softcap : float or 0-d array, optional
         Return a :class:`xce.LossParts` ``(loss, cross_entropy, z_loss, log_z)`` instead of
         the loss: the two terms reduced like the loss (``loss = cross_entropy + z_loss``)
         and log Z per sample, shape ``S``, excluded samples included (logits only). With
-        :func:`xce.value_and_grad` the pair is ``(LossParts, ∂loss/∂y_pred)``."""
+        :func:`xce.value_and_grad` the pair is ``(LossParts, ∂loss/∂y_pred)``.
+    class_shard : xce.distributed.ClassShard, optional
+        ``y_pred`` holds this member's classes [start, start + C_l) of a group's C (logits
+        only; ``y_true`` the global labels, or the soft targets' matching slice;
+        ``class_weight`` the member's slice): every member gets the loss over all C classes,
+        and the gradient of its own logits, from per-row all-reduces (see
+        :mod:`xce.distributed`). Made by :func:`xce.distributed.torch_class_shard` or
+        :func:`xce.distributed.jax_class_shard`."""
 
 
 def document_logit_options(*, omega: str) -> Callable[[F], F]:

@@ -145,6 +145,12 @@ def _kernel_call(
     kernel = info.logits_kernel if inputs.from_logits else info.probabilities_kernel
     if kernel is None:  # a structured loss's row: its driver runs its own kernels
         raise TypeError(f"{info.name} has no generic kernel pair for the pipeline")
+    if inputs.class_shard is not None and info.sharded is not None:
+        # Whole-array: row blocks would each pay the group's collectives.
+        sharded = functools.partial(
+            info.sharded, xp, shard=inputs.class_shard, start=inputs.shard_start, **options
+        )
+        return functools.partial(sharded, x, target)
     if inputs.from_logits:
         generic = functools.partial(kernel, xp, **options)
     else:

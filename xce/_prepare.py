@@ -23,6 +23,7 @@ from ._array_api import (
     is_array_api_obj,
     may_be_differentiated,
 )
+from ._shard_prepare import shard_label_weight, shard_target_rows
 from ._types import Array, Namespace
 from ._validation import (
     FROM_LOGITS_HINT,
@@ -74,7 +75,9 @@ class Prepared:
     losses), ``class_weight`` the class weights as an array of the compute dtype.
     ``smoothing`` and ``eps`` are Python floats, or 0-d arrays (then ``array_options`` is
     set: only the generic kernels take them). ``arrays`` holds the call's other array
-    options, converted to ``y_pred``'s library.
+    options, converted to ``y_pred``'s library. ``class_shard`` (a
+    :class:`xce.distributed.ClassShard`, or ``None``) says that ``x`` holds this member's
+    classes, from the global class ``shard_start`` on; ``n_classes`` is then the local count.
     """
 
     xp: Namespace
@@ -96,6 +99,8 @@ class Prepared:
     smoothing: Any = 0.0
     array_options: bool = False
     arrays: dict[str, Any] = dataclasses.field(default_factory=dict)
+    class_shard: Any = None
+    shard_start: Any = 0
 
 
 def option(inputs: Prepared, value: Any, name: str) -> Any:
@@ -270,9 +275,11 @@ def prepare_soft(
     eps: Any,
     validate: Any,
     arrays: Mapping[str, Any] | None = None,
+    class_shard: Any = None,
 ) -> Prepared:
     """Check and prepare a soft-target (categorical) loss's inputs. With ``class_weight``,
-    the mean's normaliser ω is Σ_c w_c·y_c of each unsmoothed target."""
+    the mean's normaliser ω is Σ_c w_c·y_c of each unsmoothed target. With ``class_shard``
+    the targets' row rules and ω span every member's classes (one collective)."""
     arrays = {"class_weight": class_weight, **(arrays or {}), "sample_weight": sample_weight}
     xp, dtype, a, start = _start(
         y_true, y_pred, arrays, reduction=reduction, where=where,
@@ -295,7 +302,17 @@ def prepare_soft(
     y = classes_last(xp, y_true, axis, dtype)
     target_tolerance = row_sum_tolerance(xp, y_true.dtype)
     bad = start["bad"]
-    if checked:
+    cw = class_weight_array(xp, a.pop("class_weight"), n_classes, dtype)
+    omega = shard_start = None
+    if class_shard is not None:
+        shard_start = class_shard.start(n_classes)
+        broken, omega = shard_target_rows(
+            xp, y, class_shard, class_weight=cw, tolerance=target_tolerance, valid=valid,
+            check="raise" if checked else "nan" if unchecked else None,
+            caller_axis=axis, caller_array=y_true,
+        )  # fmt: skip
+        bad = _with_bad(bad, _included(broken, valid))
+    elif checked:
         check_unit_interval(xp, y_true, "y_true", " (soft or one-hot targets)")
         check_rows_sum_to_one(xp, y, "y_true", tolerance=target_tolerance, valid=valid,
                               caller_axis=axis, caller_array=y_true, target=True)  # fmt: skip
@@ -306,13 +323,14 @@ def prepare_soft(
                                unchecked=unchecked, valid=valid)  # fmt: skip
     bad = _with_bad(bad, _included(broken, valid))
     x, y = _without_excluded(xp, [x, y], valid, class_axis=True)
-    cw = class_weight_array(xp, a.pop("class_weight"), n_classes, dtype)
-    omega = None if cw is None else xp.sum(cw * y, axis=-1)
+    if cw is not None and class_shard is None:
+        omega = xp.sum(cw * y, axis=-1)
     return Prepared(
         xp, x, y, batch, dtype, y_pred.dtype, device(y_pred), from_logits, start["eps"],
         class_axis=axis, n_classes=n_classes, weight=weight, valid=valid, omega=omega,
         bad=bad, class_weight=cw, smoothing=start["smoothing"],
-        array_options=start["array_options"], arrays=a,
+        array_options=start["array_options"], arrays=a, class_shard=class_shard,
+        shard_start=shard_start,
     )  # fmt: skip
 
 
@@ -331,6 +349,7 @@ def prepare_labels(
     label_smoothing: Any,
     eps: Any,
     validate: Any,
+    class_shard: Any = None,
 ) -> Prepared:
     """Check and prepare an integer-label loss's inputs.
 
@@ -338,6 +357,8 @@ def prepare_labels(
     are masked out through ``valid``), and on unchecked data an out-of-range label is
     replaced by 0 and its entry marked ``bad`` (NaN), never wrapped or clamped into a class.
     With ``class_weight``, the mean's normaliser ω is the weight of each entry's label.
+    With ``class_shard`` the labels are global classes (checked against its
+    ``num_classes``), and ω comes from the member holding each label (one collective).
     """
     arrays = {"class_weight": class_weight, "sample_weight": sample_weight}
     xp, dtype, a, start = _start(
@@ -349,13 +370,15 @@ def prepare_labels(
     check_ignore_index(ignore_index)
     axis, n_classes, batch = class_problem(y_pred, axis, loss_name)
     check_label_shape(y_true, y_pred, axis, batch)
+    shard_start = None if class_shard is None else class_shard.start(n_classes)
+    label_classes = n_classes if class_shard is None else class_shard.num_classes
     cw = class_weight_array(xp, a.pop("class_weight"), n_classes, dtype)
     weight = batch_array(xp, a.pop("sample_weight"), "sample_weight", batch, dtype)
     valid = batch_array(xp, a.pop("where"), "where", batch)
     labels = xp.astype(y_true, index_dtype(xp, device(y_true)), copy=False)
     checked = values_checked(validate, y_true, y_pred)
     if checked:
-        check_labels(xp, labels, n_classes, ignore_index=ignore_index, where=valid)
+        check_labels(xp, labels, label_classes, ignore_index=ignore_index, where=valid)
     if ignore_index is not None:
         kept = labels != ignore_index
         valid = kept if valid is None else valid & kept
@@ -365,7 +388,7 @@ def prepare_labels(
     bad = _included(bad, valid)
     if not checked:
         # Unchecked data: an out-of-range label must poison its row, never wrap or clamp.
-        in_range = (labels >= 0) & (labels < n_classes)
+        in_range = (labels >= 0) & (labels < label_classes)
         out_of_range = ~in_range if valid is None else ~in_range & valid
         bad = _with_bad(out_of_range, bad)
         labels = xp.where(in_range, labels, xp.zeros_like(labels))
@@ -374,12 +397,15 @@ def prepare_labels(
         labels = xp.where(valid, labels, xp.zeros_like(labels))
     bad = _with_bad(bad, start["bad"])
     omega = None
-    if cw is not None:
+    if cw is not None and class_shard is not None:
+        omega = shard_label_weight(xp, cw, labels, class_shard, shard_start)
+    elif cw is not None:
         omega = agnostic.class_weight_of(xp, cw, labels)
     (x,) = _without_excluded(xp, [x], valid, class_axis=True)
     return Prepared(
         xp, x, labels, batch, dtype, y_pred.dtype, device(y_pred), from_logits, start["eps"],
         class_axis=axis, n_classes=n_classes, weight=weight, valid=valid, omega=omega,
         bad=bad, class_weight=cw, smoothing=start["smoothing"],
-        array_options=start["array_options"], arrays=a,
+        array_options=start["array_options"], arrays=a, class_shard=class_shard,
+        shard_start=shard_start,
     )  # fmt: skip

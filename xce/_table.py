@@ -58,6 +58,8 @@ class LossInfo:
     reading values on lazy or device data (``lazy_safe``), has an analytic gradient for
     ``value_and_grad`` (``analytic_gradient``) and runs under the frameworks' autodiff
     (``autodiff``). ``known_failures`` maps a backend name to the reason the loss fails there.
+    ``sharded`` is the logits kernel over one member's classes of a group (``class_shard=``,
+    :mod:`xce.distributed`), for the losses that take it.
     """
 
     name: str
@@ -74,6 +76,7 @@ class LossInfo:
     analytic_gradient: bool = True
     autodiff: bool = True
     known_failures: Mapping[str, str] = field(default_factory=dict)
+    sharded: Callable | None = None
 
     @property
     def public(self) -> Callable:
@@ -102,13 +105,13 @@ LOSSES: tuple[LossInfo, ...] = (
         "categorical_cross_entropy", "xce._categorical", "soft",
         agnostic.softmax_ce_soft, agnostic.probs_ce_soft,
         native="softmax_ce_soft", native_on=("numpy", "torch"), lane="plain_soft",
-        row_blocked=True,
+        row_blocked=True, sharded=agnostic.sharded_softmax_ce_soft,
     ),
     LossInfo(
         "sparse_categorical_cross_entropy", "xce._sparse", "labels",
         agnostic.softmax_ce_labels, agnostic.probs_ce_labels,
         native="softmax_ce_labels", native_on=("numpy", "torch", "torch_cuda"),
-        lane="plain_sparse", row_blocked=True,
+        lane="plain_sparse", row_blocked=True, sharded=agnostic.sharded_softmax_ce_labels,
     ),
     LossInfo(
         "binary_focal_cross_entropy", "xce._binary_focal", "binary",

@@ -35,6 +35,7 @@ from ._focal_poly1 import (
     softmax_poly1_soft,
 )
 from ._reduce import count, gradient_scale, mask_gradient, reduce_loss
+from ._sharded import sharded_softmax_ce_labels, sharded_softmax_ce_soft
 
 __all__ = [
     "class_weight_of",
@@ -56,6 +57,8 @@ __all__ = [
     "probs_focal_soft",
     "probs_poly1_soft",
     "reduce_loss",
+    "sharded_softmax_ce_labels",
+    "sharded_softmax_ce_soft",
     "sigmoid",
     "sigmoid_bce",
     "sigmoid_binary_focal",
