@@ -25,10 +25,12 @@ from ._softcap import soft_cap, with_z_loss
 
 __all__ = [
     "class_weight_of",
+    "labels_loss_and_grad",
     "probs_ce_labels",
     "probs_ce_soft",
     "row_scale",
     "smoothed_weighted_target",
+    "soft_loss_and_grad",
     "softmax_ce_labels",
     "softmax_ce_soft",
     "softmax_stats",
@@ -91,20 +93,43 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad
     n_classes = x.shape[-1]
     x, slope = soft_cap(xp, x, softcap, with_grad)
     m, z, e, s, log_s = softmax_stats(xp, x)
-    nll = log_s - (take_along_last_axis(xp, x, labels[..., None]) - m)
     w_y = None if class_weight is None else class_weight_of(xp, class_weight, labels)[..., None]
+    smoothing_sums = None
+    if not is_python_zero(smoothing):
+        if class_weight is None:
+            smoothing_sums = (xp.sum(z, axis=-1, keepdims=True), n_classes)
+        else:
+            weighted_z = xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True)
+            smoothing_sums = (weighted_z, xp.sum(class_weight))
+    return labels_loss_and_grad(
+        xp, m=m, e=e, s=s, log_s=log_s,
+        z_y=take_along_last_axis(xp, x, labels[..., None]) - m, w_y=w_y,
+        smoothing_sums=smoothing_sums, class_weight=class_weight, n_classes=n_classes,
+        smoothing=smoothing, label_mask=lambda: _label_mask(xp, labels, n_classes, device(x)),
+        slope=slope, with_grad=with_grad, grad_scale=grad_scale, z_loss=z_loss, parts=parts,
+    )  # fmt: skip
+
+
+def labels_loss_and_grad(xp, *, m, e, s, log_s, z_y, w_y, smoothing_sums, class_weight,
+                         n_classes, smoothing, label_mask, slope, with_grad, grad_scale,
+                         z_loss, parts):  # fmt: skip
+    """The label kernels' loss and gradient from the row statistics, whether a row's classes
+    are all here (:func:`softmax_ce_labels`) or split over a group (``._sharded``).
+
+    ``m`` the row shift, ``e`` = exp(x - m) of the classes here, ``s`` = Σ e and ``log_s``
+    over all C classes, ``z_y`` the label's shifted logit, ``w_y`` its class weight (``None``:
+    1), ``smoothing_sums`` ``(Σ_c w_c·z_c, Σ_c w_c)`` over all classes (``None`` without
+    smoothing), ``class_weight`` the weights of the classes here, ``label_mask()`` the
+    (..., classes here) mask of the label's position, ``slope`` the cap's derivative.
+    """
+    nll = log_s - z_y
     if w_y is not None:
         nll = w_y * nll
-    smoothed = not is_python_zero(smoothing)
+    smoothed = smoothing_sums is not None
     ce = (1 - smoothing) * nll if smoothed else nll
     if smoothed:
-        uniform = smoothing / n_classes
-        if class_weight is None:
-            total_weight, weighted_z = n_classes, xp.sum(z, axis=-1, keepdims=True)
-        else:
-            total_weight = xp.sum(class_weight)
-            weighted_z = xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True)
-        ce = ce + uniform * (total_weight * log_s - weighted_z)
+        weighted_z, total_weight = smoothing_sums
+        ce = ce + (smoothing / n_classes) * (total_weight * log_s - weighted_z)
     loss, z_coefficient, terms = with_z_loss(
         xp, ce, m, log_s, z_loss=z_loss, weight=w_y, parts=parts
     )
@@ -122,13 +147,13 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad
             mass = r
             shift = uniform * r
         else:
-            mass = ((1 - smoothing) * w_y + uniform * xp.sum(class_weight)) * r
+            mass = ((1 - smoothing) * w_y + uniform * smoothing_sums[1]) * r
             shift = (uniform * r) * class_weight
         mass = mass if extra is None else mass + extra
         grad = e * (mass / s) - shift
     else:
         grad = e * ((hard if extra is None else hard + extra) / s)
-    grad = xp.where(_label_mask(xp, labels, n_classes, device(x)), grad - hard, grad)
+    grad = xp.where(label_mask(), grad - hard, grad)
     return loss, grad if slope is None else grad * slope
 
 
@@ -153,13 +178,27 @@ def softmax_ce_soft(xp, x, y, *, class_weight, smoothing, with_grad, grad_scale=
     wq = smoothed_weighted_target(xp, y, class_weight=class_weight, smoothing=smoothing)
     x, slope = soft_cap(xp, x, softcap, with_grad)
     m, z, e, s, log_s = softmax_stats(xp, x)
-    mass = xp.sum(wq, axis=-1, keepdims=True)
-    # Σ wq·(log s - z) = log s·Σ wq - Σ wq·z; both terms are ≥ 0, so no cancellation, and a
-    # class with zero target mass adds 0 even where its logit is -inf.
-    ce = log_s * mass - xp.sum(times_finite(xp, wq, z), axis=-1, keepdims=True)
     omega = None
     if class_weight is not None and not is_python_zero(z_loss):
         omega = xp.sum(class_weight * y, axis=-1, keepdims=True)
+    return soft_loss_and_grad(
+        xp, m=m, e=e, s=s, log_s=log_s, wq=wq, mass=xp.sum(wq, axis=-1, keepdims=True),
+        wqz=xp.sum(times_finite(xp, wq, z), axis=-1, keepdims=True), omega=omega,
+        slope=slope, with_grad=with_grad, grad_scale=grad_scale, z_loss=z_loss, parts=parts,
+    )  # fmt: skip
+
+
+def soft_loss_and_grad(xp, *, m, e, s, log_s, wq, mass, wqz, omega, slope, with_grad,
+                       grad_scale, z_loss, parts):  # fmt: skip
+    """The soft-target kernels' loss and gradient from the row statistics (all classes in
+    :func:`softmax_ce_soft`, split over a group in ``._sharded``): ``mass`` = Σ w·q and
+    ``wqz`` = Σ w·q·(x - m) over all classes, ``omega`` the z-loss's weight (``None``: 1),
+    ``wq`` and ``e`` of the classes here; the rest as in :func:`labels_loss_and_grad`.
+
+    Σ wq·(log s - z) = log s·Σ wq - Σ wq·z: both terms are ≥ 0, so no cancellation, and a
+    class with zero target mass adds 0 even where its logit is -inf.
+    """
+    ce = log_s * mass - wqz
     loss, z_coefficient, terms = with_z_loss(
         xp, ce, m, log_s, z_loss=z_loss, weight=omega, parts=parts
     )

@@ -20,8 +20,13 @@ from __future__ import annotations
 
 from .._array_api import device
 from ._blocks import is_python_zero, log_or_neg_inf, times_finite
-from ._categorical import class_weight_of, row_scale, take_along_last_axis
-from ._softcap import soft_cap, with_z_loss
+from ._categorical import (
+    class_weight_of,
+    labels_loss_and_grad,
+    soft_loss_and_grad,
+    take_along_last_axis,
+)
+from ._softcap import soft_cap
 
 __all__ = [
     "global_row_max",
@@ -65,7 +70,7 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
     ``labels`` are global class indices (in range); ``class_weight`` is this member's slice;
     the smoothing's uniform share is ε/C with C = ``shard.num_classes``.
     """
-    local_classes, n_classes = x.shape[-1], shard.num_classes
+    local_classes = x.shape[-1]
     x, slope = soft_cap(xp, x, softcap, with_grad)
     m = global_row_max(xp, x, shard)
     z = x - m
@@ -81,52 +86,28 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
         w_y = class_weight_of(xp, class_weight, local)[..., None]
         columns.append(xp.where(owned, w_y, zero))
     smoothed = not is_python_zero(smoothing)
-    if smoothed:
-        if class_weight is None:
-            columns.append(xp.sum(z, axis=-1, keepdims=True))
-        else:
-            columns.append(xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True))
-            # The total class weight, per row so that it travels in the same stack.
-            columns.append(xp.sum(class_weight) + zero)
+    if smoothed and class_weight is None:
+        columns.append(xp.sum(z, axis=-1, keepdims=True))
+    elif smoothed:
+        columns.append(xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True))
+        # The total class weight, per row so that it travels in the same stack.
+        columns.append(xp.sum(class_weight) + zero)
     sums = _split_sums(xp, shard, columns)
-    s, z_y = sums[0], sums[1]
     w_y = None if class_weight is None else sums[2]
-    log_s = log_or_neg_inf(xp, s)
-    nll = log_s - z_y
-    if w_y is not None:
-        nll = w_y * nll
-    ce = (1 - smoothing) * nll if smoothed else nll
+    smoothing_sums = None
     if smoothed:
-        uniform = smoothing / n_classes
-        if class_weight is None:
-            total_weight, weighted_z = n_classes, sums[2]
-        else:
-            weighted_z, total_weight = sums[3], sums[4]
-        ce = ce + uniform * (total_weight * log_s - weighted_z)
-    loss, z_coefficient, terms = with_z_loss(
-        xp, ce, m, log_s, z_loss=z_loss, weight=w_y, parts=parts
-    )
-    loss = loss if terms is None else terms
-    if not with_grad:
-        return loss, None
-    r = row_scale(xp, grad_scale)
-    hard = (1 - smoothing) * r if w_y is None else (1 - smoothing) * w_y * r
-    extra = None if z_coefficient is None else z_coefficient * r
-    if smoothed:
-        uniform = smoothing / n_classes
-        if class_weight is None:
-            mass, shift = r, uniform * r
-        else:
-            mass = ((1 - smoothing) * w_y + uniform * total_weight) * r
-            shift = (uniform * r) * class_weight
-        mass = mass if extra is None else mass + extra
-        grad = e * (mass / s) - shift
-    else:
-        grad = e * ((hard if extra is None else hard + extra) / s)
-    classes = xp.arange(local_classes, dtype=local.dtype, device=device(x))
-    at_label = owned & (local[..., None] == classes)
-    grad = xp.where(at_label, grad - hard, grad)
-    return loss, grad if slope is None else grad * slope
+        smoothing_sums = (sums[-1], shard.num_classes) if class_weight is None else sums[-2:]
+
+    def label_mask():
+        classes = xp.arange(local_classes, dtype=local.dtype, device=device(x))
+        return owned & (local[..., None] == classes)
+
+    return labels_loss_and_grad(
+        xp, m=m, e=e, s=sums[0], log_s=log_or_neg_inf(xp, sums[0]), z_y=sums[1], w_y=w_y,
+        smoothing_sums=smoothing_sums, class_weight=class_weight, n_classes=shard.num_classes,
+        smoothing=smoothing, label_mask=label_mask, slope=slope, with_grad=with_grad,
+        grad_scale=grad_scale, z_loss=z_loss, parts=parts,
+    )  # fmt: skip
 
 
 def sharded_softmax_ce_soft(xp, x, y, *, shard, start, class_weight, smoothing, with_grad,
@@ -151,17 +132,8 @@ def sharded_softmax_ce_soft(xp, x, y, *, shard, start, class_weight, smoothing, 
     if weighted_z_loss:
         columns.append(xp.sum(class_weight * y, axis=-1, keepdims=True))
     sums = _split_sums(xp, shard, columns)
-    s, mass, wqz = sums[0], sums[1], sums[2]
-    omega = sums[3] if weighted_z_loss else None
-    log_s = log_or_neg_inf(xp, s)
-    ce = log_s * mass - wqz
-    loss, z_coefficient, terms = with_z_loss(
-        xp, ce, m, log_s, z_loss=z_loss, weight=omega, parts=parts
-    )
-    loss = loss if terms is None else terms
-    if not with_grad:
-        return loss, None
-    r = row_scale(xp, grad_scale)
-    scaled = mass * r if z_coefficient is None else (mass + z_coefficient) * r
-    grad = e * (scaled / s) - r * wq
-    return loss, grad if slope is None else grad * slope
+    return soft_loss_and_grad(
+        xp, m=m, e=e, s=sums[0], log_s=log_or_neg_inf(xp, sums[0]), wq=wq, mass=sums[1],
+        wqz=sums[2], omega=sums[3] if weighted_z_loss else None, slope=slope,
+        with_grad=with_grad, grad_scale=grad_scale, z_loss=z_loss, parts=parts,
+    )  # fmt: skip
