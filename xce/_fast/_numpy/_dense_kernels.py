@@ -1,6 +1,9 @@
 """The NumPy soft-target and binary kernels: targets shaped like the logits, in row blocks of
-``_config.SMALL_BLOCK_BYTES`` shared among the threads; a block whose result is not finite is
-redone by the generic kernel, whose rules decide such cases."""
+``_config.SMALL_BLOCK_BYTES`` shared among the threads. Each block is read from memory once and
+its gradient rows written once; the passes in between run in cache, each the cheapest NumPy
+call that does its step (one exp and, for binary, one log per entry: the only transcendental
+calls). A block whose result is not finite is redone by the generic kernel, whose rules decide
+such cases."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import numpy as np
 
 from ..._value_checks import ROW_SUM_FLOOR, ROW_SUM_ULPS
 from .. import _config
-from ._row_ops import flat_scale, row_sums, rows_of, scale_rows
+from ._row_ops import flat_scale, row_dots, row_sums, rows_of, scale_rows
 from ._threads import empty_clear_of, rows_per_block, scratch_for, spread
 
 __all__ = ["sigmoid_bce", "softmax_ce_soft"]
@@ -18,10 +21,9 @@ def _in_unit_interval(a):
     return np.minimum.reduce(a, axis=None) >= 0 and np.maximum.reduce(a, axis=None) <= 1
 
 
-def _rows_sum_to_one(a):
-    """Every row sums to 1 within the shared tolerance, or to 0 (no target)."""
-    total = row_sums(a)
-    tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * float(np.finfo(a.dtype).eps))
+def _sums_are_one(total, dtype):
+    """Every row total is 1 within the shared tolerance, or 0 (no target)."""
+    tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * float(np.finfo(dtype).eps))
     return bool(np.all((np.abs(total - 1) <= tolerance) | (total == 0)))
 
 
@@ -43,23 +45,18 @@ def _generic_block(generic, x, y, loss, grad, scale, lo, hi):
     return block_loss
 
 
-def _run_guarded(fast_block, flat_y, check_targets, step, *, rows=False):
+def _run_blocks(fast_block, n_rows, n_columns, step):
     """Run ``fast_block(lo, hi)`` over row blocks of ``step`` rows on every thread, warnings
-    off (a block with a non-finite result is redone by the generic kernel). With
-    ``check_targets`` a block whose targets leave [0, 1] (or hold NaN), or with ``rows`` also
-    a row whose sum is neither 1 nor 0 (a multi-hot row), is skipped; returns whether every
-    block ran. The check reads each block while it is in cache."""
+    off (a block with a non-finite result is redone by the generic kernel). A block returns
+    ``False`` when its targets fail the check; returns whether none did."""
     outside = []
 
     def block(lo, hi):
-        yb = flat_y[lo:hi]
-        if check_targets and not (_in_unit_interval(yb) and (not rows or _rows_sum_to_one(yb))):
-            outside.append(lo)
-            return
         with np.errstate(all="ignore"):
-            fast_block(lo, hi)
+            if fast_block(lo, hi) is False:
+                outside.append(lo)
 
-    spread(flat_y.shape[0], step, flat_y.size, block)
+    spread(n_rows, step, n_rows * n_columns, block)
     return not outside
 
 
@@ -72,7 +69,8 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     cancelling. Unlike the labels kernel every row is shifted: an unshifted Σ wq·x would lose
     a confident row's small loss to rounding. ``generic`` (the agnostic kernel) takes the
     blocks whose loss is not finite. With ``check_targets`` each block first checks that its
-    targets lie in [0, 1] and each row sums to 1 (or 0); if one does not, the result is ``None``.
+    targets lie in [0, 1] and each row sums to 1 (or 0), the row sums being those the loss
+    uses; if one does not, the result is ``None``.
     """
     n_classes = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_classes), y.reshape(-1, n_classes)
@@ -80,24 +78,35 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     loss = np.empty(n_rows, dtype=x.dtype)
     grad = np.empty_like(flat_x) if with_grad else None
     scale = flat_scale(grad_scale, x.shape[:-1], (n_rows,), x.dtype)
+    weighted = bool(smoothing) or class_weight is not None
+    x_address = flat_x.ctypes.data if flat_x.nbytes >= _config.ALIAS_MIN_BYTES else None
+    row_bytes = n_classes * x.itemsize
 
     def fast_block(lo, hi):
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
+        if check_targets:
+            y_sums = row_sums(yb)
+            if not (_in_unit_interval(yb) and _sums_are_one(y_sums, x.dtype)):
+                return False
         m = np.maximum.reduce(xb, axis=1)
         if not np.isfinite(m).all():  # an infinite or NaN row: the generic rules decide
             return _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
         wq = yb  # w ⊙ q, in a scratch buffer when it differs from y (y is the caller's)
-        if smoothing or class_weight is not None:
+        if weighted:
             wq = scratch_for(hi - lo, n_classes, x.dtype, slot=1)
             np.multiply(yb, 1.0 - smoothing, out=wq)
             if smoothing:
                 wq += smoothing / n_classes
             if class_weight is not None:
                 wq *= class_weight
-        z = grad[lo:hi] if with_grad else scratch_for(hi - lo, n_classes, x.dtype)
+        mass = y_sums if check_targets and not weighted else row_sums(wq)
+        if with_grad:
+            z = grad[lo:hi]
+        else:
+            clear_of = None if x_address is None else x_address + lo * row_bytes
+            z = scratch_for(hi - lo, n_classes, x.dtype, clear_of=clear_of)
         np.subtract(xb, m[:, None], out=z)
-        mass = row_sums(wq)
-        dot = np.einsum("ij,ij->i", wq, z)
+        dot = row_dots(wq, z)
         np.exp(z, out=z)
         s = row_sums(z)
         nll = np.log(s) * mass - dot
@@ -108,9 +117,10 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
             z *= (mass / s)[:, None]
             z -= wq
             scale_rows(z, rows_of(scale, lo, hi))
+        return True
 
     step = rows_per_block(n_classes, x.itemsize, _config.SMALL_BLOCK_BYTES)
-    if not _run_guarded(fast_block, flat_y, check_targets, step, rows=True):
+    if not _run_blocks(fast_block, n_rows, n_classes, step):
         return None
     return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
 
@@ -120,12 +130,16 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     """ℓ = (1-q)·max(x, 0) + a·q·max(-x, 0) + (1-q+a·q)·log1p(e^-|x|), element-wise.
 
     q = (1-ε)·y + ε/2, a = ``pos_weight``. All three terms are ≥ 0, so nothing cancels: a
-    confident right answer keeps its tiny loss (x = 30, y = 1 gives 9.4e-14, not 0). The
-    gradient (1-q+a·q)·σ(x) - a·q takes σ = e^min(x,0) / (1 + e^-|x|), exact on both sides
-    of 0, without ``np.where`` (whose branchy loop costs more than exp on random signs).
-    Blocks with an infinite or NaN loss (infinite logits) go to ``generic``; ``check_targets``
-    as in :func:`softmax_ce_soft`. With ``summed`` the loss returned is the total Σ ℓ: each
-    block adds its own sum, and no (N, C) array of entries is allocated or written.
+    confident right answer keeps its tiny loss (x = 30, y = 1 gives 9.4e-14, not 0). With
+    t = e^-|x| and u = 1 + t, log1p(t) = log u + (t - (u - 1))/u: u - 1 is exact and t - (u - 1)
+    is the rounding error of 1 + t, so this is log1p to within log's own error, from NumPy's
+    vectorised log (its log1p loop is scalar and costs several exps). The gradient
+    (1-q+a·q)·σ(x) - a·q takes σ = max(t, [x > 0]) / u (t = e^x for x < 0), exact on both
+    sides of 0, with no second exp and no ``np.where`` (whose branchy loop costs more than exp
+    on random signs). Blocks with an infinite or NaN loss (infinite logits) go to ``generic``;
+    ``check_targets`` as in :func:`softmax_ce_soft`. With ``summed`` the loss returned is the
+    total Σ ℓ: each block adds its own sum, and no (N, C) array of entries is allocated or
+    written.
     """
     n_cols = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_cols), y.reshape(-1, n_cols)
@@ -142,6 +156,8 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
 
     def fast_block(lo, hi):
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
+        if check_targets and not _in_unit_interval(yb):
+            return False
         shape = xb.shape
 
         def scratch(slot, clear_of_x=False, dtype=x.dtype):
@@ -155,31 +171,34 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
             q = np.multiply(yb, 1.0 - smoothing, out=scratch(3))
             q += smoothing / 2
         aq = q if a is None else np.multiply(q, a, out=scratch(4))
+        positive = np.greater(xb, 0, out=scratch(7, dtype=np.bool_))
         term = scratch(2)
         if a is None:
             np.negative(xb, out=lb)
             np.minimum(xb, lb, out=lb)  # -|x|, exactly
             # (1-q)·max(x, 0) + q·max(-x, 0) = ([x > 0] - q)·x: 1 - q (exact for q near 1,
             # where p - q·p would not be) or -q, times x: two passes fewer than below
-            np.subtract(np.greater(xb, 0, out=scratch(7, dtype=np.bool_)), q, out=term)
+            np.subtract(positive, q, out=term)
             term *= xb
-            neg = np.minimum(xb, 0, out=scratch(1)) if with_grad else None
         else:
             pos = np.maximum(xb, 0, out=scratch(0, clear_of_x=True))
             neg = np.minimum(xb, 0, out=scratch(1, clear_of_x=True))
             np.subtract(neg, pos, out=lb)  # -|x|
             np.subtract(1, q, out=term)
             term *= pos  # (1-q)·max(x, 0)
-        np.exp(lb, out=lb)  # e^-|x|
-        if with_grad:  # σ(x) = e^min(x, 0) / (1 + e^-|x|), before neg is consumed below
-            gb = grad[lo:hi]
-            np.add(lb, 1, out=gb)
-            numerator = np.exp(neg, out=scratch(0))
-            np.divide(numerator, gb, out=gb)
-        if a is not None:
             np.multiply(aq, neg, out=neg)
             term -= neg  # + a·q·max(-x, 0)
-        np.log1p(lb, out=lb)
+        np.exp(lb, out=lb)  # t = e^-|x|
+        u = grad[lo:hi] if with_grad else scratch(0)
+        np.add(lb, 1, out=u)
+        correction = np.subtract(u, 1, out=scratch(1))
+        np.subtract(lb, correction, out=correction)
+        correction /= u
+        numerator = np.maximum(lb, positive, out=scratch(5)) if with_grad else None
+        np.log(u, out=lb)
+        lb += correction  # log1p(t)
+        if with_grad:
+            np.divide(numerator, u, out=u)  # σ(x), in the gradient's rows
         if a is not None:
             coefficient = np.subtract(aq, q, out=scratch(5))
             coefficient += 1  # 1 - q + a·q
@@ -189,16 +208,17 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
         if not np.isfinite(block_sum):
             block_loss = _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
             block_sums[lo] = np.add.reduce(block_loss, axis=None)
-            return
+            return True
         block_sums[lo] = block_sum
         if with_grad:
             if a is not None:
-                gb *= coefficient
-            gb -= aq
-            scale_rows(gb, rows_of(scale, lo, hi))
+                u *= coefficient
+            u -= aq
+            scale_rows(u, rows_of(scale, lo, hi))
+        return True
 
     step = rows_per_block(n_cols, x.itemsize, _config.SMALL_BLOCK_BYTES)
-    if not _run_guarded(fast_block, flat_y, check_targets, step):
+    if not _run_blocks(fast_block, flat_x.shape[0], n_cols, step):
         return None
     grad = None if grad is None else grad.reshape(x.shape)
     if summed:  # the blocks' sums in row order, whatever order the threads finished in
