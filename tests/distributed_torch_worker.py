@@ -1,0 +1,82 @@
+"""One rank of a gloo process group, run by ``test_distributed_torch.py``: every class-sharded
+case in one go, compared on this rank, and one JSON report written to a file.
+
+Usage: ``python distributed_torch_worker.py RANK WORLD PORT REPORT``. Every rank builds the
+same full problems from fixed seeds, computes the unsharded losses and gradients with one
+process's xce call on the whole arrays, then the sharded ones on its slice of the classes,
+and checks that they agree: the loss on every rank, the gradient's slice of this rank (for
+linear cross entropy, the whole ``d_hidden`` and this rank's ``d_weight`` / ``d_bias``
+rows), by ``value_and_grad`` and by ``torch.autograd``. A few float64 cases are also checked
+against the NumPy oracles (``reference_softcap.py``, ``reference_linear.py``). The report
+holds the failures (empty when all pass), the number of cases, the collectives counted per
+call and the errors that bad input raised.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import sys
+import traceback
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+import distributed_torch_cases as cases
+import torch
+import torch.distributed as dist
+
+RANK, WORLD, PORT = (int(arg) for arg in sys.argv[1:4])
+REPORT = pathlib.Path(sys.argv[4])
+
+# Every all_reduce / all_gather, recorded while `cases.COUNTER` is on: (name, shape, dtype).
+_all_reduce, _all_gather = dist.all_reduce, dist.all_gather
+
+
+def _counted(name, collective):
+    def wrapper(tensor, *args, **kwargs):
+        if cases.COUNTER is not None:
+            shape = tuple(tensor.shape) if name == "all_reduce" else tuple(args[0].shape)
+            dtype = str(tensor.dtype if name == "all_reduce" else args[0].dtype)
+            cases.COUNTER.append((name, shape, dtype))
+        return collective(tensor, *args, **kwargs)
+
+    return wrapper
+
+
+def main() -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{PORT}", rank=RANK, world_size=WORLD,
+        timeout=datetime.timedelta(seconds=30),
+    )  # fmt: skip
+    dist.all_reduce = _counted("all_reduce", _all_reduce)
+    dist.all_gather = _counted("all_gather", _all_gather)
+    torch.manual_seed(0)
+    failures, planned = [], list(cases.all_cases(RANK, WORLD))
+    count = 0
+    for name, check in planned:
+        count += 1
+        try:
+            check()
+        except AssertionError:  # a wrong number: the other cases still run
+            failures.append(f"rank {RANK}, {name}:\n{traceback.format_exc(limit=4)}")
+        except Exception:
+            # An error that this rank alone may have raised, before a collective the others
+            # wait in: stop here, so that they fail at once on the closed connection.
+            failures.append(f"rank {RANK}, {name} (stopped):\n{traceback.format_exc(limit=6)}")
+            break
+    report = {
+        "rank": RANK,
+        "world": WORLD,
+        "cases": count,
+        "planned": len(planned),
+        "failures": failures,
+        "collectives": cases.COLLECTIVES,
+        "errors": cases.ERRORS,
+    }
+    REPORT.write_text(json.dumps(report))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Class-sharded (vocab-parallel) losses over ``torch.distributed``: gloo process groups of 2
+and 4 ranks on 127.0.0.1, spawned once per world size; every rank runs all the cases of
+``distributed_torch_cases.py`` (sparse, categorical and linear cross entropy, every option and
+reduction, float32 and float64, even and uneven shards) against one process's unsharded call
+and the NumPy oracles, counts the collectives of typical calls and records what bad input
+raises. Torch only (gloo runs on the CPU); the two groups start together, so their startup
+overlaps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import pytest
+
+TESTS = pathlib.Path(__file__).parent
+WORLDS = (2, 4)
+TIMEOUT = 100  # seconds; each rank's process group gives up on a collective after 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def reports(backend, tmp_path_factory):
+    """{world size: [each rank's report]}, from both groups run at once."""
+    if backend != "torch":
+        pytest.skip(f"{backend}: torch.distributed's gloo groups are tested on the torch backend")
+    folder = tmp_path_factory.mktemp("distributed_torch")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    runs = {}
+    for world in WORLDS:
+        port = _free_port()
+        runs[world] = []
+        for rank in range(world):
+            report = folder / f"{world}-{rank}.json"
+            argv = [sys.executable, str(TESTS / "distributed_torch_worker.py"), str(rank),
+                    str(world), str(port), str(report)]  # fmt: skip
+            process = subprocess.Popen(
+                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            runs[world].append((report, process))
+    out = {}
+    for world, ranks in runs.items():
+        out[world] = []
+        for path, process in ranks:
+            try:
+                log, _ = process.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                for _, other in ranks:
+                    other.kill()
+                pytest.fail(f"world {world}: a rank did not finish in {TIMEOUT} s (a hang?)")
+            assert process.returncode == 0, f"world {world}: a rank failed:\n{log[-4000:]}"
+            out[world].append(json.loads(path.read_text()))
+    return out
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_sharded_losses_equal_the_unsharded_ones(reports, world):
+    ranks = reports[world]
+    assert [r["rank"] for r in ranks] == list(range(world))
+    failures = [failure for r in ranks for failure in r["failures"]]
+    assert not failures, f"{len(failures)} failed:\n" + "\n".join(failures[:10])
+    assert {(r["cases"], r["planned"]) for r in ranks} == {(ranks[0]["planned"],) * 2}
+    assert ranks[0]["planned"] > 400
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_collectives_per_call(reports, world):
+    """What a call communicates (N = 4 rows, 16 classes per rank, so N·C = 64·world):
+
+    * the forward: at most three all-reduces (one MAX of the row maxima, one SUM of a stack
+      of per-row partial sums, one more SUM of the labels' class weights with class weights),
+      each of O(N) elements;
+    * value_and_grad: the same (the gradient needs no more);
+    * autograd's backward: none (the forward made the gradient);
+    * an explicit ``start``: one all-gather of (start, C_r) per rank on the first call, to
+      check that the shards tile the classes.
+    """
+    for r in reports[world]:
+        calls = r["collectives"]
+        rows, classes = 4, 16 * world
+        for name in ("forward", "forward, class weights", "value_and_grad"):
+            reduces = [c for c in calls[name] if c[0] == "all_reduce"]
+            assert 2 <= len(reduces) <= 3 and len(calls[name]) == len(reduces), (name, calls[name])
+            for _, shape, dtype in reduces:
+                size = 1
+                for n in shape:
+                    size *= n
+                assert size <= 8 * rows < rows * classes, (name, shape)
+                assert dtype == "torch.float32", (name, dtype)
+        assert calls["autograd backward"] == []
+        assert [c[0] for c in calls["explicit start, first call"]].count("all_gather") == 1
+        assert calls["explicit start, second call"] == calls["forward"]
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_bad_input_raises_on_every_rank(reports, world):
+    expected = {
+        "label": "ValueError",
+        "from_logits=False": "ValueError",
+        "overlapping starts": "ValueError: the class shards do not tile",
+        "shards short of num_classes": "ValueError",
+    }
+    for r in reports[world]:
+        errors = r["errors"]
+        assert len(errors) == 5, errors
+        for name, message in errors.items():
+            key = "label" if name.startswith("label") else name
+            assert message.startswith(expected[key]), (r["rank"], name, message)
