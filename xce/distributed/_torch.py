@@ -107,10 +107,33 @@ def torch_class_shard(
 
 
 class TorchClassShard(ClassShard):
-    """A class shard over a ``torch.distributed`` process group; made by
-    :func:`torch_class_shard`, which documents it.
+    """A class shard over the ranks of a ``torch.distributed`` process group.
 
-    ``group_size`` and ``index`` are the group's size and this process's rank in it.
+    Made by :func:`torch_class_shard`, which documents the sharded losses; ``group_size``
+    and ``index`` are the group's size and this process's rank in it.
+
+    Parameters
+    ----------
+    num_classes : int
+        The global class count C.
+    group : torch.distributed.ProcessGroup, optional
+        The ranks that share the classes (``None``: the default group).
+    start : int, optional
+        The first global class of this rank's shard (``None``: equal contiguous shards).
+
+    Examples
+    --------
+    >>> import socket, torch, torch.distributed as dist, xce
+    >>> with socket.socket() as s:
+    ...     _ = s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    >>> dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
+    ...                         rank=0, world_size=1)
+    >>> shard = xce.distributed.torch_class_shard(4)
+    >>> shard.group_size, shard.index, shard.start(4)
+    (1, 0, 0)
+    >>> shard.all_max(torch.tensor([1.0, 5.0]))
+    tensor([1., 5.])
+    >>> dist.destroy_process_group()
     """
 
     def __init__(self, num_classes: int, *, group: Any = None, start: int | None = None):
