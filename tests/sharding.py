@@ -78,9 +78,22 @@ def run_members(num_classes, bounds, call, *, explicit_start=True):
         ThreadClassShard(num_classes, group, i, start=lo if explicit_start else None)
         for i, (lo, _) in enumerate(bounds)
     ]
+
+    def member(shard, lo, hi):
+        try:
+            return call(shard, lo, hi)
+        except BaseException:
+            group.barrier.abort()  # the others stop waiting for this member
+            raise
+
     with ThreadPoolExecutor(len(bounds)) as pool:
         futures = [
-            pool.submit(call, shard, lo, hi) for shard, (lo, hi) in zip(shards, bounds, strict=True)
+            pool.submit(member, shard, lo, hi)
+            for shard, (lo, hi) in zip(shards, bounds, strict=True)
         ]
-        results = [f.result(timeout=120) for f in futures]
-    return results, group.calls
+        errors = [f.exception(timeout=120) for f in futures]
+    # The member that failed first, not the others' broken barrier.
+    first = next((e for e in errors if e and not isinstance(e, threading.BrokenBarrierError)), None)
+    if first is not None or any(errors):
+        raise first or next(e for e in errors if e)
+    return [f.result() for f in futures], group.calls

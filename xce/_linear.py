@@ -57,7 +57,9 @@ def _check_hyperparameters(softcap: Any, z_loss: Any, chunk_size: Any) -> None:
         raise ValueError(f"chunk_size={chunk_size} must be ≥ 1 row")
 
 
-def _check_shapes(y_true: Array, hidden: Array, weight: Array, bias: Array | None) -> None:
+def _check_shapes(
+    y_true: Array, hidden: Array, weight: Array, bias: Array | None, *, sharded: bool
+) -> None:
     if hidden.ndim < 1:
         raise ValueError("hidden must have shape (..., D), got a 0-d array")
     if weight.ndim != 2:
@@ -71,7 +73,7 @@ def _check_shapes(y_true: Array, hidden: Array, weight: Array, bias: Array | Non
             f"{hidden.shape[-1]}: weight must be (V, D) with D = hidden.shape[-1] (transpose "
             "a (D, V) matrix)"
         )
-    if weight.shape[0] < 2:
+    if weight.shape[0] < 2 and not sharded:  # a member of a group may hold one class
         raise ValueError(f"weight must have at least 2 rows (classes), got {weight.shape[0]}")
     if tuple(y_true.shape) != tuple(hidden.shape[:-1]):
         raise ValueError(
@@ -109,7 +111,7 @@ def prepare_linear(
     check_label_dtype(xp, y_true, "y_true")
     check_ignore_index(ignore_index)
     check_where(xp, a["where"])
-    _check_shapes(y_true, hidden, weight, bias)
+    _check_shapes(y_true, hidden, weight, bias, sharded=class_shard is not None)
     out_dtype = xp.result_type(hidden.dtype, weight.dtype)
     acc = agnostic.compute_dtype(xp, out_dtype)
     batch = tuple(hidden.shape[:-1])
@@ -137,6 +139,12 @@ def prepare_linear(
         options["z_loss"] = z_loss
     if class_shard is not None:
         check_class_shard(class_shard, from_logits=True, loss_name=INFO.name)
+        if is_dask_array(hidden):
+            # The sweep runs inside Dask's tasks, where no group's collective can run.
+            raise TypeError(
+                "linear_cross_entropy: class_shard takes torch tensors or JAX arrays, not "
+                "Dask arrays (a Dask cluster streams the unsharded loss instead)"
+            )
         options["class_shard"] = class_shard
     problem = Problem(
         xp, flat(labels), xp.reshape(hidden, (n_rows, dim)), weight, bias, flat(s),

@@ -113,13 +113,18 @@ def option(inputs: Prepared, value: Any, name: str) -> Any:
     return value
 
 
-def class_problem(y_pred: Array, axis: int, loss_name: str) -> tuple[int, int, tuple[int, ...]]:
-    """The normalised class axis, the class count and the per-sample batch shape."""
+def class_problem(
+    y_pred: Array, axis: int, loss_name: str, *, sharded: bool = False
+) -> tuple[int, int, tuple[int, ...]]:
+    """The normalised class axis, the class count and the per-sample batch shape. A member
+    of a class-sharded group (``sharded``) may hold a single class (its shard's count C ≥ 2
+    was checked)."""
     if y_pred.ndim == 0:
         raise ValueError(f"y_pred is 0-d; {loss_name} needs a class axis")
     axis = normalise_axis(axis, y_pred.ndim)
     n_classes = y_pred.shape[axis]
-    check_class_count(n_classes, loss_name)
+    if not sharded:
+        check_class_count(n_classes, loss_name)
     batch = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
     return axis, n_classes, batch
 
@@ -287,7 +292,7 @@ def prepare_soft(
     )  # fmt: skip
     y_true = a.pop("y_true")
     check_target_dtype(xp, y_true, "y_true")
-    axis, n_classes, batch = class_problem(y_pred, axis, loss_name)
+    axis, n_classes, batch = class_problem(y_pred, axis, loss_name, sharded=class_shard is not None)
     labels_like = tuple(y_true.shape) == batch and xp.isdtype(y_true.dtype, "integral")
     check_same_shape(
         y_true, y_pred,
@@ -368,7 +373,7 @@ def prepare_labels(
     y_true = a.pop("y_true")
     check_label_dtype(xp, y_true, "y_true")
     check_ignore_index(ignore_index)
-    axis, n_classes, batch = class_problem(y_pred, axis, loss_name)
+    axis, n_classes, batch = class_problem(y_pred, axis, loss_name, sharded=class_shard is not None)
     check_label_shape(y_true, y_pred, axis, batch)
     shard_start = None if class_shard is None else class_shard.start(n_classes)
     label_classes = n_classes if class_shard is None else class_shard.num_classes
