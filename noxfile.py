@@ -73,7 +73,11 @@ def _run_suite(session: nox.Session, backend: str) -> None:
         session.run("pytest", "--doctest-modules", "xce", "--ignore=xce/_fast/_torch",
                     "--ignore=xce/keras.py", "--ignore=xce/torch.py",
                     "--ignore=xce/_tensorflow.py", "--ignore=xce/_ctc_torch.py",
-                    "--ignore=xce/_ctc_jax.py", "--ignore=xce/_ctc_dask.py", env=env)  # fmt: skip
+                    "--ignore=xce/_ctc_jax.py", "--ignore=xce/_ctc_dask.py",
+                    # The class shards' examples run in the torch and jax sessions
+                    # (tests/test_docstrings.py).
+                    "--ignore=xce/distributed/_torch.py", "--ignore=xce/distributed/_jax.py",
+                    env=env)  # fmt: skip
 
 
 def _cpu_session(backend: str, packages: list[str]):

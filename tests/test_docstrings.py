@@ -22,7 +22,10 @@ IGNORED = {
 # also documents ``__call__``: dunder methods are not checked).
 IGNORED_IN_METHODS = {"EX01": "the class's example calls the method"}
 
-MODULES = ["xce", *(f"xce.compat.{name}" for name in ("keras", "optax", "sklearn", "tf", "torch"))]
+MODULES = [
+    "xce", "xce.distributed",
+    *(f"xce.compat.{name}" for name in ("keras", "optax", "sklearn", "tf", "torch")),
+]  # fmt: skip
 # The loss objects are made (and their framework imported) when first looked up.
 FRAMEWORK_MODULES = {"xce.keras": "keras", "xce.torch": "torch"}
 
@@ -62,7 +65,7 @@ def test_every_public_module_is_covered():
     import xce.compat
 
     assert len(NAMES) > 60
-    assert set(xce.compat.__all__) == {name.split(".")[2] for name in MODULES[1:]}
+    assert set(xce.compat.__all__) == {name.split(".")[2] for name in MODULES[2:]}
 
 
 @pytest.mark.parametrize("qualname", NAMES)
@@ -94,3 +97,22 @@ def test_loss_objects_docstrings_are_numpydoc(module_name, monkeypatch):
 
 def _installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
+
+
+# The class shards' factories import their framework when called: their examples run in the
+# session that has it (the numpy session's --doctest-modules leaves their modules out).
+SHARD_FACTORIES = {"torch_class_shard": "torch", "jax_class_shard": "jax"}
+
+
+@pytest.mark.parametrize("name", sorted(SHARD_FACTORIES))
+def test_class_shard_examples_run(name):
+    pytest.importorskip(SHARD_FACTORIES[name], reason=f"{name}'s example needs its framework")
+    import xce.distributed
+
+    module = importlib.import_module(getattr(xce.distributed, name).__module__)
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner()
+    tests = [t for t in finder.find(module) if t.examples]
+    assert tests, f"{module.__name__} has no example"
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

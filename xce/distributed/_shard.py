@@ -35,6 +35,29 @@ class ClassShard(abc.ABC):
     start : int, optional
         The first (global) class of this member's shard. ``None``: equal contiguous shards in
         group order, ``index · local_C``, which needs local_C · group size = C.
+
+    Raises
+    ------
+    ValueError
+        ``num_classes`` not an int ≥ 2, ``start`` not an int in [0, ``num_classes``).
+
+    Examples
+    --------
+    A subclass gives the group's size, the member's index and the collectives; here a group
+    of one, whose collectives are the identity (MPI, say, would all-reduce instead):
+
+    >>> import numpy as np, xce
+    >>> class Alone(xce.distributed.ClassShard):
+    ...     group_size, index = 1, 0
+    ...     def all_max(self, a): return a
+    ...     def all_sum(self, a): return a
+    ...     def differentiable(self, compute, y_pred, *, class_axis):
+    ...         return compute(y_pred, False)[0]
+    >>> x, y = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]]), np.array([1, 2])
+    >>> sharded = xce.sparse_categorical_cross_entropy(
+    ...     y, x, from_logits=True, class_shard=Alone(3))
+    >>> bool(np.isclose(sharded, xce.sparse_categorical_cross_entropy(y, x, from_logits=True)))
+    True
     """
 
     def __init__(self, num_classes: int, *, start: int | None = None) -> None:
@@ -57,6 +80,16 @@ class ClassShard(abc.ABC):
 
     def start(self, local_classes: int) -> Any:
         """The first global class of this member's ``local_classes`` classes.
+
+        Parameters
+        ----------
+        local_classes : int
+            How many classes this member holds (its logits' class axis).
+
+        Returns
+        -------
+        int or 0-d array
+            The explicit ``start``, or ``index · local_classes`` (traced under JAX).
 
         Raises
         ------
@@ -83,11 +116,33 @@ class ClassShard(abc.ABC):
 
     @abc.abstractmethod
     def all_max(self, a: Array) -> Array:
-        """The element-wise maximum of ``a`` over the group (same shape; ``a`` untouched)."""
+        """The element-wise maximum of ``a`` over the group.
+
+        Parameters
+        ----------
+        a : array
+            This member's values (left untouched).
+
+        Returns
+        -------
+        array
+            The maximum over the members, of ``a``'s shape, on every member.
+        """
 
     @abc.abstractmethod
     def all_sum(self, a: Array) -> Array:
-        """The element-wise sum of ``a`` over the group (same shape; ``a`` untouched)."""
+        """The element-wise sum of ``a`` over the group.
+
+        Parameters
+        ----------
+        a : array
+            This member's values (left untouched).
+
+        Returns
+        -------
+        array
+            The sum over the members, of ``a``'s shape, on every member.
+        """
 
     @abc.abstractmethod
     def differentiable(
@@ -99,10 +154,24 @@ class ClassShard(abc.ABC):
     ) -> Any:
         """The value of ``compute(y_pred, with_grad)`` connected to the framework's autodiff.
 
-        ``compute`` returns ``(value, grad)``: the value (an array, the tuple ``(total,
-        count)`` or an :class:`xce.LossParts`) and, with ``with_grad``, the gradient of its
-        first array with respect to ``y_pred`` (for a per-sample loss: of each sample's
-        loss, scaled by its weight). The backward multiplies that saved gradient by the
+        The backward multiplies the gradient that ``compute(y_pred, True)`` returns by the
         incoming cotangent (per sample: expanded at ``class_axis``) and communicates
         nothing. The value's other arrays carry no gradient.
+
+        Parameters
+        ----------
+        compute : callable
+            ``compute(y_pred, with_grad) -> (value, grad)``: the value (an array, the tuple
+            ``(total, count)`` or an :class:`xce.LossParts`) and, with ``with_grad``, the
+            gradient of its first array with respect to ``y_pred`` (for a per-sample loss:
+            of each sample's loss, scaled by its weight; else ``None``).
+        y_pred : array
+            This member's logits.
+        class_axis : int
+            ``y_pred``'s class axis (non-negative).
+
+        Returns
+        -------
+        array, tuple or LossParts
+            The value, differentiable in ``y_pred`` where the framework records it.
         """
