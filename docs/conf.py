@@ -67,6 +67,8 @@ _keras_stand_in()
 # function added to a module appears in the reference without editing the docs.
 API_MODULES = {
     "xce": "The losses, the building blocks and value_and_grad.",
+    "xce.distributed": "Class-sharded (vocab-parallel) cross entropy: see the guide's "
+    "*Beyond one device*.",
     "xce.compat.keras": "Twins of keras.losses.",
     "xce.compat.torch": "Twins of torch.nn.functional and torch.nn's loss classes.",
     "xce.compat.tf": "Twins of tf.nn.",
