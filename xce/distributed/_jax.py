@@ -148,7 +148,7 @@ def jax_class_shard(
         C, the number of classes over the whole axis.
     axis_name : hashable or tuple of hashables
         The mesh axis (or axes, row-major) that splits the classes, as in ``lax.psum``.
-    start : int or 0-d integer array, optional
+    start : int or 0-d int array, optional
         This position's first class. Every position of a ``shard_map`` holds as many
         classes, so a layout other than the default is a traced integer computed from
         ``lax.axis_index`` (not checked: its value is unknown while tracing). ``None``:
