@@ -36,12 +36,6 @@ IGNORE = -100
 ARRAYS = ("where", "sample_weight", "class_weight")  # options given by their array's name
 
 
-def layouts(world):
-    """(name, local class counts, explicit starts?) for this world size."""
-    uneven = {2: [2, 5], 4: [3, 1, 4, 2]}[world]
-    return [("even", [3] * world, False), ("uneven", uneven, True)]
-
-
 @functools.cache
 def problem(num_classes):
     """The full float64 arrays of one layout (the same on every rank)."""
@@ -216,12 +210,21 @@ def check_against_reference(case):
     close(grads, expected_grads, case.dtype, "gradient against the oracle")
 
 
-# What runs where (a few hundred calls per rank, so that both groups finish in seconds):
-# float64 on even shards, every option × reduction; the other layouts and dtypes, the
-# options that combine everything. autograd and value_and_grad everywhere, the plain value
-# (no autodiff: another path through the shard) where autograd is not the only check.
+# What runs where (a few hundred calls per rank, so that both groups finish in seconds; with
+# four ranks on two cores every collective waits for each rank to be scheduled):
+# two ranks, float64 on even shards: every option × reduction; the other layouts and dtypes:
+# the options that combine everything. Four ranks: uneven shards only (their even shards
+# run in the collectives' count and the bad-input checks). autograd and value_and_grad
+# everywhere, the plain value (no autodiff: another path through the shard) in float64.
 EVERY = tuple(OPTIONS)
 COMBINED = ("plain", "everything", "parts")
+
+
+def layouts(world):
+    """(name, local class counts, explicit starts?) for this world size."""
+    if world == 2:
+        return [("even", [3, 3], False), ("uneven", [2, 5], True)]
+    return [("uneven", [3, 1, 4, 2], True)]
 
 
 def _plan(layout, dtype_name):
@@ -260,19 +263,20 @@ def all_cases(rank, world):
 
 
 def counted(name, call):
-    """Run ``call`` with the collectives recorded under ``name``."""
+    """``call()``, with its collectives recorded under ``name``."""
     global COUNTER
     COUNTER = []
     try:
-        call()
+        return call()
     finally:
         COLLECTIVES[name], COUNTER = COUNTER, None
 
 
 def count_collectives(rank, world):
     """The collectives of typical calls (N = 4 rows, 16 classes per rank, float32): the
-    forward with and without class weights, value_and_grad, autograd's backward alone, and an
-    uneven layout's first and second calls (its tiling is checked once)."""
+    forward with and without class weights, value_and_grad, autograd's backward alone, soft
+    targets, linear cross entropy (D = 3) without and with autograd, and an uneven layout's
+    first and second calls (its tiling is checked once)."""
     case = Case("sparse", rank, [16] * world, False, torch.float32)
     case.data = {**problem(case.num_classes)}
     rng = np.random.default_rng(1)
@@ -290,6 +294,20 @@ def count_collectives(rank, world):
         labels, logits, from_logits=True, class_shard=case.shard
     )
     counted("autograd backward", loss.backward)
+    soft = Case("categorical", rank, [16] * world, False, torch.float32)
+    soft.data = {**case.data, "targets": np.full((4, case.num_classes), 1 / case.num_classes)}
+    counted("categorical forward", lambda: soft.call(plain, sharded=True, how="value"))
+    linear = Case("linear", rank, [16] * world, False, torch.float32)
+    linear.data = {**case.data, "hidden": rng.normal(size=(4, D))}
+    linear.data["weight"] = rng.normal(size=(case.num_classes, D))
+    counted("linear forward", lambda: linear.call(plain, sharded=True, how="value"))
+    hidden = linear.tensor("hidden").requires_grad_(True)
+    weight = linear.tensor("weight", local=True).requires_grad_(True)
+    loss = counted(
+        "linear forward, autograd",
+        lambda: xce.linear_cross_entropy(labels, hidden, weight, class_shard=linear.shard),
+    )
+    counted("linear autograd backward", loss.backward)
     uneven = Case("sparse", rank, [16] * world, True, torch.float32)
     uneven.data = case.data
     counted("explicit start, first call", lambda: uneven.call(plain, sharded=True, how="value"))

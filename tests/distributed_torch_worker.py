@@ -18,6 +18,7 @@ import datetime
 import json
 import pathlib
 import sys
+import time
 import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -53,7 +54,7 @@ def main() -> None:
     dist.all_gather = _counted("all_gather", _all_gather)
     torch.manual_seed(0)
     failures, planned = [], list(cases.all_cases(RANK, WORLD))
-    count = 0
+    count, began = 0, time.perf_counter()
     for name, check in planned:
         count += 1
         try:
@@ -70,6 +71,7 @@ def main() -> None:
         "world": WORLD,
         "cases": count,
         "planned": len(planned),
+        "seconds": time.perf_counter() - began,
         "failures": failures,
         "collectives": cases.COLLECTIVES,
         "errors": cases.ERRORS,

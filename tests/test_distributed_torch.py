@@ -70,34 +70,50 @@ def test_sharded_losses_equal_the_unsharded_ones(reports, world):
     failures = [failure for r in ranks for failure in r["failures"]]
     assert not failures, f"{len(failures)} failed:\n" + "\n".join(failures[:10])
     assert {(r["cases"], r["planned"]) for r in ranks} == {(ranks[0]["planned"],) * 2}
-    assert ranks[0]["planned"] > 400
+    assert ranks[0]["planned"] > {2: 400, 4: 100}[world]
+
+
+FORWARDS = ("forward", "forward, class weights", "value_and_grad", "categorical forward",
+            "linear forward", "linear forward, autograd")  # fmt: skip
+
+
+def _size(shape):
+    size = 1
+    for n in shape:
+        size *= n
+    return size
 
 
 @pytest.mark.parametrize("world", WORLDS)
 def test_collectives_per_call(reports, world):
-    """What a call communicates (N = 4 rows, 16 classes per rank, so N·C = 64·world):
+    """What a call communicates (N = 4 rows, 16 classes per rank, so N·C = 64·world), as
+    measured (shapes, all float32 like the logits):
 
-    * the forward: at most three all-reduces (one MAX of the row maxima, one SUM of a stack
-      of per-row partial sums, one more SUM of the labels' class weights with class weights),
-      each of O(N) elements;
-    * value_and_grad: the same (the gradient needs no more);
+    * sparse, forward: two all-reduces, (4, 1) MAX of the row maxima and (4, 2) SUM of the
+      stacked partial sums; with class weights one more, (4,), the labels' weights ω;
+    * value_and_grad: the same as the forward (the gradient needs no more);
+    * soft targets: (4, 2) SUM of the row checks' sums, then the two of the kernel;
+    * linear cross entropy: the kernel's two per chunk of rows, and under autograd one
+      all-reduce of d_hidden, (N, D), in the forward;
     * autograd's backward: none (the forward made the gradient);
-    * an explicit ``start``: one all-gather of (start, C_r) per rank on the first call, to
+    * an explicit ``start``: one all-gather of (start, C_r) on the shard's first call, to
       check that the shards tile the classes.
     """
+    rows, classes, d_model = 4, 16 * world, 3
     for r in reports[world]:
         calls = r["collectives"]
-        rows, classes = 4, 16 * world
-        for name in ("forward", "forward, class weights", "value_and_grad"):
-            reduces = [c for c in calls[name] if c[0] == "all_reduce"]
-            assert 2 <= len(reduces) <= 3 and len(calls[name]) == len(reduces), (name, calls[name])
-            for _, shape, dtype in reduces:
-                size = 1
-                for n in shape:
-                    size *= n
-                assert size <= 8 * rows < rows * classes, (name, shape)
+        for name in FORWARDS:
+            kinds = {c[0] for c in calls[name]}
+            assert kinds == {"all_reduce"}, (name, calls[name])
+            per_row = [c for c in calls[name] if tuple(c[1]) != (rows, d_model)]
+            assert 2 <= len(per_row) <= 3, (name, calls[name])
+            for _, shape, dtype in calls[name]:
+                assert _size(shape) <= 8 * rows < rows * classes, (name, shape)
                 assert dtype == "torch.float32", (name, dtype)
-        assert calls["autograd backward"] == []
+        assert len(calls["forward"]) == 2
+        assert len(calls["linear forward"]) == 2
+        assert [tuple(c[1]) for c in calls["linear forward, autograd"]][-1] == (rows, d_model)
+        assert calls["autograd backward"] == calls["linear autograd backward"] == []
         assert [c[0] for c in calls["explicit start, first call"]].count("all_gather") == 1
         assert calls["explicit start, second call"] == calls["forward"]
 
