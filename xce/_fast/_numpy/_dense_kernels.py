@@ -11,7 +11,7 @@ import numpy as np
 
 from ..._value_checks import ROW_SUM_FLOOR, ROW_SUM_ULPS
 from .. import _config
-from ._row_ops import flat_scale, row_dots, row_sums, rows_of, scale_rows
+from ._row_ops import flat_scale, row_sums, rows_of, scale_rows
 from ._threads import empty_clear_of, rows_per_block, scratch_for, spread
 
 __all__ = ["sigmoid_bce", "softmax_ce_soft"]
@@ -21,10 +21,21 @@ def _in_unit_interval(a):
     return np.minimum.reduce(a, axis=None) >= 0 and np.maximum.reduce(a, axis=None) <= 1
 
 
-def _sums_are_one(total, dtype):
+# The shared row-sum tolerance per dtype, formed once: finfo and max() on every block would cost
+# a small call more than the check itself.
+_ROW_SUM_TOLERANCE = {
+    np.dtype(t): max(ROW_SUM_FLOOR, ROW_SUM_ULPS * float(np.finfo(t).eps))
+    for t in (np.float32, np.float64)
+}
+
+
+def _sums_are_one(total):
     """Every row total is 1 within the shared tolerance, or 0 (no target)."""
-    tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * float(np.finfo(dtype).eps))
-    return bool(np.all((np.abs(total - 1) <= tolerance) | (total == 0)))
+    tolerance = _ROW_SUM_TOLERANCE[total.dtype]
+    deviation = np.abs(total - 1)
+    if np.maximum.reduce(deviation) <= tolerance:  # every row near 1 (False for NaN)
+        return True
+    return bool(((deviation <= tolerance) | (total == 0)).all())
 
 
 def _generic_block(generic, x, y, loss, grad, scale, lo, hi):
@@ -86,11 +97,9 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
         if check_targets:
             y_sums = row_sums(yb)
-            if not (_in_unit_interval(yb) and _sums_are_one(y_sums, x.dtype)):
+            if not (_in_unit_interval(yb) and _sums_are_one(y_sums)):
                 return False
-        m = np.maximum.reduce(xb, axis=1)
-        if not np.isfinite(m).all():  # an infinite or NaN row: the generic rules decide
-            return _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
+        m = np.maximum.reduce(xb, axis=1)  # a row max that is not finite makes ℓ NaN below
         wq = yb  # w ⊙ q, in a scratch buffer when it differs from y (y is the caller's)
         if weighted:
             wq = scratch_for(hi - lo, n_classes, x.dtype, slot=1)
@@ -106,11 +115,13 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
             clear_of = None if x_address is None else x_address + lo * row_bytes
             z = scratch_for(hi - lo, n_classes, x.dtype, clear_of=clear_of)
         np.subtract(xb, m[:, None], out=z)
-        dot = row_dots(wq, z)
+        # not vecdot: its BLAS dot may start threads of its own inside each of ours
+        dot = np.einsum("ij,ij->i", wq, z)
         np.exp(z, out=z)
         s = row_sums(z)
         nll = np.log(s) * mass - dot
-        if not np.isfinite(nll).all():  # e.g. target mass on a -inf logit
+        # an infinite or NaN logit, or target mass on a -inf one: the generic rules decide
+        if not np.isfinite(nll).all():
             return _generic_block(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
         loss[lo:hi] = nll
         if with_grad:  # r·(Σwq·softmax - wq)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["flat_scale", "row_dots", "row_numbers", "row_sums", "rows_of", "scale_rows"]
+__all__ = ["flat_scale", "row_numbers", "row_sums", "rows_of", "scale_rows"]
 
 # Enough for the sparse kernel's per-row terms and the small lane, made once.
 _ROW_NUMBERS = np.arange(1 << 16)
@@ -22,16 +22,6 @@ def row_sums(a, out=None):
     # over a row; its error (≈1e-6 relative at C = 256000 in float32) stays below torch's own
     # logsumexp.
     return np.einsum("ij->i", a, out=out)
-
-
-# NumPy 2's vecdot runs the dot product loop, ~2× (float32) to 4× (float64) faster on a row
-# than einsum's two-operand reduction; NumPy 1.26 has only the latter.
-_vecdot = getattr(np, "vecdot", None)
-
-
-def row_dots(a, b):
-    """Σ_c a_c·b_c over each row of the 2-d real ``a`` and ``b``."""
-    return np.einsum("ij,ij->i", a, b) if _vecdot is None else _vecdot(a, b)
 
 
 def flat_scale(grad_scale, shape, flat_shape, dtype):
