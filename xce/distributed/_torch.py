@@ -169,7 +169,10 @@ class TorchClassShard(ClassShard):
         import torch
         import torch.distributed as dist
 
-        mine = torch.tensor([first, local_classes], dtype=torch.int64)
+        # NCCL moves CUDA tensors only; gloo (and a "cpu:gloo,cuda:nccl" group) takes these.
+        on_gpu = dist.get_backend(self.group) == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else None
+        mine = torch.tensor([first, local_classes], dtype=torch.int64, device=device)
         every = [torch.empty_like(mine) for _ in range(self.group_size)]
         dist.all_gather(every, mine, group=self.group)
         spans = [(int(t[0]), int(t[1])) for t in every]
