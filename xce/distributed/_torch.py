@@ -224,7 +224,8 @@ class TorchClassShard(ClassShard):
         if not recorded:
             return compute(y_pred, False)[0]
         box: dict[str, Any] = {}
-        outs = _function().apply(compute, y_pred, class_axis, box, *inputs)
+        several = isinstance(y_pred, tuple)
+        outs = _function().apply(compute, several, class_axis, box, *inputs)
         return _unflatten(box["structure"], outs)
 
 
@@ -269,19 +270,19 @@ def _function() -> Any:
         ``"sum_and_count"`` total) has a gradient, the rest are constants for logging."""
 
         @staticmethod
-        def forward(ctx, compute, y_pred, class_axis, box, *inputs):
+        def forward(ctx, compute, several, class_axis, box, *inputs):
             detached = tuple(t.detach() if t is not None else None for t in inputs)
-            value, grad = compute(detached if isinstance(y_pred, tuple) else detached[0], True)
+            value, grad = compute(detached if several else detached[0], True)
             leaves: list[Any] = []
             box["structure"] = _flatten(value, leaves)
-            grads = grad if isinstance(y_pred, tuple) else (grad,)
-            if leaves[0].ndim and isinstance(y_pred, tuple):
+            grads = grad if several else (grad,)
+            if leaves[0].ndim and several:
                 raise ValueError(
                     "a per-sample sharded loss over several inputs has no per-sample gradient "
                     "to scale; reduce it ('mean', 'sum' or 'sum_and_count')"
                 )
             ctx.class_axis = class_axis
-            ctx.save_for_backward(*(g if g is not None else None for g in grads))
+            ctx.save_for_backward(*grads)
             ctx.mark_non_differentiable(*leaves[1:])
             return tuple(leaves)
 
