@@ -48,7 +48,7 @@ PACKAGES = {
     "torch": [TORCH],
     "torch_cuda": [TORCH],
     "jax": ["jax"],
-    "dask": ["dask[array]"],
+    "dask": ["dask[array,distributed]"],  # distributed: tests/test_dask_cluster.py
     "cupy": [CUPY],
 }
 CPU_BACKENDS = {b.name: PACKAGES[b.name] for b in BACKENDS if not b.gpu}
