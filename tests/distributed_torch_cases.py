@@ -294,6 +294,11 @@ def count_collectives(rank, world):
         labels, logits, from_logits=True, class_shard=case.shard
     )
     counted("autograd backward", loss.backward)
+    # The caller's arrays stay as they were (all_reduce works in place, on copies).
+    np.testing.assert_array_equal(logits.detach().numpy(), case.tensor("logits", True).numpy())
+    mine = torch.full((4,), float(rank))
+    assert case.shard.all_sum(mine).tolist() == [sum(range(world))] * 4
+    assert case.shard.all_max(mine).tolist() == [world - 1] * 4 and mine.tolist() == [rank] * 4
     soft = Case("categorical", rank, [16] * world, False, torch.float32)
     soft.data = {**case.data, "targets": np.full((4, case.num_classes), 1 / case.num_classes)}
     counted("categorical forward", lambda: soft.call(plain, sharded=True, how="value"))
