@@ -233,6 +233,28 @@ def _plan(layout, dtype_name):
     return COMBINED, ("none", "mean", "sum_and_count")
 
 
+def check_class_axis(case):
+    """Logits (N, C, 2) with the classes on axis 1: per-sample losses through autograd (the
+    cotangent expanded at the class axis) and the mean's value_and_grad."""
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(N, case.num_classes, 2))
+    labels = torch.from_numpy(rng.integers(0, case.num_classes, size=(N, 2)))
+    cotangent = torch.linspace(0.5, 1.5, 2 * N, dtype=case.dtype).reshape(N, 2)
+    results = []
+    for x, shard in ((logits[:, case.lo : case.hi], case.shard), (logits, None)):
+        leaf = torch.tensor(x, dtype=case.dtype, requires_grad=True)
+        kwargs = {"from_logits": True, "axis": 1, "class_shard": shard}
+        per_sample = xce.sparse_categorical_cross_entropy(labels, leaf, reduction="none", **kwargs)
+        per_sample.backward(cotangent)
+        loss = xce.value_and_grad(xce.sparse_categorical_cross_entropy)
+        results.append((per_sample, leaf.grad, *loss(labels, leaf.detach(), **kwargs)))
+    (got, got_grad, got_mean, got_mean_grad), (want, want_grad, want_mean, want_mean_grad) = results
+    close(got, want, case.dtype, "per-sample loss")
+    close(got_grad, want_grad[:, case.lo : case.hi], case.dtype, "autograd, axis 1")
+    close(got_mean, want_mean, case.dtype, "mean")
+    close(got_mean_grad, want_mean_grad[:, case.lo : case.hi], case.dtype, "value_and_grad")
+
+
 def all_cases(rank, world):
     """(name, check) pairs: the same list, in the same order, on every rank."""
     for (layout, counts, explicit), kind, (dtype_name, dtype) in itertools.product(
@@ -258,6 +280,8 @@ def all_cases(rank, world):
                 )
         if dtype_name == "float64":
             yield f"{prefix} against the oracle", functools.partial(check_against_reference, case)
+        if dtype_name == "float64" and kind == "sparse":
+            yield f"{prefix} class axis 1", functools.partial(check_class_axis, case)
     yield "collectives counted", functools.partial(count_collectives, rank, world)
     yield "bad input", functools.partial(bad_input, rank, world)
 
@@ -330,7 +354,8 @@ def raises(name, call):
 
 
 def bad_input(rank, world):
-    """Labels outside [0, C), probabilities, shards that do not tile the classes."""
+    """Labels outside [0, C), probabilities, soft targets whose whole rows do not sum to 1,
+    shards that do not tile the classes."""
     counts = [3] * world
     case = Case("sparse", rank, counts, False, torch.float64)
     local = case.tensor("logits", local=True)
@@ -348,6 +373,15 @@ def bad_input(rank, world):
             case.tensor("labels"), torch.softmax(local, -1), class_shard=case.shard
         ),
     )
+    # Targets whose whole rows sum to 1.3 (each rank sees only its part of the sum).
+    soft = Case("categorical", rank, counts, False, torch.float64)
+    raises(
+        "soft targets off by 30%",
+        lambda: xce.categorical_cross_entropy(
+            soft.tensor("targets", local=True) * 1.3, local, from_logits=True,
+            class_shard=case.shard,
+        ),
+    )  # fmt: skip
     # Every rank claims to start at class 0 (overlapping shards): the one gather shows it.
     overlapping = torch_class_shard(case.num_classes, start=0)
     raises(

@@ -125,10 +125,11 @@ def test_bad_input_raises_on_every_rank(reports, world):
         "from_logits=False": "ValueError",
         "overlapping starts": "ValueError: the class shards do not tile",
         "shards short of num_classes": "ValueError",
+        "soft targets off by 30%": "ValueError: rows of y_true must sum to 1",
     }
     for r in reports[world]:
         errors = r["errors"]
-        assert len(errors) == 5, errors
+        assert len(errors) == 6, errors
         for name, message in errors.items():
             key = "label" if name.startswith("label") else name
             assert message.startswith(expected[key]), (r["rank"], name, message)
