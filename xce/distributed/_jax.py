@@ -140,7 +140,10 @@ def jax_class_shard(
     group-size times). ``jax.grad`` of the whole ``shard_map`` (taken outside it) is right
     with ``check_vma=True``, the default; with the check off, JAX divides an unmapped
     output's cotangent by the group size and expects the backward to ``psum`` it, so take
-    the gradient inside the mapped function there.
+    the gradient inside the mapped function there. Of a sharded sparse or categorical
+    cross entropy only ``y_pred`` is differentiated: a ``jax.grad`` with respect to its soft
+    targets or weights is refused by JAX (an ``UnexpectedTracerError``: the custom VJP
+    closes over them) rather than answered with zeros.
 
     Parameters
     ----------
