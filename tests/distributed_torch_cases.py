@@ -2,9 +2,9 @@
 
 Every rank builds the same full problem (fixed seeds), takes its classes ``[start, start +
 C_r)`` and compares the sharded call with one process's unsharded call on the whole arrays
-(float64: 1e-12 relative; float32: float32's tolerance), for values, ``value_and_grad`` and
-``torch.autograd``. Each check makes all its collective calls before comparing anything, so a
-failed comparison on one rank never leaves the others waiting.
+(float64: 1e-12 relative; float32 and bfloat16: their tolerances), for values,
+``value_and_grad`` and ``torch.autograd``. Each check makes all its collective calls before
+comparing anything, so a failed comparison on one rank never leaves the others waiting.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ERRORS: dict[str, str] = {}
 COUNTER: list | None = None  # on while a counted call runs
 
 REDUCTIONS = ("none", "mean", "sum", "sum_and_count")
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 N, D = 5, 3  # rows, hidden size
 IGNORE = -100
 ARRAYS = ("where", "sample_weight", "class_weight")  # options given by their array's name
@@ -85,8 +85,10 @@ def close(got, expected, dtype, what):
             close(g, e, dtype, f"{what}[{i}]")
         return
     name = str(dtype).removeprefix("torch.")
-    g = got.detach().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
-    e = expected.detach().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
+    g, e = (
+        x.detach().to(torch.float64).numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        for x in (got, expected)
+    )
     if isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor):
         assert got.dtype == expected.dtype, f"{what}: dtype {got.dtype} != {expected.dtype}"
     assert g.shape == e.shape, f"{what}: shape {g.shape} != {e.shape}"
@@ -211,11 +213,12 @@ def check_against_reference(case):
 
 
 # What runs where (a few hundred calls per rank, so that both groups finish in seconds; with
-# four ranks on two cores every collective waits for each rank to be scheduled):
-# two ranks, float64 on even shards: every option × reduction; the other layouts and dtypes:
-# the options that combine everything. Four ranks: uneven shards only (their even shards
-# run in the collectives' count and the bad-input checks). autograd and value_and_grad
-# everywhere, the plain value (no autodiff: another path through the shard) in float64.
+# four ranks on two cores every collective waits for each rank to be scheduled): two ranks,
+# float64 on even shards: every option × reduction; the other layouts and dtypes: the
+# options that combine everything (bfloat16: all at once, "mean"). Four ranks: uneven shards
+# only (their even shards run in the collectives' count and the bad-input checks). autograd
+# and value_and_grad everywhere, the plain value (no autodiff: another path through the
+# shard) in float64.
 EVERY = tuple(OPTIONS)
 COMBINED = ("plain", "everything", "parts")
 
@@ -228,6 +231,8 @@ def layouts(world):
 
 
 def _plan(layout, dtype_name):
+    if dtype_name == "bfloat16":  # computed in float32, rounded at the end
+        return ("everything",), ("mean",)
     if dtype_name == "float64":
         return (EVERY, REDUCTIONS) if layout == "even" else (COMBINED, REDUCTIONS)
     return COMBINED, ("none", "mean", "sum_and_count")
