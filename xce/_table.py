@@ -104,7 +104,7 @@ LOSSES: tuple[LossInfo, ...] = (
     LossInfo(
         "categorical_cross_entropy", "xce._categorical", "soft",
         agnostic.softmax_ce_soft, agnostic.probs_ce_soft,
-        native="softmax_ce_soft", native_on=("numpy", "torch"), lane="plain_soft",
+        native="softmax_ce_soft", native_on=("numpy", "torch", "jax"), lane="plain_soft",
         row_blocked=True, sharded=agnostic.sharded_softmax_ce_soft,
     ),
     LossInfo(

@@ -129,14 +129,17 @@ def unchecked_bad(
 ) -> Array:
     """Where ``a`` breaks the rule, for NaN: per entry (``rows=False``: values outside
     [0, 1]), or per row of the last axis (values outside [0, 1], or a sum off 1)."""
-    outside = ~((a >= 0) & (a <= 1))  # NaN is outside
     if not rows:
-        return outside
+        return ~((a >= 0) & (a <= 1))  # NaN is outside
     if any(n == 0 for n in a.shape):
         # Nothing to sum. (Dask fails to compute a row sum of an empty array in several chunks.)
         return xp.zeros(a.shape[:-1], dtype=xp.bool, device=device(a))
     off, _ = _off_rows(xp, a, tolerance, zero_allowed=target)
-    return xp.any(outside, axis=-1) | off
+    # A row's minimum and maximum rather than a test of every entry: reductions without a
+    # select in the loop, which XLA's CPU code runs several times faster. NaN propagates
+    # through both, and fails the comparisons.
+    inside = (xp.min(a, axis=-1) >= 0) & (xp.max(a, axis=-1) <= 1)
+    return ~inside | off
 
 
 def _first_frame_outside_xce() -> int:

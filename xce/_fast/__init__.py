@@ -102,7 +102,7 @@ def _backend_for(xp, enabled):
 
         return Backend(_numpy, functools.partial(in_row_blocks, spread=_numpy.spread))
     if is_jax_namespace(xp):
-        from ._jax import run_kernel
+        from . import _jax
 
-        return Backend(None, run_kernel)
+        return Backend(_jax, _jax.run_kernel)
     return Backend(None, in_row_blocks)
