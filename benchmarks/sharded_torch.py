@@ -7,8 +7,10 @@ logits (torch's default threads); then ``--world`` processes, one rank each, joi
 on 127.0.0.1 and each computes the loss on its (rows, classes / world) slice with
 ``class_shard=``. Each round times the forward (no autograd) and the forward + backward
 (``loss.backward()`` on logits that require grad); the ranks start every timed call together
-(a barrier) and a round's time is its slowest rank's. The table gives the median over the
-rounds, and writes it to ``benchmarks/results/sharded.md`` (``--out``).
+(a barrier) and a round's time is its slowest rank's. Last, one rank's share alone (its
+classes in a group of one: the sharded kernels without peers) tells the kernels' cost from
+the group's. The table gives the medians over the rounds, and is written to
+``benchmarks/results/sharded.md`` (``--out``).
 """
 
 from __future__ import annotations
@@ -94,43 +96,63 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def main(args) -> None:
-    if args.classes % args.world:
-        raise SystemExit("--classes must be a multiple of --world (equal shards)")
-    labels, logits = _problem(args.rows, args.classes)
-    unsharded = _rounds(_calls(labels, logits, None), args.rounds)
-    del labels, logits
+def _group(args, world, classes):
+    """Each rank's seconds per mode and round, from a gloo group of ``world`` processes that
+    share ``classes`` classes."""
     with tempfile.TemporaryDirectory() as folder:
-        port, reports = _free_port(), [f"{folder}/{rank}.json" for rank in range(args.world)]
+        port, reports = _free_port(), [f"{folder}/{rank}.json" for rank in range(world)]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "GLOO_SOCKET_IFNAME": "lo"}
-        sizes = {"--rows": args.rows, "--classes": args.classes, "--world": args.world,
+        sizes = {"--rows": args.rows, "--classes": classes, "--world": world,
                  "--rounds": args.rounds, "--threads": args.threads}  # fmt: skip
         ranks = []
-        for rank in range(args.world):
+        for rank in range(world):
             argv = [sys.executable, __file__, "--rank", rank, "--port", port, "--report",
                     reports[rank], *(x for pair in sizes.items() for x in pair)]  # fmt: skip
             ranks.append(subprocess.Popen([str(x) for x in argv], env=env))
         for process in ranks:
             if process.wait() != 0:
                 raise SystemExit("a rank failed")
-        per_rank = [json.loads(pathlib.Path(r).read_text()) for r in reports]
+        return [json.loads(pathlib.Path(r).read_text()) for r in reports]
+
+
+def _median_ms(per_rank, mode, rounds):
+    """The median over the rounds of the slowest rank's time."""
+    return statistics.median(max(r[mode][i] for r in per_rank) for i in range(rounds)) * 1e3
+
+
+def main(args) -> None:
+    if args.classes % args.world:
+        raise SystemExit("--classes must be a multiple of --world (equal shards)")
+    load_before = os.getloadavg()
+    labels, logits = _problem(args.rows, args.classes)
+    unsharded = _rounds(_calls(labels, logits, None), args.rounds)
+    del labels, logits
+    local = args.classes // args.world
+    sharded = _group(args, args.world, args.classes)
+    # One rank's work alone: its classes in a group of one (the sharded kernels, no peers).
+    alone = _group(args, 1, local)
     lines = [
         f"Sparse cross entropy, ({args.rows}, {args.classes}) float32 logits, torch "
         f"{torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores; load before the run: {os.getloadavg()[0]:.2f}. Sharded: "
-        f"{args.world} gloo processes on 127.0.0.1 ({args.threads} torch thread(s) each), "
-        f"{args.classes // args.world} classes each; unsharded: one process, "
-        f"{torch.get_num_threads()} torch threads. Median of {args.rounds} rounds (a round "
-        "of the sharded call: its slowest rank).",
+        f"{os.cpu_count()} cores. Sharded: {args.world} gloo processes on 127.0.0.1 "
+        f"({args.threads} torch thread(s) each, {args.world} processes on {os.cpu_count()} "
+        f"cores), {local} classes each; unsharded: one process, {torch.get_num_threads()} "
+        f"torch threads; one rank alone: the sharded call on {local} classes in a group of "
+        f"one ({args.threads} thread(s)). Median of {args.rounds} rounds (a round of the "
+        "sharded call: its slowest rank). Load average (1, 5, 15 min) before: "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after (the run's own processes included): "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        + ".",
         "",
-        "| mode | unsharded ms | sharded ms | sharded / unsharded |",
-        "|---|---|---|---|",
+        "| mode | unsharded ms | sharded ms | sharded / unsharded | one rank alone ms |",
+        "|---|---|---|---|---|",
     ]
     for mode, seconds in unsharded.items():
-        rounds = [max(r[mode][i] for r in per_rank) for i in range(args.rounds)]
-        one, many = statistics.median(seconds) * 1e3, statistics.median(rounds) * 1e3
-        lines.append(f"| {mode} | {one:.0f} | {many:.0f} | {many / one:.2f} |")
-    lines.append(f"\nLoad after the run: {os.getloadavg()[0]:.2f}.")
+        one = statistics.median(seconds) * 1e3
+        many = _median_ms(sharded, mode, args.rounds)
+        single = _median_ms(alone, mode, args.rounds)
+        lines.append(f"| {mode} | {one:.0f} | {many:.0f} | {many / one:.2f} | {single:.0f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     pathlib.Path(args.out).write_text(text)
