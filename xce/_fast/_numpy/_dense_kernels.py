@@ -136,6 +136,11 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
     return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
 
 
+# Up to this many entries in a block (a small call's whole input), NumPy's log1p costs less
+# than the five calls that replace it in larger blocks.
+_LOG1P_MAX_ENTRIES = 1024
+
+
 def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None,
                 check_targets=False, summed=False):  # fmt: skip
     """ℓ = (1-q)·max(x, 0) + a·q·max(-x, 0) + (1-q+a·q)·log1p(e^-|x|), element-wise.
@@ -144,7 +149,8 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
     confident right answer keeps its tiny loss (x = 30, y = 1 gives 9.4e-14, not 0). With
     t = e^-|x| and u = 1 + t, log1p(t) = log u + (t - (u - 1))/u: u - 1 is exact and t - (u - 1)
     is the rounding error of 1 + t, so this is log1p to within log's own error, from NumPy's
-    vectorised log (its log1p loop is scalar and costs several exps). The gradient
+    vectorised log (its log1p loop is scalar and costs several exps; a small call's block
+    takes log1p itself, where the calls would cost more). The gradient
     (1-q+a·q)·σ(x) - a·q takes σ = max(t, [x > 0]) / u (t = e^x for x < 0), exact on both
     sides of 0, with no second exp and no ``np.where`` (whose branchy loop costs more than exp
     on random signs). Blocks with an infinite or NaN loss (infinite logits) go to ``generic``;
@@ -200,14 +206,19 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
             np.multiply(aq, neg, out=neg)
             term -= neg  # + a·q·max(-x, 0)
         np.exp(lb, out=lb)  # t = e^-|x|
-        u = grad[lo:hi] if with_grad else scratch(0)
-        np.add(lb, 1, out=u)
-        correction = np.subtract(u, 1, out=scratch(1))
-        np.subtract(lb, correction, out=correction)
-        correction /= u
+        small = lb.size <= _LOG1P_MAX_ENTRIES
+        u = None  # 1 + t, for the gradient and the log
+        if with_grad or not small:
+            u = np.add(lb, 1, out=grad[lo:hi] if with_grad else scratch(0))
         numerator = np.maximum(lb, positive, out=scratch(5)) if with_grad else None
-        np.log(u, out=lb)
-        lb += correction  # log1p(t)
+        if small:
+            np.log1p(lb, out=lb)
+        else:
+            correction = np.subtract(u, 1, out=scratch(1))
+            np.subtract(lb, correction, out=correction)
+            correction /= u
+            np.log(u, out=lb)
+            lb += correction  # log1p(t)
         if with_grad:
             np.divide(numerator, u, out=u)  # σ(x), in the gradient's rows
         if a is not None:
