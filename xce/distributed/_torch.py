@@ -28,18 +28,21 @@ def torch_class_shard(
     :func:`xce.linear_cross_entropy`: each rank gives its local logits ``x⁽ʳ⁾`` of shape
     ``(..., C_r)`` (classes ``[start, start + C_r)`` of the ``C = num_classes``), or its rows
     of the output weight for linear cross entropy, and every rank gets the loss of the whole
-    ``(..., C)`` problem without the logits ever being gathered:
+    ``(..., C)`` problem without the logits ever being gathered::
 
         m = maxᵣ maxᵢ x⁽ʳ⁾ᵢ   (one all-reduce MAX of a per-row scalar),
-        Z = Σᵣ Σᵢ exp(x⁽ʳ⁾ᵢ - m) and the label's, smoothing's, class weights' and z-loss's
-        partial sums   (one all-reduce SUM of a small stack of per-row scalars),
-        log Z = m + log Z,   ℓ = Σ_c w_c q_c (log Z - x_c) + λ·ω·(log Z)²,
+        S = Σᵣ Σᵢ exp(x⁽ʳ⁾ᵢ - m), with the label's, the smoothing's, the class weights' and
+            the z-loss's partial sums   (one all-reduce SUM of a small stack of per-row sums),
+        log Z = m + log S,   ℓ = Σ_c w_c q_c (log Z - x_c) + λ·ω·(log Z)²,
 
-    with the global smoothing ε/C and the rank's slice of the class weights. With class
+    with x the soft-capped logits under ``softcap``, the global smoothing ε/C and the rank's
+    slice of the class weights. With class
     weights, the label's weight ω of the ``"mean"`` denominator costs one more all-reduce SUM
-    of a per-row scalar: at most three collectives per call, each of O(N) elements (N the
-    number of rows), never N·C. The gradient with respect to the local logits (and, for
-    linear cross entropy, the local weight rows) is the local slice of the unsharded one:
+    of a per-row scalar (soft targets: of their row sums, for their checks): at most three
+    collectives per call, each of O(N) elements (N the number of rows), never N·C; linear
+    cross entropy adds one all-reduce SUM of ``d_hidden`` (N × D) when it makes a gradient.
+    The gradient with respect to the local logits (and, for linear cross entropy, the local
+    weight rows) is the local slice of the unsharded one:
     ``softmax(x)⁽ʳ⁾·(Σ_c w_c q_c + 2λ·ω·log Z) - (w ⊙ q)⁽ʳ⁾``; it is made in the forward, so
     autograd's backward runs no collective.
 
