@@ -1,7 +1,10 @@
-"""One rank of a gloo process group, run by ``test_distributed_torch.py``: every class-sharded
-case in one go, compared on this rank, and one JSON report written to a file.
+"""The gloo process groups of ``test_distributed_torch.py``: each rank runs every class-sharded
+case in one go, compares on its own, and writes one JSON report to a file.
 
-Usage: ``python distributed_torch_worker.py RANK WORLD PORT REPORT``. Every rank builds the
+Usage: ``python distributed_torch_worker.py FOLDER WORLD=PORT [WORLD=PORT ...]``. This process
+imports torch and xce once, then forks every rank of every group (so that the imports are
+not paid once per rank) and waits for them; rank r of group W writes ``FOLDER/W-r.json``
+and the exit status is the number of ranks that failed to. Every rank builds the
 same full problems from fixed seeds, computes the unsharded losses and gradients with one
 process's xce call on the whole arrays, then the sharded ones on its slice of the classes,
 and checks that they agree: the loss on every rank, the gradient's slice of this rank (for
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import multiprocessing
 import pathlib
 import sys
 import time
@@ -26,9 +30,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import distributed_torch_cases as cases
 import torch
 import torch.distributed as dist
-
-RANK, WORLD, PORT = (int(arg) for arg in sys.argv[1:4])
-REPORT = pathlib.Path(sys.argv[4])
 
 # Every all_reduce / all_gather, recorded while `cases.COUNTER` is on: (name, shape, dtype).
 _all_reduce, _all_gather = dist.all_reduce, dist.all_gather
@@ -45,30 +46,31 @@ def _counted(name, collective):
     return wrapper
 
 
-def main() -> None:
+def run_rank(rank: int, world: int, port: int, report: pathlib.Path) -> None:
+    """One rank: join the group, run every case, write the report."""
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{PORT}", rank=RANK, world_size=WORLD,
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
         timeout=datetime.timedelta(seconds=30),
     )  # fmt: skip
     dist.all_reduce = _counted("all_reduce", _all_reduce)
     dist.all_gather = _counted("all_gather", _all_gather)
     torch.manual_seed(0)
-    failures, planned = [], list(cases.all_cases(RANK, WORLD))
+    failures, planned = [], list(cases.all_cases(rank, world))
     count, began = 0, time.perf_counter()
     for name, check in planned:
         count += 1
         try:
             check()
         except AssertionError:  # a wrong number: the other cases still run
-            failures.append(f"rank {RANK}, {name}:\n{traceback.format_exc(limit=4)}")
+            failures.append(f"rank {rank}, {name}:\n{traceback.format_exc(limit=4)}")
         except Exception:
             # An error that this rank alone may have raised, before a collective the others
             # wait in: stop here, so that they fail at once on the closed connection.
-            failures.append(f"rank {RANK}, {name} (stopped):\n{traceback.format_exc(limit=6)}")
+            failures.append(f"rank {rank}, {name} (stopped):\n{traceback.format_exc(limit=6)}")
             break
-    report = {
-        "rank": RANK,
-        "world": WORLD,
+    result = {
+        "rank": rank,
+        "world": world,
         "cases": count,
         "planned": len(planned),
         "seconds": time.perf_counter() - began,
@@ -76,9 +78,27 @@ def main() -> None:
         "collectives": cases.COLLECTIVES,
         "errors": cases.ERRORS,
     }
-    REPORT.write_text(json.dumps(report))
+    report.write_text(json.dumps(result))
     dist.destroy_process_group()
 
 
+def main() -> int:
+    folder = pathlib.Path(sys.argv[1])
+    groups = [tuple(int(n) for n in arg.split("=")) for arg in sys.argv[2:]]
+    # Fork, not spawn: the children inherit the imported modules. Nothing here has run a
+    # torch operation yet, so no thread pool is copied half-started.
+    context = multiprocessing.get_context("fork")
+    ranks = [
+        context.Process(target=run_rank, args=(rank, world, port, folder / f"{world}-{rank}.json"))
+        for world, port in groups
+        for rank in range(world)
+    ]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join()
+    return sum(process.exitcode != 0 for process in ranks)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

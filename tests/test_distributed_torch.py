@@ -1,10 +1,10 @@
 """Class-sharded (vocab-parallel) losses over ``torch.distributed``: gloo process groups of 2
-and 4 ranks on 127.0.0.1, spawned once per world size; every rank runs all the cases of
+and 4 ranks on 127.0.0.1, forked from one process that imported torch and xce (both groups
+at once, so their ranks share the startup); every rank runs all the cases of
 ``distributed_torch_cases.py`` (sparse, categorical and linear cross entropy, every option and
-reduction, float32 and float64, even and uneven shards) against one process's unsharded call
-and the NumPy oracles, counts the collectives of typical calls and records what bad input
-raises. Torch only (gloo runs on the CPU); the two groups start together, so their startup
-overlaps.
+reduction, float32 and float64, bfloat16, even and uneven shards) against one process's
+unsharded call and the NumPy oracles, counts the collectives of typical calls and records what
+bad input raises. Torch only (gloo runs on the CPU).
 """
 
 from __future__ import annotations
@@ -36,31 +36,20 @@ def reports(backend, tmp_path_factory):
         pytest.skip(f"{backend}: torch.distributed's gloo groups are tested on the torch backend")
     folder = tmp_path_factory.mktemp("distributed_torch")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    runs = {}
-    for world in WORLDS:
-        port = _free_port()
-        runs[world] = []
-        for rank in range(world):
-            report = folder / f"{world}-{rank}.json"
-            argv = [sys.executable, str(TESTS / "distributed_torch_worker.py"), str(rank),
-                    str(world), str(port), str(report)]  # fmt: skip
-            process = subprocess.Popen(
-                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            runs[world].append((report, process))
-    out = {}
-    for world, ranks in runs.items():
-        out[world] = []
-        for path, process in ranks:
-            try:
-                log, _ = process.communicate(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                for _, other in ranks:
-                    other.kill()
-                pytest.fail(f"world {world}: a rank did not finish in {TIMEOUT} s (a hang?)")
-            assert process.returncode == 0, f"world {world}: a rank failed:\n{log[-4000:]}"
-            out[world].append(json.loads(path.read_text()))
-    return out
+    groups = [f"{world}={_free_port()}" for world in WORLDS]
+    argv = [sys.executable, str(TESTS / "distributed_torch_worker.py"), str(folder), *groups]
+    try:
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the groups did not finish in {TIMEOUT} s (a hang?)")
+    log = (done.stdout + done.stderr)[-4000:]
+    assert done.returncode == 0, f"{done.returncode} rank(s) failed:\n{log}"
+    return {
+        world: [json.loads((folder / f"{world}-{rank}.json").read_text()) for rank in range(world)]
+        for world in WORLDS
+    }
 
 
 @pytest.mark.parametrize("world", WORLDS)
