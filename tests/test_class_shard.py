@@ -18,6 +18,7 @@ from helpers import case, check, is_lazy, same, soft_targets, to_numpy
 from sharding import run_members
 
 import xce
+from xce._fast import _config
 
 N, C = 6, 7
 # Uneven shards (explicit starts), and the equal shards of the default start.
@@ -36,6 +37,14 @@ CASES = [
     ("softcap and z-loss", ("softcap", "z_loss", "class_weight", "mask")),
 ]
 LAZY_CASES = CASES[1:2]  # each call is dear on JAX and Dask; the gradient test adds the next
+
+
+@pytest.fixture(autouse=True)
+def _small_blocks(monkeypatch):
+    """Blocks of a few rows on eager backends, so that the kernels' passes over row blocks
+    run: float64 (6, 7) logits take 336 bytes (two blocks), float32 168 (one, whole)."""
+    monkeypatch.setattr(_config, "ROW_BLOCK_BYTES", 256)
+    monkeypatch.setattr(_config, "TORCH_CHUNK_BYTES", 256)
 
 
 def _logits(shape=(N, C)):

@@ -146,10 +146,12 @@ def _kernel_call(
     if kernel is None:  # a structured loss's row: its driver runs its own kernels
         raise TypeError(f"{info.name} has no generic kernel pair for the pipeline")
     if inputs.class_shard is not None and info.sharded is not None:
-        # Whole-array: row blocks would each pay the group's collectives.
+        # Its own passes over row blocks: the runner's blocks would each pay the group's
+        # collectives.
         sharded = functools.partial(
-            info.sharded, xp, shard=inputs.class_shard, start=inputs.shard_start, **options
-        )
+            info.sharded, xp, shard=inputs.class_shard, start=inputs.shard_start,
+            block_rows=_fast.sharded_block_rows(xp, x), **options,
+        )  # fmt: skip
         return functools.partial(sharded, x, target)
     if inputs.from_logits:
         generic = functools.partial(kernel, xp, **options)

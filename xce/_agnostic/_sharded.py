@@ -14,6 +14,12 @@ Every member then holds the global row statistics and computes the same per-row 
 the gradient of its own logits from them: nothing more is communicated, in the forward or
 in the backward. The formulas are those of :mod:`._categorical` with each sum over the
 classes split into the members' shares; ``shard`` is a :class:`xce.distributed.ClassShard`.
+
+On eager backends the class loop runs over blocks of rows (``block_rows``, from the row
+runner's budget): the collectives need every row's share before any row can finish, so the
+logits are read in passes (the row maximum, the per-row sums, and with a gradient its
+write), each over cache-sized blocks, instead of holding several temporaries of the
+logits' size.
 """
 
 from __future__ import annotations
@@ -36,14 +42,16 @@ __all__ = [
 ]
 
 
-def global_row_max(xp, x, shard):
-    """The row maximum over every member's classes (trailing axis kept), with a non-finite
-    maximum replaced by 0 as in :func:`._blocks.finite_max`. Each member's raw maximum is
-    combined first: a member whose classes are all -inf must not offer 0 as its maximum."""
+def global_row_max(xp, x, shard, softcap=None):
+    """The row maximum of the (capped) logits over every member's classes (trailing axis
+    kept), a non-finite maximum replaced by 0 as in :func:`._blocks.finite_max`. Each
+    member's raw maximum is combined first: a member whose classes are all -inf must not
+    offer 0 as its maximum. The cap c·tanh(x/c) is increasing: it is applied to the maximum
+    of x, not to x."""
     if x.shape[-1] == 0:
         local = xp.full((*x.shape[:-1], 1), -float("inf"), dtype=x.dtype, device=device(x))
     else:
-        local = xp.max(x, axis=-1, keepdims=True)
+        local = soft_cap(xp, xp.max(x, axis=-1, keepdims=True), softcap, False)[0]
     m = shard.all_max(local)
     return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
@@ -56,84 +64,151 @@ def owned_labels(xp, labels, start, local_classes):
     return owned, xp.where(owned, local, xp.zeros_like(local))
 
 
-def _split_sums(xp, shard, columns):
-    """One ``all_sum`` of the per-row partial sums (each with a trailing axis of 1)."""
-    summed = shard.all_sum(xp.concat(columns, axis=-1))
-    return [summed[..., i : i + 1] for i in range(len(columns))]
+def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, with_grad,
+                     columns, finish):  # fmt: skip
+    """The sharded kernels' passes over row blocks of x (classes last, any batch shape).
+
+    ``columns(lo, hi, capped, z, e, m)`` gives the per-row partial sums of rows [lo, hi)
+    (trailing axis: the stack) from the block's capped logits, z = x̃ - m and e = exp(z);
+    ``finish(lo, hi, sums, m, e, slope, grad_scale, with_grad)`` the loss of those rows from
+    the summed stack, and with ``with_grad`` their gradient. One ``all_max`` and one
+    ``all_sum`` in all, whatever the blocks. ``target`` is only reshaped to rows here.
+    """
+    batch, local_classes = x.shape[:-1], x.shape[-1]
+    x = xp.reshape(x, (-1, local_classes))
+    scale = grad_scale
+    if grad_scale is not None and grad_scale.ndim > 0:
+        scale = xp.reshape(grad_scale, (-1,))
+    n_rows = x.shape[0]
+    step = n_rows if block_rows is None else max(1, block_rows)
+    blocks = [(lo, min(lo + step, n_rows)) for lo in range(0, n_rows, step)] or [(0, 0)]
+    m = global_row_max(xp, x, shard, softcap)
+
+    def exps(lo, hi, with_slope):
+        capped, slope = soft_cap(xp, x[lo:hi, ...], softcap, with_slope)
+        z = capped - m[lo:hi, ...]
+        return capped, slope, z, xp.exp(z)
+
+    stacks = []
+    for lo, hi in blocks:
+        capped, _, z, e = exps(lo, hi, False)
+        stacks.append(columns(lo, hi, capped, z, e, m[lo:hi, ...]))
+    sums = shard.all_sum(stacks[0] if len(stacks) == 1 else xp.concat(stacks, axis=0))
+    if not with_grad or len(blocks) == 1:
+        e = slope = None
+        if with_grad:  # one block: its exponentials once more, for the gradient
+            _, slope, _, e = exps(0, n_rows, True)
+        loss, grad = finish(0, n_rows, sums, m, e, slope, scale, with_grad)
+    else:
+        loss, _ = finish(0, n_rows, sums, m, None, None, None, False)
+        grad = xp.empty(x.shape, dtype=x.dtype, device=device(x))
+        for lo, hi in blocks:
+            _, slope, _, e = exps(lo, hi, True)
+            block_scale = scale if scale is None or scale.ndim == 0 else scale[lo:hi, ...]
+            grad[lo:hi, ...] = finish(lo, hi, sums[lo:hi, ...], m[lo:hi, ...], e, slope,
+                                      block_scale, True)[1]  # fmt: skip
+    if isinstance(loss, tuple):
+        loss = tuple(xp.reshape(a, batch) for a in loss)
+    else:
+        loss = xp.reshape(loss, batch)
+    return loss, None if grad is None else xp.reshape(grad, (*batch, local_classes))
 
 
 def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoothing,
                               with_grad, grad_scale=None, softcap=None, z_loss=0.0,
-                              parts=False):  # fmt: skip
+                              parts=False, block_rows=None):  # fmt: skip
     """:func:`._categorical.softmax_ce_labels` over this member's classes of x.
 
     ``labels`` are global class indices (in range); ``class_weight`` is this member's slice;
     the smoothing's uniform share is ε/C with C = ``shard.num_classes``.
     """
     local_classes = x.shape[-1]
-    x, slope = soft_cap(xp, x, softcap, with_grad)
-    m = global_row_max(xp, x, shard)
-    z = x - m
-    e = xp.exp(z)
-    owned, local = owned_labels(xp, labels, start, local_classes)
-    owned = owned[..., None]
-    zero = xp.zeros_like(m)
-    # The label's logit, gathered where this member holds it; the shift m is applied only
-    # there, so the other members add an exact 0.
-    x_y = take_along_last_axis(xp, x, local[..., None])
-    columns = [xp.sum(e, axis=-1, keepdims=True), xp.where(owned, x_y - m, zero)]
-    if class_weight is not None:
-        w_y = class_weight_of(xp, class_weight, local)[..., None]
-        columns.append(xp.where(owned, w_y, zero))
     smoothed = not is_python_zero(smoothing)
-    if smoothed and class_weight is None:
-        columns.append(xp.sum(z, axis=-1, keepdims=True))
-    elif smoothed:
-        columns.append(xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True))
-        # The total class weight, per row so that it travels in the same stack.
-        columns.append(xp.sum(class_weight) + zero)
-    sums = _split_sums(xp, shard, columns)
-    w_y = None if class_weight is None else sums[2]
-    smoothing_sums = None
-    if smoothed:
-        smoothing_sums = (sums[-1], shard.num_classes) if class_weight is None else sums[-2:]
+    owned, local = owned_labels(xp, xp.reshape(labels, (-1,)), start, local_classes)
+    owned, local = owned[..., None], local[..., None]
 
-    def label_mask():
-        classes = xp.arange(local_classes, dtype=local.dtype, device=device(x))
-        return owned & (local[..., None] == classes)
+    def columns(lo, hi, capped, z, e, m):
+        here, index = owned[lo:hi, ...], local[lo:hi, ...]
+        zero = xp.zeros_like(m)
+        # The label's logit where this member holds it, shifted only there, so that the
+        # other members add an exact 0.
+        x_y = take_along_last_axis(xp, capped, index)
+        stack = [xp.sum(e, axis=-1, keepdims=True), xp.where(here, x_y - m, zero)]
+        if class_weight is not None:
+            w_y = class_weight_of(xp, class_weight, index[..., 0])[..., None]
+            stack.append(xp.where(here, w_y, zero))
+        if smoothed and class_weight is None:
+            stack.append(xp.sum(z, axis=-1, keepdims=True))
+        elif smoothed:
+            stack.append(xp.sum(times_finite(xp, class_weight, z), axis=-1, keepdims=True))
+            # The total class weight, per row so that it travels in the same stack.
+            stack.append(xp.sum(class_weight) + zero)
+        return xp.concat(stack, axis=-1)
 
-    return labels_loss_and_grad(
-        xp, m=m, e=e, s=sums[0], log_s=log_or_neg_inf(xp, sums[0]), z_y=sums[1], w_y=w_y,
-        smoothing_sums=smoothing_sums, class_weight=class_weight, n_classes=shard.num_classes,
-        smoothing=smoothing, label_mask=label_mask, slope=slope, with_grad=with_grad,
-        grad_scale=grad_scale, z_loss=z_loss, parts=parts,
+    def finish(lo, hi, sums, m, e, slope, scale, with_grad):
+        s = sums[..., 0:1]
+        w_y = None if class_weight is None else sums[..., 2:3]
+        smoothing_sums = None
+        if smoothed and class_weight is None:
+            smoothing_sums = (sums[..., -1:], shard.num_classes)
+        elif smoothed:
+            smoothing_sums = (sums[..., -2:-1], sums[..., -1:])
+
+        def label_mask():
+            classes = xp.arange(local_classes, dtype=local.dtype, device=device(x))
+            return owned[lo:hi, ...] & (local[lo:hi, ...] == classes)
+
+        return labels_loss_and_grad(
+            xp, m=m, e=e, s=s, log_s=log_or_neg_inf(xp, s), z_y=sums[..., 1:2], w_y=w_y,
+            smoothing_sums=smoothing_sums, class_weight=class_weight,
+            n_classes=shard.num_classes, smoothing=smoothing, label_mask=label_mask,
+            slope=slope, with_grad=with_grad, grad_scale=scale, z_loss=z_loss, parts=parts,
+        )  # fmt: skip
+
+    return _over_row_blocks(
+        xp, x, labels, grad_scale, block_rows=block_rows, shard=shard, softcap=softcap,
+        with_grad=with_grad, columns=columns, finish=finish,
     )  # fmt: skip
 
 
 def sharded_softmax_ce_soft(xp, x, y, *, shard, start, class_weight, smoothing, with_grad,
-                            grad_scale=None, softcap=None, z_loss=0.0, parts=False):  # fmt: skip
+                            grad_scale=None, softcap=None, z_loss=0.0, parts=False,
+                            block_rows=None):  # fmt: skip
     """:func:`._categorical.softmax_ce_soft` over this member's classes of x and y (the
     target's matching slice); ``class_weight`` is this member's slice, the smoothing's
     uniform share ε/C with C = ``shard.num_classes``. ``start`` is not needed (the target
     slice says which classes are here) but is taken for the kernels' common signature."""
-    n_classes = shard.num_classes
-    q = y if is_python_zero(smoothing) else (1 - smoothing) * y + smoothing / n_classes
-    wq = q if class_weight is None else class_weight * q
-    x, slope = soft_cap(xp, x, softcap, with_grad)
-    m = global_row_max(xp, x, shard)
-    z = x - m
-    e = xp.exp(z)
-    columns = [
-        xp.sum(e, axis=-1, keepdims=True),
-        xp.sum(wq, axis=-1, keepdims=True),
-        xp.sum(times_finite(xp, wq, z), axis=-1, keepdims=True),
-    ]
+    n_classes, local_classes = shard.num_classes, x.shape[-1]
+    rows_y = xp.reshape(y, (-1, local_classes))
     weighted_z_loss = class_weight is not None and not is_python_zero(z_loss)
-    if weighted_z_loss:
-        columns.append(xp.sum(class_weight * y, axis=-1, keepdims=True))
-    sums = _split_sums(xp, shard, columns)
-    return soft_loss_and_grad(
-        xp, m=m, e=e, s=sums[0], log_s=log_or_neg_inf(xp, sums[0]), wq=wq, mass=sums[1],
-        wqz=sums[2], omega=sums[3] if weighted_z_loss else None, slope=slope,
-        with_grad=with_grad, grad_scale=grad_scale, z_loss=z_loss, parts=parts,
+
+    def weighted_target(lo, hi):
+        q = rows_y[lo:hi, ...]
+        if not is_python_zero(smoothing):
+            q = (1 - smoothing) * q + smoothing / n_classes
+        return q if class_weight is None else class_weight * q
+
+    def columns(lo, hi, capped, z, e, m):
+        wq = weighted_target(lo, hi)
+        stack = [
+            xp.sum(e, axis=-1, keepdims=True),
+            xp.sum(wq, axis=-1, keepdims=True),
+            xp.sum(times_finite(xp, wq, z), axis=-1, keepdims=True),
+        ]
+        if weighted_z_loss:
+            stack.append(xp.sum(class_weight * rows_y[lo:hi, ...], axis=-1, keepdims=True))
+        return xp.concat(stack, axis=-1)
+
+    def finish(lo, hi, sums, m, e, slope, scale, with_grad):
+        s = sums[..., 0:1]
+        return soft_loss_and_grad(
+            xp, m=m, e=e, s=s, log_s=log_or_neg_inf(xp, s),
+            wq=weighted_target(lo, hi) if with_grad else None, mass=sums[..., 1:2],
+            wqz=sums[..., 2:3], omega=sums[..., 3:4] if weighted_z_loss else None,
+            slope=slope, with_grad=with_grad, grad_scale=scale, z_loss=z_loss, parts=parts,
+        )  # fmt: skip
+
+    return _over_row_blocks(
+        xp, x, y, grad_scale, block_rows=block_rows, shard=shard, softcap=softcap,
+        with_grad=with_grad, columns=columns, finish=finish,
     )  # fmt: skip

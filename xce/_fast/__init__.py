@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .._array_api import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 from . import _config
 from ._interface import FastPath, PlainLanes, RowRunner
-from ._rows import in_row_blocks
+from ._rows import block_rows, in_row_blocks
 
 __all__ = [
     "Backend",
@@ -27,6 +27,7 @@ __all__ = [
     "backend",
     "enabled",
     "lanes",
+    "sharded_block_rows",
 ]
 
 
@@ -82,6 +83,14 @@ class Backend:
         if fast_path is None or not fast_path.handles(x):
             return None
         return getattr(fast_path, name, None)
+
+
+def sharded_block_rows(xp, x) -> int | None:
+    """Rows per block for the class-sharded kernels, which walk the rows in passes
+    themselves (``xce._agnostic._sharded``): torch's chunk budget on torch, the row
+    runner's elsewhere; ``None`` (whole-array) where the row runner would not block."""
+    budget = _config.TORCH_CHUNK_BYTES if is_torch_namespace(xp) else None
+    return block_rows(xp, x, budget)
 
 
 def backend(xp) -> Backend:

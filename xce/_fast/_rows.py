@@ -14,7 +14,7 @@ from __future__ import annotations
 from .._array_api import device, is_dask_namespace, is_jax_namespace, may_be_differentiated, size
 from . import _config
 
-__all__ = ["in_row_blocks", "serial"]
+__all__ = ["block_rows", "in_row_blocks", "serial"]
 
 
 def _worth_blocking(xp, x):
@@ -24,6 +24,16 @@ def _worth_blocking(xp, x):
     if may_be_differentiated(x):  # writes into fresh buffers would detach autograd's graph
         return False
     return n * (xp.finfo(x.dtype).bits // 8) > _config.ROW_BLOCK_BYTES
+
+
+def block_rows(xp, x, budget_bytes: int | None = None) -> int | None:
+    """Rows of ``x`` (classes last) per block of about ``budget_bytes`` (default
+    ``ROW_BLOCK_BYTES``) of logits, for kernels that walk row blocks themselves; ``None``:
+    whole-array (JAX, Dask, arrays an autodiff system traces, small inputs)."""
+    if not _worth_blocking(xp, x):
+        return None
+    budget = _config.ROW_BLOCK_BYTES if budget_bytes is None else budget_bytes
+    return max(1, budget // (x.shape[-1] * (xp.finfo(x.dtype).bits // 8)))
 
 
 def _as_rows(xp, a, x_shape):
