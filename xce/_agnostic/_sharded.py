@@ -125,6 +125,8 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
     local_classes = x.shape[-1]
     smoothed = not is_python_zero(smoothing)
     owned, local = owned_labels(xp, xp.reshape(labels, (-1,)), start, local_classes)
+    # For the gradient's mask: -1, no class here, where another member holds the label.
+    column = xp.where(owned, local, xp.full_like(local, -1))[..., None]
     owned, local = owned[..., None], local[..., None]
 
     def columns(lo, hi, capped, z, e, m):
@@ -156,7 +158,7 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
 
         def label_mask():
             classes = xp.arange(local_classes, dtype=local.dtype, device=device(x))
-            return owned[lo:hi, ...] & (local[lo:hi, ...] == classes)
+            return column[lo:hi, ...] == classes
 
         return labels_loss_and_grad(
             xp, m=m, e=e, s=s, log_s=log_or_neg_inf(xp, s), z_y=sums[..., 1:2], w_y=w_y,
