@@ -73,7 +73,7 @@ def plain_sparse(labels, x, *, reduction, with_grad):
         except IndexError:  # a label below 0: the full path raises the proper error
             return None
         # An infinite or NaN logit: the full path's kernel applies xce's rule to its rows
-        if not (math.isfinite(value.item()) if value.ndim == 0 else torch.isfinite(value).all()):
+        if not _finite(value):
             return None
         if one_call:
             return value, None
@@ -113,6 +113,13 @@ def _plain_targets(y, x):
     return True
 
 
+def _finite(value):
+    """Whether a result is finite: one read of a scalar, else one reduction."""
+    if value.ndim == 0:
+        return math.isfinite(value.item())
+    return bool(torch.isfinite(value).all())
+
+
 def _plain_reduction(loss, reduction):
     if reduction == "none":
         return loss
@@ -130,7 +137,7 @@ def plain_soft(y, x, *, reduction, with_grad):
             return None
         value = F.cross_entropy(x, y, reduction=reduction)
         # not finite: a -inf logit, where 0·log 0 is NaN there; the full path's rules decide
-        return (value, None) if bool(torch.isfinite(value).all()) else None
+        return (value, None) if _finite(value) else None
     r = torch.tensor(x.shape[-1] / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
     return run_plain(softmax_ce_soft, x, y, reduction=reduction, with_grad=with_grad,
                      grad_scale=r, reduce=_plain_reduction)  # fmt: skip
@@ -149,7 +156,7 @@ def plain_binary(y, x, *, reduction, with_grad):
         zero = torch.zeros((), dtype=x.dtype)
         loss = (1 - y) * torch.logaddexp(x, zero) + y * torch.logaddexp(-x, zero)
         value = _plain_reduction(loss, reduction)
-        if not bool(torch.isfinite(value).all()):
+        if not _finite(value):
             return None
         grad = None
         if with_grad:
