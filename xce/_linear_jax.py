@@ -81,8 +81,10 @@ def _scan(static, hidden, weight, bias, dynamic, with_grad):
         return (totals, total_count, d_w, d_b), (fields if per_row else None, log_z, d_h)
 
     zero = jnp.zeros((), dtype=acc)
-    d_w0 = jnp.zeros((n_classes, dim), dtype=acc) if with_grad else None
-    d_b0 = jnp.zeros((n_classes,), dtype=acc) if with_grad and bias is not None else None
+    # zeros_like, not zeros: inside shard_map the weight (a class shard) varies over the
+    # mesh axis, and the scan's carry must vary as its updates do.
+    d_w0 = jnp.zeros_like(w_acc) if with_grad else None
+    d_b0 = jnp.zeros_like(b_acc) if with_grad and bias is not None else None
     carry = ((zero,) * (3 if parts else 1), zero, d_w0, d_b0)
     (totals, count, d_w, d_b), (rows_out, log_z, d_h) = jax.lax.scan(step, carry, xs)
 
@@ -93,7 +95,12 @@ def _scan(static, hidden, weight, bias, dynamic, with_grad):
     value, scale = assemble(jnp, reduction, fields, count, flat(log_z) if parts else None)
     if not with_grad:
         return value, None
-    grads = [flat(d_h, dim), d_w] + ([] if d_b is None else [d_b])
+    d_h = flat(d_h, dim)
+    shard = dict(static_options).get("class_shard")
+    if shard is not None:
+        # Each member's d_hidden holds its classes' share g·W: their sum is the gradient.
+        d_h = shard.all_sum(d_h)
+    grads = [d_h, d_w] + ([] if d_b is None else [d_b])
     if scale is not None:
         grads = [g * scale for g in grads]
     return value, tuple(grads)
