@@ -55,9 +55,8 @@ from jax.sharding import PartitionSpec as P
 import xce
 
 jax.config.update("jax_enable_x64", True)
-# The losses run in shard_map. linear_cross_entropy joins once its JAX sweep supports a
-# class shard (its scan's carry and d_hidden's all-sum; see the report of issue 19).
-LOSSES = ("sparse", "categorical")
+# The losses run in shard_map.
+LOSSES = ("sparse", "categorical", "linear")
 
 
 def sharded(kind, options, mesh, axis, arrays, check_vma=True, reductions=REDUCTIONS):

@@ -50,9 +50,9 @@ def four_devices(backend):
 def test_shard_map_and_named_sharding_match_the_unsharded_losses(jax_only, four_devices):
     result = four_devices
     assert result["devices"] == 4, "XLA did not give the child interpreter four CPU devices"
-    # 6 shard_map cases (2 losses × every option, 2 and 4 devices, float32 and float64, a
+    # 8 shard_map cases (3 losses × every option, 2 and 4 devices, float32 and float64, a
     # tuple of axes) and 12 NamedSharding ones (2 losses × 3 programs × 2 layouts).
-    assert result["cases"] == 18
+    assert result["cases"] == 20
     assert not result["failures"], "\n".join(result["failures"])
 
 
