@@ -247,3 +247,22 @@ def test_bad_input_is_refused_by_every_member(xp, backend, make):
         xce.sparse_categorical_cross_entropy(
             make(y, "int64"), make(x), from_logits=True, class_shard=object()
         )
+
+
+def test_autograd_refuses_to_drop_a_gradient(backend, make):
+    """The shard's autodiff hook differentiates the logits alone: soft targets (or weights)
+    that autograd records raise rather than silently get no gradient."""
+    if backend != "torch":
+        pytest.skip(f"{backend}: requires_grad is torch's (JAX refuses such a jax.grad itself)")
+    x = _logits()
+    targets = soft_targets(1, (N, C))
+
+    def member(shard, lo, hi):
+        y = make(targets[:, lo:hi])
+        y.requires_grad_(True)
+        return xce.categorical_cross_entropy(
+            y, make(x[:, lo:hi]), from_logits=True, class_shard=shard
+        )
+
+    with pytest.raises(ValueError, match="differentiates y_pred only"):
+        run_members(C, UNEVEN, member)

@@ -41,7 +41,6 @@ def _scan(static, hidden, weight, bias, dynamic, with_grad):
     if parts:
         options["return_parts"] = True
     n_rows, dim = hidden.shape
-    n_classes = weight.shape[0]
     n_chunks = -(-n_rows // rows)
     pad = n_chunks * rows - n_rows
 

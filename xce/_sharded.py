@@ -40,9 +40,24 @@ def run_sharded(
     class_shard: ClassShard,
     axis: int,
     with_grad: bool,
+    constants: tuple[Any, ...] = (),
 ) -> tuple[Any, Array | None]:
     """``(value, grad)`` of a sharded call: ``compute(y_pred, with_grad)`` as it is for
-    :func:`xce.value_and_grad`, else the value hooked into the framework's autodiff."""
+    :func:`xce.value_and_grad`, else the value hooked into the framework's autodiff.
+
+    ``constants`` are the call's other arguments (targets, weights, hyperparameters): the
+    hook differentiates ``y_pred`` alone, so a torch tensor among them that autograd would
+    record raises instead of silently getting no gradient (under JAX, ``jax.grad`` with
+    respect to one of them is refused by JAX itself)."""
+    recorded = [a for a in constants if getattr(a, "requires_grad", False)]
+    if recorded and not with_grad:
+        import torch  # a tensor that requires grad: torch is here
+
+        if torch.is_grad_enabled():
+            raise ValueError(
+                "with class_shard, autograd differentiates y_pred only; targets, weights "
+                "and array options that require grad would get no gradient: detach them"
+            )
     if with_grad:
         return compute(y_pred, True)
     class_axis = axis % y_pred.ndim if y_pred.ndim else 0

@@ -65,7 +65,11 @@ def loss_and_gradient(
 
     if class_shard is None:
         return compute(y_pred, with_grad)
-    return run_sharded(compute, y_pred, class_shard=class_shard, axis=axis, with_grad=with_grad)
+    constants = (y_true, class_weight, sample_weight, label_smoothing, softcap, z_loss)
+    return run_sharded(
+        compute, y_pred, class_shard=class_shard, axis=axis, with_grad=with_grad,
+        constants=constants,
+    )  # fmt: skip
 
 
 @keyword_hints
