@@ -42,9 +42,10 @@ LAZY_CASES = CASES[1:2]  # each call is dear on JAX and Dask; the gradient test 
 @pytest.fixture(autouse=True)
 def _small_blocks(monkeypatch):
     """Blocks of a few rows on eager backends, so that the kernels' passes over row blocks
-    run: float64 (6, 7) logits take 336 bytes (two blocks), float32 168 (one, whole)."""
-    monkeypatch.setattr(_config, "ROW_BLOCK_BYTES", 256)
-    monkeypatch.setattr(_config, "TORCH_CHUNK_BYTES", 256)
+    run: a member's (6, 3) float64 logits take 144 bytes (three blocks of two rows), float32
+    72 (two blocks); a member of one class, 48 or 24 bytes, runs whole."""
+    monkeypatch.setattr(_config, "ROW_BLOCK_BYTES", 64)
+    monkeypatch.setattr(_config, "TORCH_CHUNK_BYTES", 64)
 
 
 def _logits(shape=(N, C)):

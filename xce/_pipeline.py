@@ -157,7 +157,8 @@ def _kernel_call(
         # collectives.
         sharded = functools.partial(
             info.sharded, xp, shard=inputs.class_shard, start=inputs.shard_start,
-            block_rows=_fast.sharded_block_rows(xp, x), **options,
+            block_rows=_fast.sharded_block_rows(xp, x),
+            gradient_writer=_fast.sharded_gradient_writer(xp, x), **options,
         )  # fmt: skip
         return functools.partial(sharded, x, target)
     if inputs.from_logits:

@@ -112,7 +112,7 @@ def softmax_ce_labels(xp, x, labels, *, class_weight, smoothing, with_grad, grad
 
 def labels_loss_and_grad(xp, *, m, e, s, log_s, z_y, w_y, smoothing_sums, class_weight,
                          n_classes, smoothing, label_mask, slope, with_grad, grad_scale,
-                         z_loss, parts):  # fmt: skip
+                         z_loss, parts, write=None):  # fmt: skip
     """The label kernels' loss and gradient from the row statistics, whether a row's classes
     are all here (:func:`softmax_ce_labels`) or split over a group (``._sharded``).
 
@@ -121,6 +121,10 @@ def labels_loss_and_grad(xp, *, m, e, s, log_s, z_y, w_y, smoothing_sums, class_
     1), ``smoothing_sums`` ``(Σ_c w_c·z_c, Σ_c w_c)`` over all classes (``None`` without
     smoothing), ``class_weight`` the weights of the classes here, ``label_mask()`` the
     (..., classes here) mask of the label's position, ``slope`` the cap's derivative.
+
+    The gradient is e·a - shift, less ``hard`` at the label, times the slope; ``write(a,
+    shift, hard)``, where given, makes it instead (a backend's in-place writer, which makes
+    e itself: ``e`` is then unused).
     """
     nll = log_s - z_y
     if w_y is not None:
@@ -141,6 +145,7 @@ def labels_loss_and_grad(xp, *, m, e, s, log_s, z_y, w_y, smoothing_sums, class_
     r = row_scale(xp, grad_scale)
     hard = (1 - smoothing) * r if w_y is None else (1 - smoothing) * w_y * r
     extra = None if z_coefficient is None else z_coefficient * r
+    shift = None
     if smoothed:
         uniform = smoothing / n_classes
         if class_weight is None:
@@ -149,10 +154,12 @@ def labels_loss_and_grad(xp, *, m, e, s, log_s, z_y, w_y, smoothing_sums, class_
         else:
             mass = ((1 - smoothing) * w_y + uniform * smoothing_sums[1]) * r
             shift = (uniform * r) * class_weight
-        mass = mass if extra is None else mass + extra
-        grad = e * (mass / s) - shift
+        coefficient = (mass if extra is None else mass + extra) / s
     else:
-        grad = e * ((hard if extra is None else hard + extra) / s)
+        coefficient = (hard if extra is None else hard + extra) / s
+    if write is not None:
+        return loss, write(coefficient, shift, hard)
+    grad = e * coefficient if shift is None else e * coefficient - shift
     grad = xp.where(label_mask(), grad - hard, grad)
     return loss, grad if slope is None else grad * slope
 

@@ -65,14 +65,16 @@ def owned_labels(xp, labels, start, local_classes):
 
 
 def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, with_grad,
-                     columns, finish):  # fmt: skip
+                     columns, finish, in_place=False):  # fmt: skip
     """The sharded kernels' passes over row blocks of x (classes last, any batch shape).
 
     ``columns(lo, hi, capped, z, e, m)`` gives the per-row partial sums of rows [lo, hi)
     (trailing axis: the stack) from the block's capped logits, z = x̃ - m and e = exp(z);
     ``finish(lo, hi, sums, m, e, slope, grad_scale, with_grad)`` the loss of those rows from
     the summed stack, and with ``with_grad`` their gradient. One ``all_max`` and one
-    ``all_sum`` in all, whatever the blocks. ``target`` is only reshaped to rows here.
+    ``all_sum`` in all, whatever the blocks. ``target`` is only reshaped to rows here. With
+    ``in_place`` (a backend's writer, in ``finish``) a block's gradient is written into its
+    rows of the output, ``finish(..., out=rows)``, instead of being made and copied there.
     """
     batch, local_classes = x.shape[:-1], x.shape[-1]
     x = xp.reshape(x, (-1, local_classes))
@@ -103,8 +105,12 @@ def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, w
         loss, _ = finish(0, n_rows, sums, m, None, None, None, False)
         grad = xp.empty(x.shape, dtype=x.dtype, device=device(x))
         for lo, hi in blocks:
-            _, slope, _, e = exps(lo, hi, True)
             block_scale = scale if scale is None or scale.ndim == 0 else scale[lo:hi, ...]
+            if in_place:
+                finish(lo, hi, sums[lo:hi, ...], m[lo:hi, ...], None, None, block_scale, True,
+                       out=grad[lo:hi, ...])  # fmt: skip
+                continue
+            _, slope, _, e = exps(lo, hi, True)
             grad[lo:hi, ...] = finish(lo, hi, sums[lo:hi, ...], m[lo:hi, ...], e, slope,
                                       block_scale, True)[1]  # fmt: skip
     if isinstance(loss, tuple):
@@ -116,13 +122,17 @@ def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, w
 
 def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoothing,
                               with_grad, grad_scale=None, softcap=None, z_loss=0.0,
-                              parts=False, block_rows=None):  # fmt: skip
+                              parts=False, block_rows=None,
+                              gradient_writer=None):  # fmt: skip
     """:func:`._categorical.softmax_ce_labels` over this member's classes of x.
 
     ``labels`` are global class indices (in range); ``class_weight`` is this member's slice;
     the smoothing's uniform share is ε/C with C = ``shard.num_classes``.
+    ``gradient_writer`` is a backend's in-place gradient pass over row blocks
+    (``xce._fast._torch._sharded.labels_gradient``), or ``None``.
     """
     local_classes = x.shape[-1]
+    rows_x = xp.reshape(x, (-1, local_classes))
     smoothed = not is_python_zero(smoothing)
     owned, local = owned_labels(xp, xp.reshape(labels, (-1,)), start, local_classes)
     # For the gradient's mask: -1, no class here, where another member holds the label.
@@ -147,9 +157,18 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
             stack.append(xp.sum(class_weight) + zero)
         return xp.concat(stack, axis=-1)
 
-    def finish(lo, hi, sums, m, e, slope, scale, with_grad):
+    def finish(lo, hi, sums, m, e, slope, scale, with_grad, out=None):
         s = sums[..., 0:1]
         w_y = None if class_weight is None else sums[..., 2:3]
+        write = None
+        if out is not None:
+
+            def write(coefficient, shift, hard):
+                return gradient_writer(
+                    out, rows_x[lo:hi, ...], m, softcap=softcap, coefficient=coefficient,
+                    shift=shift, hard=hard, owned=owned[lo:hi, ...], local=local[lo:hi, ...],
+                )  # fmt: skip
+
         smoothing_sums = None
         if smoothed and class_weight is None:
             smoothing_sums = (sums[..., -1:], shard.num_classes)
@@ -165,21 +184,24 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
             smoothing_sums=smoothing_sums, class_weight=class_weight,
             n_classes=shard.num_classes, smoothing=smoothing, label_mask=label_mask,
             slope=slope, with_grad=with_grad, grad_scale=scale, z_loss=z_loss, parts=parts,
+            write=write,
         )  # fmt: skip
 
     return _over_row_blocks(
         xp, x, labels, grad_scale, block_rows=block_rows, shard=shard, softcap=softcap,
         with_grad=with_grad, columns=columns, finish=finish,
+        in_place=gradient_writer is not None,
     )  # fmt: skip
 
 
 def sharded_softmax_ce_soft(xp, x, y, *, shard, start, class_weight, smoothing, with_grad,
                             grad_scale=None, softcap=None, z_loss=0.0, parts=False,
-                            block_rows=None):  # fmt: skip
+                            block_rows=None, gradient_writer=None):  # fmt: skip
     """:func:`._categorical.softmax_ce_soft` over this member's classes of x and y (the
     target's matching slice); ``class_weight`` is this member's slice, the smoothing's
     uniform share ε/C with C = ``shard.num_classes``. ``start`` is not needed (the target
-    slice says which classes are here) but is taken for the kernels' common signature."""
+    slice says which classes are here), nor ``gradient_writer`` (its gradient pass is the
+    generic one), but both are taken for the kernels' common signature."""
     n_classes, local_classes = shard.num_classes, x.shape[-1]
     rows_y = xp.reshape(y, (-1, local_classes))
     weighted_z_loss = class_weight is not None and not is_python_zero(z_loss)

@@ -28,6 +28,7 @@ __all__ = [
     "enabled",
     "lanes",
     "sharded_block_rows",
+    "sharded_gradient_writer",
 ]
 
 
@@ -91,6 +92,17 @@ def sharded_block_rows(xp, x) -> int | None:
     runner's elsewhere; ``None`` (whole-array) where the row runner would not block."""
     budget = _config.TORCH_CHUNK_BYTES if is_torch_namespace(xp) else None
     return block_rows(xp, x, budget)
+
+
+def sharded_gradient_writer(xp, x):
+    """The in-place gradient pass of the class-sharded label kernel for ``x``'s library
+    (CPU torch tensors: ``xce._fast._torch._sharded.labels_gradient``), or ``None``: the
+    generic pass, also with fast paths disabled."""
+    if not _config.FAST_PATHS_ENABLED or not is_torch_namespace(xp) or not x.is_cpu:
+        return None
+    from ._torch._sharded import labels_gradient
+
+    return labels_gradient
 
 
 def backend(xp) -> Backend:
