@@ -158,7 +158,7 @@ def _kernel_call(
         sharded = functools.partial(
             info.sharded, xp, shard=inputs.class_shard, start=inputs.shard_start,
             block_rows=_fast.sharded_block_rows(xp, x),
-            gradient_writer=_fast.sharded_gradient_writer(xp, x), **options,
+            in_place=_fast.sharded_in_place(xp, x), **options,
         )  # fmt: skip
         return functools.partial(sharded, x, target)
     if inputs.from_logits:

@@ -65,16 +65,20 @@ def owned_labels(xp, labels, start, local_classes):
 
 
 def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, with_grad,
-                     columns, finish, in_place=False):  # fmt: skip
+                     columns, finish, in_place=None, needs_z=True):  # fmt: skip
     """The sharded kernels' passes over row blocks of x (classes last, any batch shape).
 
     ``columns(lo, hi, capped, z, e, m)`` gives the per-row partial sums of rows [lo, hi)
     (trailing axis: the stack) from the block's capped logits, z = x̃ - m and e = exp(z);
     ``finish(lo, hi, sums, m, e, slope, grad_scale, with_grad)`` the loss of those rows from
     the summed stack, and with ``with_grad`` their gradient. One ``all_max`` and one
-    ``all_sum`` in all, whatever the blocks. ``target`` is only reshaped to rows here. With
-    ``in_place`` (a backend's writer, in ``finish``) a block's gradient is written into its
-    rows of the output, ``finish(..., out=rows)``, instead of being made and copied there.
+    ``all_sum`` in all, whatever the blocks. ``target`` is only reshaped to rows here.
+
+    ``in_place`` is a backend's in-place passes (``xce._fast._torch._sharded``), or ``None``:
+    with it, a block's exponentials overwrite its shifted logits where ``columns`` does not
+    need them (``needs_z`` false: it is then given ``z=None``), and a block's gradient is
+    written into its rows of the output by ``finish(..., out=rows)`` instead of being made
+    and copied there.
     """
     batch, local_classes = x.shape[:-1], x.shape[-1]
     x = xp.reshape(x, (-1, local_classes))
@@ -86,14 +90,16 @@ def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, w
     blocks = [(lo, min(lo + step, n_rows)) for lo in range(0, n_rows, step)] or [(0, 0)]
     m = global_row_max(xp, x, shard, softcap)
 
-    def exps(lo, hi, with_slope):
+    def exps(lo, hi, with_slope, keep_z=True):
         capped, slope = soft_cap(xp, x[lo:hi, ...], softcap, with_slope)
         z = capped - m[lo:hi, ...]
+        if in_place is not None and not keep_z:
+            return capped, slope, None, in_place.exp_(z)
         return capped, slope, z, xp.exp(z)
 
     stacks = []
     for lo, hi in blocks:
-        capped, _, z, e = exps(lo, hi, False)
+        capped, _, z, e = exps(lo, hi, False, keep_z=needs_z)
         stacks.append(columns(lo, hi, capped, z, e, m[lo:hi, ...]))
     sums = shard.all_sum(stacks[0] if len(stacks) == 1 else xp.concat(stacks, axis=0))
     if not with_grad or len(blocks) == 1:
@@ -106,7 +112,7 @@ def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, w
         grad = xp.empty(x.shape, dtype=x.dtype, device=device(x))
         for lo, hi in blocks:
             block_scale = scale if scale is None or scale.ndim == 0 else scale[lo:hi, ...]
-            if in_place:
+            if in_place is not None:
                 finish(lo, hi, sums[lo:hi, ...], m[lo:hi, ...], None, None, block_scale, True,
                        out=grad[lo:hi, ...])  # fmt: skip
                 continue
@@ -123,13 +129,13 @@ def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, w
 def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoothing,
                               with_grad, grad_scale=None, softcap=None, z_loss=0.0,
                               parts=False, block_rows=None,
-                              gradient_writer=None):  # fmt: skip
+                              in_place=None):  # fmt: skip
     """:func:`._categorical.softmax_ce_labels` over this member's classes of x.
 
     ``labels`` are global class indices (in range); ``class_weight`` is this member's slice;
     the smoothing's uniform share is ε/C with C = ``shard.num_classes``.
-    ``gradient_writer`` is a backend's in-place gradient pass over row blocks
-    (``xce._fast._torch._sharded.labels_gradient``), or ``None``.
+    ``in_place`` is a backend's in-place passes over row blocks
+    (``xce._fast._torch._sharded``), or ``None``.
     """
     local_classes = x.shape[-1]
     rows_x = xp.reshape(x, (-1, local_classes))
@@ -164,7 +170,7 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
         if out is not None:
 
             def write(coefficient, shift, hard):
-                return gradient_writer(
+                return in_place.labels_gradient(
                     out, rows_x[lo:hi, ...], m, softcap=softcap, coefficient=coefficient,
                     shift=shift, hard=hard, owned=owned[lo:hi, ...], local=local[lo:hi, ...],
                 )  # fmt: skip
@@ -190,18 +196,18 @@ def sharded_softmax_ce_labels(xp, x, labels, *, shard, start, class_weight, smoo
     return _over_row_blocks(
         xp, x, labels, grad_scale, block_rows=block_rows, shard=shard, softcap=softcap,
         with_grad=with_grad, columns=columns, finish=finish,
-        in_place=gradient_writer is not None,
+        in_place=in_place, needs_z=smoothed,
     )  # fmt: skip
 
 
 def sharded_softmax_ce_soft(xp, x, y, *, shard, start, class_weight, smoothing, with_grad,
                             grad_scale=None, softcap=None, z_loss=0.0, parts=False,
-                            block_rows=None, gradient_writer=None):  # fmt: skip
+                            block_rows=None, in_place=None):  # fmt: skip
     """:func:`._categorical.softmax_ce_soft` over this member's classes of x and y (the
     target's matching slice); ``class_weight`` is this member's slice, the smoothing's
     uniform share ε/C with C = ``shard.num_classes``. ``start`` is not needed (the target
-    slice says which classes are here), nor ``gradient_writer`` (its gradient pass is the
-    generic one), but both are taken for the kernels' common signature."""
+    slice says which classes are here), nor ``in_place`` (its passes are the generic
+    ones), but both are taken for the kernels' common signature."""
     n_classes, local_classes = shard.num_classes, x.shape[-1]
     rows_y = xp.reshape(y, (-1, local_classes))
     weighted_z_loss = class_weight is not None and not is_python_zero(z_loss)

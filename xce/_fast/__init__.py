@@ -28,7 +28,7 @@ __all__ = [
     "enabled",
     "lanes",
     "sharded_block_rows",
-    "sharded_gradient_writer",
+    "sharded_in_place",
 ]
 
 
@@ -94,15 +94,15 @@ def sharded_block_rows(xp, x) -> int | None:
     return block_rows(xp, x, budget)
 
 
-def sharded_gradient_writer(xp, x):
-    """The in-place gradient pass of the class-sharded label kernel for ``x``'s library
-    (CPU torch tensors: ``xce._fast._torch._sharded.labels_gradient``), or ``None``: the
-    generic pass, also with fast paths disabled."""
+def sharded_in_place(xp, x):
+    """The class-sharded kernels' in-place passes for ``x``'s library (CPU torch tensors:
+    the module ``xce._fast._torch._sharded``), or ``None``: the generic passes, also with
+    fast paths disabled."""
     if not _config.FAST_PATHS_ENABLED or not is_torch_namespace(xp) or not x.is_cpu:
         return None
-    from ._torch._sharded import labels_gradient
+    from ._torch import _sharded
 
-    return labels_gradient
+    return _sharded
 
 
 def backend(xp) -> Backend:

@@ -1,4 +1,4 @@
-"""The class-sharded label kernel's gradient pass on CPU torch tensors, in place.
+"""The class-sharded kernels' passes on CPU torch tensors, in place.
 
 The generic pass (``xce._agnostic._sharded``) makes a block's exponentials, its gradient as a
 new array, the label's one-hot mask and a selection, and copies the block into the output:
@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["labels_gradient"]
+__all__ = ["exp_", "labels_gradient"]
+
+
+def exp_(z):
+    """e = exp(z) written over ``z`` (a block's shifted logits, no longer needed): no new
+    block, whose first touch would cost the kernel as much as the exponentials."""
+    return z.exp_()
 
 
 def labels_gradient(out, x, m, *, softcap, coefficient, shift, hard, owned, local):
