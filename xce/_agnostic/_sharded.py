@@ -97,15 +97,16 @@ def _over_row_blocks(xp, x, target, grad_scale, *, block_rows, shard, softcap, w
             return capped, slope, None, in_place.exp_(z)
         return capped, slope, z, xp.exp(z)
 
+    # One block (whole-array): its exponentials and the cap's slope serve the gradient too.
+    whole = len(blocks) == 1
     stacks = []
     for lo, hi in blocks:
-        capped, _, z, e = exps(lo, hi, False, keep_z=needs_z)
+        capped, slope, z, e = exps(lo, hi, with_grad and whole, keep_z=needs_z)
         stacks.append(columns(lo, hi, capped, z, e, m[lo:hi, ...]))
-    sums = shard.all_sum(stacks[0] if len(stacks) == 1 else xp.concat(stacks, axis=0))
-    if not with_grad or len(blocks) == 1:
-        e = slope = None
-        if with_grad:  # one block: its exponentials once more, for the gradient
-            _, slope, _, e = exps(0, n_rows, True)
+    sums = shard.all_sum(stacks[0] if whole else xp.concat(stacks, axis=0))
+    if not with_grad or whole:
+        if not with_grad:
+            e = slope = None
         loss, grad = finish(0, n_rows, sums, m, e, slope, scale, with_grad)
     else:
         loss, _ = finish(0, n_rows, sums, m, None, None, None, False)

@@ -87,14 +87,14 @@ def in_row_blocks(xp, kernel, x, row_args, *, with_grad, grad_scale, spread=seri
     """
     if is_dask_namespace(xp):
         return _dask_whole(kernel, x, row_args, with_grad=with_grad, grad_scale=grad_scale)
-    if not _worth_blocking(xp, x):
+    step = block_rows(xp, x)
+    if step is None:
         return kernel(x, *row_args, with_grad=with_grad, grad_scale=grad_scale)
     n_cols = x.shape[-1]
     rows_x = xp.reshape(x, (-1, n_cols))
     rows_args = [_as_rows(xp, a, x.shape) for a in row_args]
     rows_scale = _as_rows(xp, grad_scale, x.shape)
     n_rows = rows_x.shape[0]
-    step = max(1, _config.ROW_BLOCK_BYTES // (n_cols * (xp.finfo(x.dtype).bits // 8)))
 
     def run(lo, hi):
         def cut(a):

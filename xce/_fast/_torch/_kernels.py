@@ -36,6 +36,7 @@ __all__ = [
 # torch call on a tiny tensor costs several µs of dispatch, a NumPy call about one, and a
 # (64, 10) check is a handful of them.
 _HOST_CHECK_ELEMENTS = 4096
+_NUMPY_FLOATS = (torch.float32, torch.float64)
 
 
 def _host_view(a):
@@ -43,9 +44,6 @@ def _host_view(a):
     if a.numel() > _HOST_CHECK_ELEMENTS or a.requires_grad or a.dtype not in _NUMPY_FLOATS:
         return None
     return a.numpy()
-
-
-_NUMPY_FLOATS = (torch.float32, torch.float64)
 
 
 def in_unit_interval(a):
