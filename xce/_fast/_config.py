@@ -72,10 +72,14 @@ ALIAS_MIN_BYTES = _int("XCE_ALIAS_MIN_BYTES", 1 << 20)
 # Logits per row chunk of the softmax kernels: each chunk's log-softmax temporary stays in
 # cache and is reused by torch's allocator, instead of one fresh (N, C) buffer per call.
 TORCH_CHUNK_BYTES = _int("XCE_TORCH_CHUNK_BYTES", 8 * 1024 * 1024)
-# The binary kernel keeps six chunk-sized buffers live: chunks this small keep them in L2.
-TORCH_ELEMENTWISE_CHUNK_BYTES = _int("XCE_TORCH_ELEMENTWISE_CHUNK_BYTES", 1024 * 1024)
-# Below this many logits a call's time is its torch calls, not arithmetic: the soft-target and
-# binary lanes take a short run of whole-array calls instead of the chunked kernels.
+# Logits per row chunk of the binary kernel, which makes about a dozen torch calls per chunk
+# on six chunk-sized buffers: at 1 MiB those calls' dispatch showed (forward at (4096, 32000)
+# float32 1.05-1.15× slower than at 2 MiB on the 2-core AMD host, and with the gradient up
+# to 1.7× with the default allocator); larger chunks gained nothing more.
+TORCH_ELEMENTWISE_CHUNK_BYTES = _int("XCE_TORCH_ELEMENTWISE_CHUNK_BYTES", 2 * 1024 * 1024)
+# Below this many logits a call's time is its torch calls, not arithmetic: the binary lane
+# takes a short run of whole-array calls instead of the chunked kernel (the soft-target lane
+# makes its one whole-array call up to TORCH_CHUNK_BYTES).
 TORCH_SMALL_ELEMENTS = _int("XCE_TORCH_SMALL_ELEMENTS", 1 << 16)
 # From this size a buffer the torch kernels return gets transparent huge pages advised, as
 # NumPy does for its own buffers; torch's CPU allocator does not, and a fresh buffer is then

@@ -145,8 +145,47 @@ def softmax_ce_labels(x, labels, *, class_weight, smoothing, with_grad=False, gr
 def _loss_and_grad_rows(x, labels, grad, r, *, class_weight, smoothing):
     """The loss of rows ``x`` (rows, C); their gradient, scaled by ``r``, written into ``grad``.
 
-    One log-softmax gives the loss and, exponentiated straight into ``grad``, the softmax.
+    One exponential per logit, made in place in ``grad``: z = x - m (the row max), the
+    label's z_y and Σ w·z gathered from it, e = exp(z) over it, and the softmax e/s scaled in
+    place. ℓ = (1-ε)·w_y·(log s - z_y) + (ε/C)·(Σw·log s - Σ w·z), the log-softmax's own
+    arithmetic (lse - x_c = log s - z_c) without its second pass of exponentials. GPU
+    tensors take the log-softmax, exponentiated, where this way is not yet measured.
     """
+    if not x.is_cpu:
+        return _loss_and_grad_log_softmax(x, labels, grad, r, class_weight=class_weight,
+                                          smoothing=smoothing)  # fmt: skip
+    n_classes = x.shape[-1]
+    hard = 1.0 - smoothing
+    w_y = None if class_weight is None else class_weight[labels]
+    z = torch.sub(x, torch.amax(x, dim=-1, keepdim=True), out=grad)
+    column = labels.unsqueeze(-1)
+    nll = -z.gather(1, column).squeeze(-1)  # - z_y, then + log s
+    weighted_z = None
+    if smoothing:
+        weighted_z = z.sum(dim=-1) if class_weight is None else torch.mv(z, class_weight)
+    z.exp_()
+    s = z.sum(dim=-1)
+    log_s = torch.log(s)
+    nll.add_(log_s)
+    loss = nll if w_y is None else nll * w_y
+    mass = hard if w_y is None else hard * w_y
+    if smoothing:
+        uniform = smoothing / n_classes
+        total_weight = n_classes if class_weight is None else class_weight.sum()
+        loss = hard * loss + uniform * (total_weight * log_s - weighted_z)
+        mass = mass + uniform * total_weight
+    z.mul_((mass * r / s).unsqueeze(-1))  # the softmax e/s times mass·r, in place
+    if smoothing:
+        r_col = r.unsqueeze(-1) if isinstance(r, torch.Tensor) and r.ndim else r
+        z.sub_(uniform * r_col * (1.0 if class_weight is None else class_weight))
+    label_share = hard * r if w_y is None else hard * w_y * r
+    label_share = torch.as_tensor(label_share, dtype=z.dtype, device=z.device)
+    z.scatter_add_(1, column, -label_share.expand(labels.shape).unsqueeze(-1))
+    return loss
+
+
+def _loss_and_grad_log_softmax(x, labels, grad, r, *, class_weight, smoothing):
+    """:func:`_loss_and_grad_rows` from one log-softmax, exponentiated into ``grad``."""
     n_classes = x.shape[-1]
     log_p = torch.log_softmax(x, dim=-1)
     loss = F.nll_loss(log_p, labels, weight=class_weight, reduction="none")
@@ -205,8 +244,8 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
 
     ``F.cross_entropy`` with probability targets computes exactly this (-Σ w_c q_c log p_c,
     q = (1-ε)·y + ε/C) in one native kernel; it is run whole-array under autograd and over row
-    chunks otherwise, and ``value_and_grad`` takes one log-softmax per chunk for both the
-    loss and, exponentiated into the array returned, the gradient Σwq·softmax - wq. Where its
+    chunks otherwise, and ``value_and_grad`` makes one exponential per logit per chunk, in
+    the array returned, for both the loss and the gradient Σwq·softmax - wq. Where its
     result is not finite (0·log 0 on a -inf logit with no target mass is NaN there, 0 here)
     the generic kernel redoes the rows. GPU tensors take the generic kernel (no host sync).
     With ``check_targets`` (CPU chunks only) the result is ``None`` if a chunk's targets leave
@@ -243,18 +282,32 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
                         wq += smoothing / n_classes
                     if class_weight is not None:
                         wq *= class_weight
-                log_p = torch.log_softmax(xb, dim=-1)
-                chunk_loss = -torch.linalg.vecdot(wq, log_p)
+                chunk_loss, gb = _soft_loss_and_softmax(xb, wq, grad[lo:hi])
             if not torch.isfinite(chunk_loss).all():
                 _generic_rows(generic, flat_x, flat_y, loss, grad, scale, lo, hi)
                 continue
             loss[lo:hi] = chunk_loss
-            if with_grad:
-                gb = torch.exp(log_p, out=grad[lo:hi])
-                gb.mul_(wq.sum(dim=-1, keepdim=True))
+            if with_grad:  # Σwq·softmax - wq
                 gb.sub_(wq)
                 _scale_rows(gb, _rows_of(scale, lo, hi))
     return loss.reshape(x.shape[:-1]), None if grad is None else grad.reshape(x.shape)
+
+
+def _soft_loss_and_softmax(x, wq, out):
+    """ℓ = Σwq·lse - Σ wq·x of rows ``x``, and Σwq·softmax(x) written into ``out``.
+
+    One exponential per logit, in place in ``out`` (z = x - m, Σ wq·z read from it, exp,
+    scaled by Σwq/s), the NumPy kernel's arithmetic: ℓ = Σwq·log s - Σ wq·z, nothing
+    cancelling. (The pipeline hands the kernels float32 or float64: half precision is
+    computed in float32.)
+    """
+    mass = wq.sum(dim=-1, keepdim=True)
+    z = torch.sub(x, torch.amax(x, dim=-1, keepdim=True), out=out)
+    dot = torch.linalg.vecdot(wq, z)
+    z.exp_()
+    s = z.sum(dim=-1, keepdim=True)
+    loss = torch.log(s).mul_(mass).squeeze(-1).sub_(dot)
+    return loss, z.mul_(mass / s)
 
 
 def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None,
