@@ -18,7 +18,7 @@ from typing import Any
 
 from . import _agnostic as agnostic
 from . import _fast
-from ._array_api import is_eager_host, is_jax_namespace
+from ._array_api import is_jax_namespace
 from ._parts import LossParts
 from ._prepare import (
     Prepared,
@@ -111,35 +111,10 @@ def plain_lane(
     lanes = _fast.lanes(type(y_pred))
     if lanes is None or info.lane is None:
         return None
-    # On host data only: a read of a GPU tensor would synchronise the device.
-    if (
-        info.target != "binary"
-        and is_eager_host(y_pred)
-        and _first_row_may_be_probabilities(y_pred)
-    ):
-        return None  # the full path looks closer, and warns
+    # Each lane also declines logits whose first row looks like probabilities (on host data
+    # only: a read of a GPU tensor would synchronise the device); the full path looks closer,
+    # and warns.
     return getattr(lanes, info.lane)(y_true, y_pred, reduction=reduction, with_grad=with_grad)
-
-
-def _first_row_may_be_probabilities(x: Array) -> bool:
-    """Whether the first row of logits (classes last) could be a probability distribution:
-    its first entry in [0, 1], then the row's minimum ≥ 0 and its sum near 1. Logits almost
-    never pass (one entry read); the full path then checks every row and warns."""
-    if x.ndim == 0 or 0 in x.shape:
-        return False
-    row = x[(0,) * (x.ndim - 1)]
-    if getattr(row, "requires_grad", False):
-        row = row.detach()
-    if row.shape[0] <= _SHORT_ROW:  # one read of the row instead of three (a NaN sum fails)
-        values = row.tolist()
-        return 0.0 <= values[0] <= 1.0 and min(values) >= 0.0 and abs(sum(values) - 1.0) <= 1e-2
-    if not 0.0 <= float(row[0]) <= 1.0:
-        return False
-    return float(row.min()) >= 0.0 and abs(float(row.sum()) - 1.0) <= 1e-2
-
-
-# Rows up to this long are read into Python at once by the look above.
-_SHORT_ROW = 64
 
 
 def _kernel_call(

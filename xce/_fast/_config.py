@@ -81,6 +81,10 @@ TORCH_ELEMENTWISE_CHUNK_BYTES = _int("XCE_TORCH_ELEMENTWISE_CHUNK_BYTES", 2 * 10
 # takes a short run of whole-array calls instead of the chunked kernel (the soft-target lane
 # makes its one whole-array call up to TORCH_CHUNK_BYTES).
 TORCH_SMALL_ELEMENTS = _int("XCE_TORCH_SMALL_ELEMENTS", 1 << 16)
+# Up to this many entries, CPU tensors outside any graph are checked, and the soft-target and
+# binary losses computed, by NumPy on views of their memory (xce._fast._torch._host): a torch
+# call on a tiny tensor costs several µs of dispatch, a NumPy call about one.
+TORCH_HOST_ELEMENTS = _int("XCE_TORCH_HOST_ELEMENTS", 4096)
 # From this size a buffer the torch kernels return gets transparent huge pages advised, as
 # NumPy does for its own buffers; torch's CPU allocator does not, and a fresh buffer is then
 # faulted in and zeroed 4 KiB at a time.

@@ -31,11 +31,14 @@ class PlainLanes(Protocol):
 
     Each lane takes the targets and the logits ``x``, of the one exact array type it was found
     for, runs its quick checks (types, dtypes, shapes, the labels' range; soft and binary targets
-    are checked against [0, 1] block by block inside the kernel) and returns ``None`` the
-    moment one fails: the pipeline then takes its full path, which raises the proper error for
-    bad input. Otherwise it returns ``(value, grad)``: the loss reduced by ``reduction``
-    (``"none"``, ``"sum"`` or ``"mean"``, as the shared reduction would) and, with
-    ``with_grad``, its gradient with respect to ``x`` (else ``None``).
+    are checked against [0, 1] block by block inside the kernel; the sparse and soft-target
+    lanes decline logits whose first row looks like probabilities, see
+    ``xce._fast._plain.first_row_may_be_probabilities``) and returns ``None`` the moment one
+    fails: the pipeline then takes its full path, which raises the proper error for bad input
+    (and warns about probabilities given as logits). Otherwise it returns ``(value, grad)``:
+    the loss reduced by ``reduction`` (``"none"``, ``"sum"`` or ``"mean"``, as the shared
+    reduction would) and, with ``with_grad``, its gradient with respect to ``x`` (else
+    ``None``).
     """
 
     def plain_sparse(

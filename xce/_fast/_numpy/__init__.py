@@ -10,7 +10,8 @@ once, directly into the array returned. This package is the fast-path interface
 - ``_threads``: the thread pool (:func:`spread`, which shares the row blocks of any kernel
   among the threads; the generic kernels of the losses on probabilities run through it too),
   per-thread scratch buffers, and where an array that ``exp`` writes is placed;
-- ``_lanes``: the plain lanes, and the short path for small sparse inputs;
+- ``_lanes``: the plain lanes; ``_small``: the short paths of small calls (a few KiB), which
+  CPU torch tensors take too, on NumPy views;
 - ``_sparse_kernel``, ``_dense_kernels``: the hand-fused kernels, in place on per-thread
   buffers, for the three losses on logits; ``_row_ops``: the per-row steps they share.
 """

@@ -14,10 +14,11 @@ from .. import _config
 from ._row_ops import flat_scale, row_sums, rows_of, scale_rows
 from ._threads import empty_clear_of, rows_per_block, scratch_for, spread
 
-__all__ = ["sigmoid_bce", "softmax_ce_soft"]
+__all__ = ["in_unit_interval", "sigmoid_bce", "softmax_ce_soft", "sums_are_one"]
 
 
-def _in_unit_interval(a):
+def in_unit_interval(a):
+    """Whether every entry of ``a`` lies in [0, 1] (NaN does not)."""
     return np.minimum.reduce(a, axis=None) >= 0 and np.maximum.reduce(a, axis=None) <= 1
 
 
@@ -29,7 +30,7 @@ _ROW_SUM_TOLERANCE = {
 }
 
 
-def _sums_are_one(total):
+def sums_are_one(total):
     """Every row total is 1 within the shared tolerance, or 0 (no target)."""
     tolerance = _ROW_SUM_TOLERANCE[total.dtype]
     deviation = np.abs(total - 1)
@@ -97,7 +98,7 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
         if check_targets:
             y_sums = row_sums(yb)
-            if not (_in_unit_interval(yb) and _sums_are_one(y_sums)):
+            if not (in_unit_interval(yb) and sums_are_one(y_sums)):
                 return False
         m = np.maximum.reduce(xb, axis=1)  # a row max that is not finite makes ℓ NaN below
         wq = yb  # w ⊙ q, in a scratch buffer when it differs from y (y is the caller's)
@@ -173,7 +174,7 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
 
     def fast_block(lo, hi):
         xb, yb = flat_x[lo:hi], flat_y[lo:hi]
-        if check_targets and not _in_unit_interval(yb):
+        if check_targets and not in_unit_interval(yb):
             return False
         shape = xb.shape
 

@@ -3,6 +3,8 @@
 
 - ``_chunks``: the row chunks the CPU kernels walk, and huge pages for what they return;
 - ``_lanes``: the plain lanes, option-free calls on CPU logits in a few torch calls;
+- ``_host``: small tensors outside any graph through NumPy views (checks, and the short
+  paths of ``xce._fast._numpy._small``);
 - ``_kernels``: the native kernels for the three losses on logits, torch's own calls over
   row chunks, handing the rows torch's rules would get wrong to the generic kernel.
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..._value_checks import ROW_SUM_FLOOR, ROW_SUM_ULPS
 from .. import _config
 from ._chunks import chunks, empty_like
+from ._host import host_view
 
 __all__ = [
     "in_unit_interval",
@@ -32,23 +33,9 @@ __all__ = [
 ]
 
 
-# Below this many entries the checks read the targets through NumPy (a view, no copy): a
-# torch call on a tiny tensor costs several µs of dispatch, a NumPy call about one, and a
-# (64, 10) check is a handful of them.
-_HOST_CHECK_ELEMENTS = 4096
-_NUMPY_FLOATS = (torch.float32, torch.float64)
-
-
-def _host_view(a):
-    """A NumPy view of a small CPU tensor outside any graph, else ``None``."""
-    if a.numel() > _HOST_CHECK_ELEMENTS or a.requires_grad or a.dtype not in _NUMPY_FLOATS:
-        return None
-    return a.numpy()
-
-
 def in_unit_interval(a):
     """Whether every entry of ``a`` lies in [0, 1] (NaN does not)."""
-    view = _host_view(a)
+    view = host_view(a)
     if view is not None:
         return bool(view.min() >= 0) and bool(view.max() <= 1)  # NaN fails
     lowest, highest = torch.aminmax(a)
@@ -61,7 +48,7 @@ def soft_targets_fit(y):
     if not in_unit_interval(y):
         return False
     tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * torch.finfo(y.dtype).eps)
-    view = _host_view(y)
+    view = host_view(y)
     if view is not None:
         total = view.sum(axis=-1)
         return bool((((abs(total - 1)) <= tolerance) | (total == 0)).all())

@@ -1,0 +1,189 @@
+"""Small option-free calls on logits: a classifier's batch, a few KiB.
+
+On NumPy and CPU torch these take short paths (``xce._fast._numpy._small``, on NumPy views of
+small tensors) instead of the blocked kernels: every reduction, the gradient, n-d inputs and
+one sample, against the float64 oracle in ``tests/reference.py``; the inputs those paths
+decline (infinite or NaN logits, bad targets, probabilities given as logits) must end as the
+full path ends them. On the other backends the same calls run the generic path and must give
+the same numbers. Run with ``XCE_DISABLE_FAST_PATHS=1`` too (nox does).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import xce
+from tests import reference
+from tests.helpers import assert_close, to_numpy
+from xce._fast import _config
+from xce._fast._numpy import _lanes as numpy_lanes
+from xce._fast._numpy import _small
+
+SHAPES = [(64, 10), (5, 3), (2, 4, 7), (9,)]
+SHAPE_IDS = ["64x10", "5x3", "2x4x7", "one-sample"]
+REDUCTIONS = ["none", "sum", "mean"]
+
+
+def _problem(shape, seed=3):
+    """float32-exact logits (so that both dtypes read the oracle's inputs), labels, soft and
+    binary targets."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=3.0, size=shape).astype(np.float32).astype(np.float64)
+    labels = rng.integers(0, shape[-1], size=shape[:-1])
+    soft = reference.softmax(rng.normal(size=shape))
+    binary = (rng.random(shape) < 0.4).astype(np.float64)
+    return x, labels, soft, binary
+
+
+def _tolerance(xp, dtype):
+    return {"rtol": 2e-6, "atol": 1e-7} if dtype == xp.float32 else {"rtol": 1e-12, "atol": 1e-14}
+
+
+def _divisor(reduction, n):
+    return n if reduction == "mean" else 1
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_small_calls_match_the_oracle(xp, make, dtype, device, shape, reduction):
+    x, labels, soft, binary = _problem(shape)
+    tol = _tolerance(xp, dtype)
+    rows = int(np.prod(shape[:-1], dtype=int))
+    cases = [
+        (xce.sparse_categorical_cross_entropy, make(labels, "int64"), labels,
+         reference.sparse_categorical_cross_entropy,
+         (reference.softmax(x) - np.eye(shape[-1])[labels]) / _divisor(reduction, rows)),
+        (xce.categorical_cross_entropy, make(soft), soft, reference.categorical_cross_entropy,
+         (reference.softmax(x) - soft) / _divisor(reduction, rows)),
+        (xce.binary_cross_entropy, make(binary), binary, reference.binary_cross_entropy,
+         (reference.sigmoid(x) - binary) / _divisor(reduction, x.size)),
+    ]  # fmt: skip
+    for fn, y, y_np, oracle, expected_grad in cases:
+        expected = oracle(y_np, x, from_logits=True, reduction=reduction)
+        value = fn(y, make(x), from_logits=True, reduction=reduction)
+        assert_close(value, expected, xp=xp, dtype=dtype, device=device, **tol)
+        if reduction == "none":
+            continue  # value_and_grad takes a scalar loss
+        value, grad = xce.value_and_grad(fn)(y, make(x), from_logits=True, reduction=reduction)
+        assert_close(value, expected, xp=xp, dtype=dtype, device=device, **tol)
+        assert_close(grad, expected_grad, xp=xp, dtype=dtype, device=device, **tol)
+
+
+def test_small_binary_calls_keep_a_confident_entrys_tiny_loss(xp, make, dtype, device):
+    """Nothing cancels: a right answer at logit ±30 keeps its loss of about 1e-13, where
+    log(1 + e^-30) in floating point would give 0."""
+    x, y = [[30.0, -30.0, 30.0]], [[1.0, 0.0, 0.0]]
+    tiny = np.log1p(np.exp(-30.0))  # by hand
+    value = xce.binary_cross_entropy(make(y), make(x), from_logits=True, reduction="none")
+    assert_close(value, [[tiny, tiny, 30.0 + tiny]], xp=xp, dtype=dtype, device=device,
+                 rtol=1e-6, atol=0)  # fmt: skip
+
+
+# The NumPy-backed generic kernels (array-api-strict, Dask) warn on inf - inf while computing
+# these values; the values are what this test checks.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")
+def test_small_calls_with_infinite_logits_follow_the_full_paths_rules(xp, make, dtype, device):
+    """The short paths decline a non-finite result (warning-free: pytest makes warnings
+    errors); the rules then give +inf for a label on a masked class, 0 for a masked class
+    without target mass, NaN for a row of -inf, and 0 for a binary entry at ±inf that matches
+    its target."""
+    x = np.array([[2.0, -np.inf, 0.5], [0.0, 1.0, -np.inf], [-np.inf, -np.inf, -np.inf]])
+    labels = np.array([0, 2, 1])
+    soft = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 1.0, 0.0]])
+    value = xce.sparse_categorical_cross_entropy(
+        make(labels, "int64"), make(x), from_logits=True, reduction="none"
+    )
+    first = np.log1p(np.exp(-1.5))
+    assert_close(value, [first, np.inf, np.nan], xp=xp, dtype=dtype, device=device)
+    value = xce.categorical_cross_entropy(make(soft), make(x), from_logits=True, reduction="none")
+    lse = np.log(np.exp(0.0) + np.exp(1.0))
+    assert_close(value, [first, lse - 0.5, np.nan], xp=xp, dtype=dtype, device=device)
+    xb = np.array([[np.inf, -np.inf, 3.0]])
+    value = xce.binary_cross_entropy(
+        make(np.array([[1.0, 0.0, 1.0]])), make(xb), from_logits=True, reduction="none"
+    )
+    assert_close(value, [[0.0, 0.0, np.log1p(np.exp(-3.0))]], xp=xp, dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.25, np.nan, "row sum"])
+def test_small_calls_with_bad_targets_raise(xp, make, bad):
+    """A bad target is the full path's error, not a number, also through the short paths;
+    ``validate=True`` reads the values on every backend."""
+    x, _, soft, binary = _problem((64, 10))
+    for fn, y in ((xce.categorical_cross_entropy, soft), (xce.binary_cross_entropy, binary)):
+        y = y.copy()
+        if bad == "row sum":
+            if fn is xce.binary_cross_entropy:
+                continue  # binary targets have no row sum
+            y[7] *= 0.5
+        else:
+            y[7, 3] = bad
+        match = "sum to 1" if bad == "row sum" else r"outside \[0, 1\]"
+        for call in (fn, xce.value_and_grad(fn)):
+            with pytest.raises(ValueError, match=match):
+                call(make(y), make(x), from_logits=True, validate=True)
+
+
+def test_small_calls_with_probabilities_as_logits_warn(xp, make, backend):
+    """The short paths decline logits whose first row looks like probabilities; the full path
+    then looks at every row and warns."""
+    if backend in ("jax", "dask"):
+        pytest.skip(f"{backend}: values are not read, so nothing can be seen to warn about")
+    _, labels, soft, _ = _problem((64, 10))
+    for fn, y in ((xce.sparse_categorical_cross_entropy, make(labels, "int64")),
+                  (xce.categorical_cross_entropy, make(soft))):  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fn(y, make(np.log(soft) * 3.0), from_logits=True)
+        for call in (fn, xce.value_and_grad(fn)):
+            with pytest.warns(UserWarning, match="from_logits=False"):
+                call(y, make(soft), from_logits=True)
+
+
+@pytest.mark.parametrize("name", ["small_labels", "small_soft", "small_binary"])
+def test_small_calls_take_the_short_path(xp, make, backend, monkeypatch, name):
+    """On NumPy and CPU torch (outside any graph) a (64, 10) call runs the short path: the
+    numbers above are its numbers. Elsewhere, and with fast paths disabled, it is never
+    entered."""
+    calls = []
+    kernel = getattr(_small, name)
+
+    def spy(*args, **kwargs):
+        calls.append(name)
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(_small, name, spy)
+    monkeypatch.setattr(numpy_lanes, name, spy)  # the NumPy lanes' own name for it
+    x, labels, soft, binary = _problem((64, 10))
+    fn, y = {
+        "small_labels": (xce.sparse_categorical_cross_entropy, make(labels, "int64")),
+        "small_soft": (xce.categorical_cross_entropy, make(soft)),
+        "small_binary": (xce.binary_cross_entropy, make(binary)),
+    }[name]
+    value, grad = xce.value_and_grad(fn)(y, make(x), from_logits=True)
+    expected = backend in ("numpy", "torch") and _config.FAST_PATHS_ENABLED
+    assert bool(calls) == expected
+    assert np.isfinite(float(to_numpy(value))) and np.all(np.isfinite(to_numpy(grad)))
+
+
+def test_torch_tensors_in_a_graph_keep_their_graph(backend):
+    """A small tensor that autograd records never goes through NumPy: its loss is torch's,
+    and backward gives the gradient."""
+    if backend != "torch":
+        pytest.skip(f"{backend}: torch.autograd applies to torch tensors only")
+    import torch
+
+    x_np, labels, soft, binary = _problem((64, 10))
+    for fn, y, expected in (
+        (xce.sparse_categorical_cross_entropy, torch.as_tensor(labels),
+         reference.softmax(x_np) - np.eye(10)[labels]),
+        (xce.categorical_cross_entropy, torch.as_tensor(soft), reference.softmax(x_np) - soft),
+        (xce.binary_cross_entropy, torch.as_tensor(binary), reference.sigmoid(x_np) - binary),
+    ):  # fmt: skip
+        x = torch.tensor(x_np, requires_grad=True)
+        fn(y, x, from_logits=True, reduction="sum").backward()
+        np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-10, atol=1e-14)

@@ -1,0 +1,44 @@
+"""Small CPU tensors through NumPy views of their memory: a torch call on a tiny tensor costs
+several µs of dispatch, a NumPy call about one, and a (64, 10) loss or check is a dozen calls.
+The views share the tensors' memory (no copy) and are only read; what the NumPy kernels return
+is wrapped as tensors without a copy. Results never come this way for tensors that autograd
+records (their graph would be lost), nor for dtypes NumPy does not have; without NumPy
+nothing does (torch imports NumPy itself where it is installed).
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+
+from .. import _config
+
+_small: types.ModuleType | None
+try:
+    from .._numpy import _small
+except ImportError:  # no NumPy
+    _small = None
+
+__all__ = ["host_view", "on_host"]
+
+_NUMPY_DTYPES = (torch.float32, torch.float64, torch.int64)
+
+
+def host_view(a):
+    """A NumPy view of a small CPU tensor (float32, float64 or int64, up to
+    ``_config.TORCH_HOST_ELEMENTS`` entries), detached from any graph; else ``None``."""
+    if a.numel() > _config.TORCH_HOST_ELEMENTS or a.dtype not in _NUMPY_DTYPES or _small is None:
+        return None
+    return (a.detach() if a.requires_grad else a).numpy()
+
+
+def on_host(kernel_name, x_view, y_view, *, reduction, with_grad):
+    """The NumPy small-call kernel ``kernel_name`` (``xce._fast._numpy._small``) on host views
+    of tensors outside any graph: ``(value, grad)`` as tensors, or ``None`` (the kernel
+    declined: bad targets, a result that is not finite)."""
+    result = getattr(_small, kernel_name)(x_view, y_view, reduction=reduction, with_grad=with_grad)
+    if result is None:
+        return None
+    value, grad = result
+    return torch.from_numpy(value), None if grad is None else torch.from_numpy(grad)
