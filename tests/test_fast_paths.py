@@ -289,6 +289,18 @@ def test_large_targets_outside_unit_interval_raise(xp, make, problem, loss_fn, b
             fn(make(targets), make(logits), from_logits=True, validate=True)
 
 
+def test_large_soft_targets_whose_row_does_not_sum_to_one_raise(xp, make, problem):
+    """Row totals are checked too (on CPU torch through NumPy): one half-weight row in a
+    middle block ends in the full path's error."""
+    logits, _, _ = problem
+    logits = np.maximum(logits, -30.0)
+    targets = reference.softmax(logits)
+    targets[150] *= 0.5
+    for fn in (xce.categorical_cross_entropy, xce.value_and_grad(xce.categorical_cross_entropy)):
+        with pytest.raises(ValueError, match="sum to 1"):
+            fn(make(targets), make(logits), from_logits=True, validate=True)
+
+
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_large_binary_total_with_infinite_logits(xp, make, dtype, device, problem, reduction):
     """A reduced binary loss sums each block as it goes (no array of entries); a block with

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..._value_checks import ROW_SUM_FLOOR, ROW_SUM_ULPS
 from .. import _config
 from ._chunks import chunks, empty_like
-from ._host import host_view
+from ._host import host_view, row_totals_fit
 
 __all__ = [
     "in_unit_interval",
@@ -39,7 +39,8 @@ def in_unit_interval(a):
     if view is not None:
         return bool(view.min() >= 0) and bool(view.max() <= 1)  # NaN fails
     lowest, highest = torch.aminmax(a)
-    return bool(lowest >= 0) and bool(highest <= 1)  # NaN fails
+    # .item() and a Python comparison: a comparison tensor and its bool() cost more
+    return lowest.item() >= 0 and highest.item() <= 1  # NaN fails
 
 
 def soft_targets_fit(y):
@@ -47,13 +48,16 @@ def soft_targets_fit(y):
     shared tolerance, or to 0 (no target): a multi-hot row does not."""
     if not in_unit_interval(y):
         return False
-    tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * torch.finfo(y.dtype).eps)
     view = host_view(y)
-    if view is not None:
-        total = view.sum(axis=-1)
-        return bool((((abs(total - 1)) <= tolerance) | (total == 0)).all())
-    total = y.sum(dim=-1)
+    total = view.sum(axis=-1) if view is not None else y.sum(dim=-1)
+    fit = row_totals_fit(total) if y.dtype in _NUMPY_FLOATS else None
+    if fit is not None:
+        return fit
+    tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * torch.finfo(y.dtype).eps)
     return bool((((total - 1).abs() <= tolerance) | (total == 0)).all())
+
+
+_NUMPY_FLOATS = (torch.float32, torch.float64)
 
 
 def recording(*tensors):
