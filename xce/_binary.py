@@ -36,7 +36,10 @@ def loss_and_gradient(
             -1, None, None, sample_weight, label_smoothing, where, reduction, eps, validate
         )
     ):
-        result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        result = pipeline.plain_lane(
+            INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
+            label_smoothing=label_smoothing,
+        )  # fmt: skip
         if result is not None:
             return result
     inputs = pipeline.prepare_binary(

@@ -43,7 +43,10 @@ def loss_and_gradient(
         axis, None, class_weight, sample_weight, label_smoothing, where, reduction, eps,
         validate, softcap=softcap, z_loss=z_loss, return_parts=return_parts,
     ):  # fmt: skip
-        result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        result = pipeline.plain_lane(
+            INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
+            label_smoothing=label_smoothing,
+        )  # fmt: skip
         if result is not None:
             return result
 

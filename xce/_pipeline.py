@@ -61,8 +61,9 @@ def is_plain(
     *, softcap: Any = None, z_loss: Any = 0.0, return_parts: Any = False,
 ) -> bool:  # fmt: skip
     """Whether a call uses no option beyond the defaults (any reduction but
-    ``"sum_and_count"``): the case a native plain lane may serve in a few calls. Exact
-    type tests, not ``==``: an array option must never be compared element-wise here."""
+    ``"sum_and_count"``), but label smoothing given as a number in [0, 1] and an int
+    ``ignore_index``: the case a native plain lane may serve in a few calls. Exact type
+    tests, not ``==``: an array option must never be compared element-wise here."""
     return (
         softcap is None
         and type(z_loss) in (int, float)
@@ -70,12 +71,12 @@ def is_plain(
         and return_parts is False
         and type(axis) is int
         and axis == -1
-        and ignore_index is None
+        and (ignore_index is None or type(ignore_index) is int)
         and class_weight is None
         and sample_weight is None
         and where is None
         and type(label_smoothing) in (int, float)
-        and label_smoothing == 0
+        and 0 <= label_smoothing <= 1  # NaN is not: the full path raises
         and eps is None
         and (validate is True or (type(validate) is str and validate == "auto"))
         and type(reduction) is str
@@ -104,17 +105,25 @@ def logit_options(
 
 
 def plain_lane(
-    info: LossInfo, y_true: Array, y_pred: Array, *, reduction: str, with_grad: bool
-) -> tuple[Array, Array | None] | None:
-    """The backend's plain lane for an option-free call on logits: its ``(value, grad)``, or
-    ``None`` (no lane for this array type, or its quick checks did not all pass)."""
+    info: LossInfo, y_true: Array, y_pred: Array, *, reduction: str, with_grad: bool,
+    label_smoothing: float | int = 0.0, ignore_index: int | None = None,
+) -> tuple[Array, Array | None] | None:  # fmt: skip
+    """The backend's plain lane for a call on logits that :func:`is_plain`: its
+    ``(value, grad)``, or ``None`` (no lane for this array type, or its quick checks did not
+    all pass). ``ignore_index`` is the sparse loss's."""
     lanes = _fast.lanes(type(y_pred))
     if lanes is None or info.lane is None:
         return None
     # Each lane also declines logits whose first row looks like probabilities (on host data
     # only: a read of a GPU tensor would synchronise the device); the full path looks closer,
     # and warns.
-    return getattr(lanes, info.lane)(y_true, y_pred, reduction=reduction, with_grad=with_grad)
+    options: dict[str, Any] = {}
+    if label_smoothing:
+        options["smoothing"] = float(label_smoothing)
+    if ignore_index is not None:
+        options["ignore_index"] = ignore_index
+    lane = getattr(lanes, info.lane)
+    return lane(y_true, y_pred, reduction=reduction, with_grad=with_grad, **options)
 
 
 def _kernel_call(

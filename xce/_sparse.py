@@ -44,7 +44,11 @@ def loss_and_gradient(
         axis, ignore_index, class_weight, sample_weight, label_smoothing, where, reduction,
         eps, validate, softcap=softcap, z_loss=z_loss, return_parts=return_parts,
     ):  # fmt: skip
-        result = pipeline.plain_lane(INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad)
+        result = pipeline.plain_lane(
+            INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
+            label_smoothing=label_smoothing,
+            ignore_index=ignore_index,
+        )  # fmt: skip
         if result is not None:
             return result
 

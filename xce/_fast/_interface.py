@@ -27,7 +27,8 @@ LossAndGrad = tuple[Array, Array | None]
 
 
 class PlainLanes(Protocol):
-    """Option-free calls on logits served in a few calls (the common case).
+    """Calls on logits with no option besides label smoothing (a number, ``smoothing``) and
+    the sparse loss's ``ignore_index``, served in a few calls (the common case).
 
     Each lane takes the targets and the logits ``x``, of the one exact array type it was found
     for, runs its quick checks (types, dtypes, shapes, the labels' range; soft and binary targets
@@ -42,17 +43,20 @@ class PlainLanes(Protocol):
     """
 
     def plain_sparse(
-        self, labels: Array, x: Array, /, *, reduction: str, with_grad: bool
-    ) -> LossAndGrad | None:
-        """Integer labels, softmax over the last axis (sparse categorical on logits)."""
+        self, labels: Array, x: Array, /, *, reduction: str, with_grad: bool,
+        smoothing: float = 0.0, ignore_index: int | None = None,
+    ) -> LossAndGrad | None:  # fmt: skip
+        """Integer labels, softmax over the last axis (sparse categorical on logits); labels
+        equal to ``ignore_index`` count for nothing (loss and gradient 0, and the mean is
+        over the others: 0 over none)."""
 
     def plain_soft(
-        self, y: Array, x: Array, /, *, reduction: str, with_grad: bool
+        self, y: Array, x: Array, /, *, reduction: str, with_grad: bool, smoothing: float = 0.0
     ) -> LossAndGrad | None:
         """Soft targets shaped like the logits, softmax over the last axis."""
 
     def plain_binary(
-        self, y: Array, x: Array, /, *, reduction: str, with_grad: bool
+        self, y: Array, x: Array, /, *, reduction: str, with_grad: bool, smoothing: float = 0.0
     ) -> LossAndGrad | None:
         """Binary targets shaped like the logits, a sigmoid per entry."""
 

@@ -8,7 +8,14 @@ import numpy as np
 from .. import _config
 from .._plain import first_row_may_be_probabilities, run_plain
 from ._dense_kernels import sigmoid_bce, softmax_ce_soft
-from ._small import plain_reduction, small_binary, small_labels, small_soft
+from ._small import (
+    checked_labels,
+    count_of,
+    plain_reduction,
+    small_binary,
+    small_labels,
+    small_soft,
+)
 from ._sparse_kernel import softmax_ce_labels
 
 __all__ = ["plain_binary", "plain_soft", "plain_sparse"]
@@ -19,12 +26,14 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _SMALL_BINARY_ENTRIES = 4096
 
 
-def plain_sparse(labels, x, *, reduction, with_grad):
-    """The most common call, logits and in-range integer labels with no option, in few calls.
+def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index=None):
+    """The most common call, logits and integer labels with no option besides label
+    smoothing and ``ignore_index``, in few calls.
 
     Returns ``None`` unless every condition holds at a glance; the caller then takes the full
     path, which also raises the proper error for bad input. For a small batch the public
-    layer's generic checks and reduction cost several times the loss itself.
+    layer's generic checks and reduction cost several times the loss itself. Ignored labels
+    count for nothing: loss and gradient 0, and the mean is over the others (0 over none).
     """
     if (
         type(labels) is not np.ndarray
@@ -37,20 +46,25 @@ def plain_sparse(labels, x, *, reduction, with_grad):
         or not x.flags.c_contiguous
     ):
         return None
-    if (
-        np.minimum.reduce(labels, axis=None) < 0
-        or np.maximum.reduce(labels, axis=None) >= x.shape[-1]
-        or first_row_may_be_probabilities(x)
-    ):
+    checked = checked_labels(labels, x.shape[-1], ignore_index)
+    if checked is None or first_row_may_be_probabilities(x):
         return None
+    labels, valid = checked
     if x.nbytes <= _config.SMALL_LANE_BYTES:
-        result = small_labels(x, labels, reduction=reduction, with_grad=with_grad)
+        result = small_labels(x, labels, reduction=reduction, with_grad=with_grad,
+                              smoothing=smoothing, valid=valid)  # fmt: skip
         if result is not None:
             return result
-    r = 1.0 / labels.size if reduction == "mean" else 1.0
-    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
-                                   with_grad=with_grad, grad_scale=r)  # fmt: skip
-    return plain_reduction(loss, reduction), grad
+    count = count_of(valid, labels.size, x.dtype)
+    r = 1.0 / count if reduction == "mean" and count else 1.0
+    scale = r if valid is None else np.where(valid, x.dtype.type(r), x.dtype.type(0))
+    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=smoothing,
+                                   with_grad=with_grad, grad_scale=scale)  # fmt: skip
+    if valid is not None:  # an ignored row's logits may be anything, NaN included
+        np.copyto(loss, 0, where=~valid)
+        if grad is not None:
+            grad[~valid] = 0
+    return plain_reduction(loss, reduction, count), grad
 
 
 def _plain_targets(y, x):
@@ -69,8 +83,9 @@ def _plain_targets(y, x):
     )
 
 
-def plain_soft(y, x, *, reduction, with_grad):
-    """Soft targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+def plain_soft(y, x, *, reduction, with_grad, smoothing=0.0):
+    """Soft targets on logits with no option besides label smoothing, in few calls (see
+    :func:`plain_sparse`)."""
     if (
         x.ndim == 0
         or x.shape[-1] < 2
@@ -81,30 +96,33 @@ def plain_soft(y, x, *, reduction, with_grad):
     if x.nbytes <= _config.SMALL_LANE_BYTES:
         # its checks failed or a result is not finite: the blocked kernel then hands the
         # non-finite rows to the generic kernel, or declines too
-        result = small_soft(x, y, reduction=reduction, with_grad=with_grad)
+        result = small_soft(x, y, reduction=reduction, with_grad=with_grad, smoothing=smoothing)
         if result is not None:
             return result
     r = x.shape[-1] / x.size if reduction == "mean" else 1.0
     return run_plain(softmax_ce_soft, x, y, reduction=reduction, with_grad=with_grad,
-                     grad_scale=r, reduce=plain_reduction)  # fmt: skip
+                     grad_scale=r, reduce=plain_reduction, smoothing=smoothing)  # fmt: skip
 
 
-def plain_binary(y, x, *, reduction, with_grad):
-    """Binary targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+def plain_binary(y, x, *, reduction, with_grad, smoothing=0.0):
+    """Binary targets on logits with no option besides label smoothing, in few calls (see
+    :func:`plain_sparse`)."""
     if not _plain_targets(y, x):
         return None
     if x.nbytes <= _config.SMALL_LANE_BYTES and x.size <= _SMALL_BINARY_ENTRIES:
-        result = small_binary(x, y, reduction=reduction, with_grad=with_grad)
+        result = small_binary(x, y, reduction=reduction, with_grad=with_grad,
+                              smoothing=smoothing)  # fmt: skip
         if result is not None:
             return result
     r = 1.0 / x.size if reduction == "mean" else 1.0
     if reduction == "none":
         return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
-                         grad_scale=r, reduce=plain_reduction)  # fmt: skip
+                         grad_scale=r, reduce=plain_reduction, smoothing=smoothing)  # fmt: skip
 
     def from_total(total, reduction):  # as the shared reduction: Σ ℓ, or Σ ℓ / (N·C)
         return np.asarray(total if reduction == "sum" else total / x.dtype.type(x.size))
 
     # A total needs no (N, C) array of entries: the kernel sums each block as it goes.
     return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
-                     grad_scale=r, reduce=from_total, summed=True)  # fmt: skip
+                     grad_scale=r, reduce=from_total, smoothing=smoothing,
+                     summed=True)  # fmt: skip

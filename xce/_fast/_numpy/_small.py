@@ -21,16 +21,26 @@ import numpy as np
 from ._dense_kernels import in_unit_interval, sums_are_one
 from ._row_ops import row_numbers
 
-__all__ = ["plain_reduction", "small_binary", "small_labels", "small_soft"]
+__all__ = [
+    "checked_labels",
+    "count_of",
+    "plain_reduction",
+    "small_binary",
+    "small_labels",
+    "small_soft",
+]
 
 
-def plain_reduction(loss, reduction):
-    """Σ ℓ, divided by the entry count for the mean, as in the shared reduction: a 0-d array
-    (not a NumPy scalar), or ``loss`` itself for ``"none"``."""
+def plain_reduction(loss, reduction, count=None):
+    """Σ ℓ, divided by ``count`` (default: the entry count) for the mean, as in the shared
+    reduction (a mean over nothing is 0): a 0-d array (not a NumPy scalar), or ``loss``
+    itself for ``"none"``."""
     if reduction == "sum":
         return np.asarray(np.add.reduce(loss, axis=None))
     if reduction == "mean":
-        return np.asarray(np.add.reduce(loss, axis=None) / loss.dtype.type(loss.size))
+        count = loss.dtype.type(loss.size) if count is None else count
+        total = np.add.reduce(loss, axis=None)
+        return np.asarray(total / count if count else total * 0)
     return loss
 
 
@@ -66,13 +76,40 @@ def _finite(value):
     return bool(np.isfinite(value).all())
 
 
-@_quiet
-def small_labels(x, labels, *, reduction, with_grad):
-    """ℓ = log Σ_c e^(x_c - m) - (x_y - m), m the row max, and r·(softmax - onehot).
+def checked_labels(labels, n_classes, ignore_index):
+    """``(labels, valid)`` for integer labels: ``valid`` is ``None`` when every label counts,
+    else where a label is not ``ignore_index`` (those labels then replaced by 0, safe to
+    index); ``None`` when a counted label lies outside [0, C) (the full path raises)."""
+    valid = None
+    if ignore_index is not None:
+        valid = labels != ignore_index
+        if valid.all():
+            valid = None
+        else:
+            labels = np.where(valid, labels, 0)
+    if (
+        np.minimum.reduce(labels, axis=None) < 0
+        or np.maximum.reduce(labels, axis=None) >= n_classes
+    ):
+        return None
+    return labels, valid
 
-    ``labels`` must be integers within [0, C) (checked by the caller, whose check also
-    serves its larger inputs). ``None`` if the loss is not finite (an infinity or NaN in a
-    row makes its max or its z NaN): the blocked kernel's rules decide those rows.
+
+def count_of(valid, size, dtype):
+    """The entries a mean divides by: all ``size``, or the ``valid`` ones."""
+    return dtype.type(size if valid is None else np.count_nonzero(valid))
+
+
+@_quiet
+def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None):
+    """ℓ = log Σ_c e^(x_c - m) - (1-ε)·(x_y - m) - (ε/C)·Σ_c (x_c - m), m the row max, and
+    r·(softmax - (1-ε)·onehot - ε/C).
+
+    ``labels`` must be integers within [0, C) (see :func:`checked_labels`); rows where
+    ``valid`` is false (ignored labels) count for nothing: loss and gradient 0, and the mean
+    divides by the valid rows (a mean over none is 0). ``None`` if the loss is not finite (an
+    infinity or NaN in a counted row makes its max or its z NaN): the blocked kernel's rules
+    decide those rows.
     """
     n_classes = x.shape[-1]
     flat_x = x.reshape(-1, n_classes)
@@ -80,24 +117,36 @@ def small_labels(x, labels, *, reduction, with_grad):
     z = flat_x - np.maximum.reduce(flat_x, axis=1)[:, None]  # ≤ 0: no overflow, Σ e ≥ 1
     rows = row_numbers(flat_x.shape[0])
     z_y = z[rows, flat_labels]  # x_y - m exactly
+    if smoothing:
+        z_y *= 1.0 - smoothing
+        z_y += (smoothing / n_classes) * _row_sums(z)
     np.exp(z, out=z)  # the gradient's own array
     s = _row_sums(z)
     loss = np.log(s)
     loss -= z_y
-    value = plain_reduction(loss.reshape(labels.shape), reduction)
+    flat_valid = None if valid is None else valid.reshape(-1)
+    if flat_valid is not None:
+        np.copyto(loss, 0, where=~flat_valid)
+    count = count_of(flat_valid, flat_labels.size, loss.dtype)
+    value = plain_reduction(loss.reshape(labels.shape), reduction, count)
     if not _finite(value):
         return None
     if not with_grad:
         return value, None
-    r = 1.0 / flat_labels.size if reduction == "mean" else 1.0
+    r = 1.0 / count if reduction == "mean" and count else 1.0
     z *= (r / s)[:, None]
-    z[rows, flat_labels] -= r
+    z[rows, flat_labels] -= r * (1.0 - smoothing)
+    if smoothing:
+        z -= r * smoothing / n_classes
+    if flat_valid is not None:
+        z[~flat_valid] = 0
     return value, z.reshape(x.shape)
 
 
 @_quiet
-def small_soft(x, y, *, reduction, with_grad):
-    """ℓ = Σ_c q_c·(lse - x_c) = log Σe·Σq - Σ q·z (z = x - m), and r·(Σq·softmax - q).
+def small_soft(x, y, *, reduction, with_grad, smoothing=0.0):
+    """ℓ = Σ_c q_c·(lse - x_c) = log Σe·Σq - Σ q·z (z = x - m), q = (1-ε)·y + ε/C, and
+    r·(Σq·softmax - q).
 
     ``y`` (shaped like ``x``) must lie in [0, 1] with every row summing to 1 or 0; ``None``
     where it does not, or where the loss is not finite.
@@ -107,6 +156,10 @@ def small_soft(x, y, *, reduction, with_grad):
     mass = _row_sums(flat_y)
     if not (in_unit_interval(flat_y) and sums_are_one(mass)):
         return None
+    if smoothing:
+        flat_y = flat_y * (1.0 - smoothing)  # a new array: the caller's y is never written
+        flat_y += smoothing / n_classes
+        mass = _row_sums(flat_y)
     z = flat_x - np.maximum.reduce(flat_x, axis=1)[:, None]
     dot = _row_sums(flat_y * z)  # (np.vecdot: NumPy 2 only)
     np.exp(z, out=z)
@@ -128,15 +181,19 @@ def small_soft(x, y, *, reduction, with_grad):
 
 
 @_quiet
-def small_binary(x, y, *, reduction, with_grad):
-    """ℓ = ([x > 0] - y)·x + log1p(e^-|x|), and r·(σ(x) - y), entry by entry.
+def small_binary(x, y, *, reduction, with_grad, smoothing=0.0):
+    """ℓ = ([x > 0] - q)·x + log1p(e^-|x|), q = (1-ε)·y + ε/2, and r·(σ(x) - q), entry by
+    entry.
 
-    ([x > 0] - y)·x is (1-y)·x for x > 0 and y·|x| otherwise: both terms are ≥ 0, so nothing
+    ([x > 0] - q)·x is (1-q)·x for x > 0 and q·|x| otherwise: both terms are ≥ 0, so nothing
     cancels (as in the blocked kernel). ``y`` must lie in [0, 1]; ``None`` where it does not,
     or where the loss is not finite.
     """
     if not in_unit_interval(y):
         return None
+    if smoothing:
+        y = y * (1.0 - smoothing)  # a new array: the caller's y is never written
+        y += smoothing / 2
     positive = x > 0
     loss = np.subtract(positive, y, dtype=x.dtype)
     loss *= x

@@ -22,7 +22,7 @@ try:
 except ImportError:  # no NumPy
     _small = _dense = None
 
-__all__ = ["host_view", "on_host", "row_totals_fit"]
+__all__ = ["checked_labels", "host_view", "on_host", "row_totals_fit"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.int64)
 
@@ -44,12 +44,18 @@ def row_totals_fit(total):
     return bool(_dense.sums_are_one(total.numpy() if isinstance(total, torch.Tensor) else total))
 
 
-def on_host(kernel_name, x_view, y_view, *, reduction, with_grad):
+def on_host(kernel_name, x_view, y_view, *, reduction, with_grad, **options):
     """The NumPy small-call kernel ``kernel_name`` (``xce._fast._numpy._small``) on host views
-    of tensors outside any graph: ``(value, grad)`` as tensors, or ``None`` (the kernel
-    declined: bad targets, a result that is not finite)."""
-    result = getattr(_small, kernel_name)(x_view, y_view, reduction=reduction, with_grad=with_grad)
+    of tensors outside any graph, with its ``options``: ``(value, grad)`` as tensors, or
+    ``None`` (the kernel declined: bad targets, a result that is not finite)."""
+    kernel = getattr(_small, kernel_name)
+    result = kernel(x_view, y_view, reduction=reduction, with_grad=with_grad, **options)
     if result is None:
         return None
     value, grad = result
     return torch.from_numpy(value), None if grad is None else torch.from_numpy(grad)
+
+
+def checked_labels(labels_view, n_classes, ignore_index):
+    """:func:`xce._fast._numpy._small.checked_labels` on a host view of labels."""
+    return _small.checked_labels(labels_view, n_classes, ignore_index)

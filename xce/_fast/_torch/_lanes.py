@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..._array_api import array_namespace
 from .. import _config
 from .._plain import first_row_may_be_probabilities, generic_kernel, run_plain
-from ._host import host_view, on_host
+from ._host import checked_labels, host_view, on_host
 from ._kernels import (
     in_unit_interval,
     recording,
@@ -26,8 +26,9 @@ __all__ = ["plain_binary", "plain_soft", "plain_sparse"]
 _FLOATS = (torch.float32, torch.float64)
 
 
-def plain_sparse(labels, x, *, reduction, with_grad):
-    """The most common call, logits and in-range int64 labels on the CPU with no option.
+def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index=None):
+    """The most common call, logits and int64 labels on the CPU with no option besides label
+    smoothing and ``ignore_index``.
 
     Returns ``None`` unless every condition holds at a glance; the caller then takes the full
     path, which also raises the proper error for bad input. After one read of the largest
@@ -35,8 +36,9 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     log-softmax for ``value_and_grad``, torch's own bounds check rejecting a negative label;
     larger ones read the smallest label too and run over the row chunks below.
     ``value_and_grad`` on a few thousand logits runs NumPy's short path on views instead
-    (:mod:`._host`). The checks are ordered and spelled for a (64, 10) call, where each tensor
-    attribute read is a visible share of torch's own call.
+    (:mod:`._host`). Ignored labels count for nothing (loss and gradient 0, the mean over the
+    others, 0 over none). The checks are ordered and spelled for a (64, 10) call, where each
+    tensor attribute read is a visible share of torch's own call.
     """
     if type(labels) is not torch.Tensor or labels.dtype is not torch.int64:
         return None
@@ -55,42 +57,38 @@ def plain_sparse(labels, x, *, reduction, with_grad):
     # torch calls. (The forward stays one F.cross_entropy call, fewer µs than NumPy's reads.)
     x_view = host_view(x) if with_grad and not x.requires_grad else None
     if x_view is not None:
-        labels_view = host_view(labels)
-        if (
-            first_row_may_be_probabilities(x_view)
-            or labels_view.min() < 0
-            or labels_view.max() >= n_classes
-        ):
+        checked = checked_labels(host_view(labels), n_classes, ignore_index)
+        if checked is None or first_row_may_be_probabilities(x_view):
             return None
-        return on_host("small_labels", x_view, labels_view, reduction=reduction, with_grad=True)
-    if first_row_may_be_probabilities(x) or labels.max().item() >= n_classes:
+        return on_host("small_labels", x_view, checked[0], reduction=reduction, with_grad=True,
+                       smoothing=smoothing, valid=checked[1])  # fmt: skip
+    if first_row_may_be_probabilities(x):
         return None
-    r = 1.0 / labels.numel() if reduction == "mean" else 1.0  # the gradient's scale
+    largest = labels.max().item()
+    if largest >= n_classes and largest != ignore_index:
+        return None
     small = x.nbytes <= _config.TORCH_CHUNK_BYTES
     one_call = (
         not with_grad
         and len(shape) <= 2
         and (small or (x.requires_grad and torch.is_grad_enabled()))
     )
-    if one_call or (with_grad and len(shape) == 2 and small and not x.requires_grad):
-        # The lower bound is torch's own check, which raises for a label below 0 unless it is
-        # ignore_index: here C, which no label equals (the largest is below C). One reduction
-        # of the labels instead of two is a visible share of a (64, 10) call.
+    if one_call:
+        return _one_call(x, labels, reduction, smoothing, ignore_index)
+    if ignore_index is not None:
+        return None  # the full path's masks (a padded batch's ignored rows)
+    r = 1.0 / labels.numel() if reduction == "mean" else 1.0  # the gradient's scale
+    if with_grad and len(shape) == 2 and small and not x.requires_grad and not smoothing:
+        # One chunk, and no graph to keep out of (torch.no_grad() itself costs a small
+        # call's time): r·(softmax - onehot) from one log-softmax. The lower bound is
+        # torch's own check (see _one_call).
+        log_p = torch.log_softmax(x, dim=-1)
         try:
-            if one_call:  # (N, C) or one sample (C,), in one call: no reshape
-                value = F.cross_entropy(x, labels, ignore_index=n_classes, reduction=reduction)
-            else:
-                # One chunk, and no graph to keep out of (torch.no_grad() itself costs a small
-                # call's time): r·(softmax - onehot) from one log-softmax.
-                log_p = torch.log_softmax(x, dim=-1)
-                value = F.nll_loss(log_p, labels, ignore_index=n_classes, reduction=reduction)
+            value = F.nll_loss(log_p, labels, ignore_index=n_classes, reduction=reduction)
         except IndexError:  # a label below 0: the full path raises the proper error
             return None
-        # An infinite or NaN logit: the full path's kernel applies xce's rule to its rows
-        if not _finite(value):
+        if not _finite(value):  # an infinite or NaN logit: the full path's rules decide
             return None
-        if one_call:
-            return value, None
         grad = log_p.exp_()
         if r != 1.0:
             grad.mul_(r)
@@ -99,13 +97,35 @@ def plain_sparse(labels, x, *, reduction, with_grad):
         return value, grad
     if labels.min().item() < 0:
         return None
-    generic = generic_kernel("softmax_ce_labels", array_namespace(x))
-    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=0.0,
+    generic = generic_kernel("softmax_ce_labels", array_namespace(x), float(smoothing))
+    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=smoothing,
                                    with_grad=with_grad, grad_scale=r, generic=generic)  # fmt: skip
     if reduction == "none":
         return loss, grad
     total = loss.sum()
     return (total / labels.numel() if reduction == "mean" else total), grad
+
+
+def _one_call(x, labels, reduction, smoothing, ignore_index):
+    """(N, C) or one sample (C,) in one ``F.cross_entropy`` call, autograd intact, or
+    ``None``. The labels' lower bound is torch's own check, which raises for a label below 0
+    unless it is ignore_index: without one, C, which no label equals (the largest is below
+    C). One reduction of the labels instead of two is a visible share of a (64, 10) call."""
+    n_classes = x.shape[-1]
+    ignore = n_classes if ignore_index is None else ignore_index
+    # torch's mean over no label is NaN, xce's is 0: a mean with ignore_index is Σ / count
+    by_count = reduction == "mean" and ignore_index is not None
+    try:
+        value = F.cross_entropy(x, labels, ignore_index=ignore, label_smoothing=smoothing,
+                                reduction="sum" if by_count else reduction)  # fmt: skip
+    except IndexError:  # a label below 0 (or above C): the full path raises the error
+        return None
+    if by_count:
+        value = value / (labels != ignore_index).sum().clamp_(min=1)
+    # An infinite or NaN logit: the full path's kernel applies xce's rule to its rows
+    if not _finite(value):
+        return None
+    return value, None
 
 
 def _plain_targets(y, x):
@@ -141,8 +161,9 @@ def _plain_reduction(loss, reduction):
     return total / loss.numel() if reduction == "mean" else total
 
 
-def plain_soft(y, x, *, reduction, with_grad):
-    """Soft targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+def plain_soft(y, x, *, reduction, with_grad, smoothing=0.0):
+    """Soft targets on logits with no option besides label smoothing, in few calls (see
+    :func:`plain_sparse`)."""
     if x.ndim == 0 or x.shape[-1] < 2 or not _plain_targets(y, x):
         return None
 
@@ -150,7 +171,8 @@ def plain_soft(y, x, *, reduction, with_grad):
     if first_row_may_be_probabilities(x if x_view is None else x_view):
         return None
     if x_view is not None:
-        result = on_host("small_soft", x_view, y.numpy(), reduction=reduction, with_grad=with_grad)
+        result = on_host("small_soft", x_view, y.numpy(), reduction=reduction,
+                         with_grad=with_grad, smoothing=smoothing)  # fmt: skip
         if result is not None:  # else bad targets (the full path raises) or a non-finite loss
             return result
     # Up to one chunk's size the chunked kernel would make the same one call, after more
@@ -158,28 +180,31 @@ def plain_soft(y, x, *, reduction, with_grad):
     if x.ndim == 2 and x.nbytes <= _config.TORCH_CHUNK_BYTES and not with_grad:
         if not soft_targets_fit(y):
             return None
-        value = F.cross_entropy(x, y, reduction=reduction)
+        value = F.cross_entropy(x, y, reduction=reduction, label_smoothing=smoothing)
         # not finite: a -inf logit, where 0·log 0 is NaN there; the full path's rules decide
         return (value, None) if _finite(value) else None
     r = torch.tensor(x.shape[-1] / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
     return run_plain(softmax_ce_soft, x, y, reduction=reduction, with_grad=with_grad,
-                     grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+                     grad_scale=r, reduce=_plain_reduction, smoothing=smoothing)  # fmt: skip
 
 
-def plain_binary(y, x, *, reduction, with_grad):
-    """Binary targets on logits with no option, in few calls (see :func:`plain_sparse`)."""
+def plain_binary(y, x, *, reduction, with_grad, smoothing=0.0):
+    """Binary targets on logits with no option besides label smoothing, in few calls (see
+    :func:`plain_sparse`)."""
     if not _plain_targets(y, x):
         return None
     x_view = host_view(x)
     if x_view is not None:
         result = on_host("small_binary", x_view, y.numpy(), reduction=reduction,
-                         with_grad=with_grad)  # fmt: skip
+                         with_grad=with_grad, smoothing=smoothing)  # fmt: skip
         if result is not None:
             return result
     if x.numel() <= _config.TORCH_SMALL_ELEMENTS:
         if not in_unit_interval(y):
             return None
-        # (1-y)·softplus(x) + y·softplus(-x), softplus(x) = logaddexp(x, 0): both terms ≥ 0
+        if smoothing:  # q = (1-ε)·y + ε/2, a new tensor
+            y = y * (1.0 - smoothing) + smoothing / 2
+        # (1-q)·softplus(x) + q·softplus(-x), softplus(x) = logaddexp(x, 0): both terms ≥ 0
         # and each softplus exact, as in the kernel; a NaN from 0·inf sends it to the full path.
         zero = torch.zeros((), dtype=x.dtype)
         loss = (1 - y) * torch.logaddexp(x, zero) + y * torch.logaddexp(-x, zero)
@@ -195,11 +220,12 @@ def plain_binary(y, x, *, reduction, with_grad):
     r = torch.tensor(1.0 / x.numel() if reduction == "mean" else 1.0, dtype=x.dtype)
     if reduction == "none":
         return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
-                         grad_scale=r, reduce=_plain_reduction)  # fmt: skip
+                         grad_scale=r, reduce=_plain_reduction, smoothing=smoothing)  # fmt: skip
 
     def from_total(total, reduction):  # as the shared reduction: Σ ℓ, or Σ ℓ / (N·C)
         return total if reduction == "sum" else total / x.numel()
 
     # A total needs no (N, C) array of entries: the kernel sums each chunk as it goes.
     return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
-                     grad_scale=r, reduce=from_total, summed=True)  # fmt: skip
+                     grad_scale=r, reduce=from_total, smoothing=smoothing,
+                     summed=True)  # fmt: skip
