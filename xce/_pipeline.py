@@ -61,9 +61,10 @@ def is_plain(
     *, softcap: Any = None, z_loss: Any = 0.0, return_parts: Any = False,
 ) -> bool:  # fmt: skip
     """Whether a call uses no option beyond the defaults (any reduction but
-    ``"sum_and_count"``), but label smoothing given as a number in [0, 1] and an int
-    ``ignore_index``: the case a native plain lane may serve in a few calls. Exact type
-    tests, not ``==``: an array option must never be compared element-wise here."""
+    ``"sum_and_count"``), but label smoothing given as a number in [0, 1], an int
+    ``ignore_index`` and class weights (which only the sparse lanes take, and check): the
+    case a native plain lane may serve in a few calls. Exact type tests, not ``==``: an array
+    option must never be compared element-wise here."""
     return (
         softcap is None
         and type(z_loss) in (int, float)
@@ -72,7 +73,6 @@ def is_plain(
         and type(axis) is int
         and axis == -1
         and (ignore_index is None or type(ignore_index) is int)
-        and class_weight is None
         and sample_weight is None
         and where is None
         and type(label_smoothing) in (int, float)
@@ -107,10 +107,11 @@ def logit_options(
 def plain_lane(
     info: LossInfo, y_true: Array, y_pred: Array, *, reduction: str, with_grad: bool,
     label_smoothing: float | int = 0.0, ignore_index: int | None = None,
+    class_weight: Array | None = None,
 ) -> tuple[Array, Array | None] | None:  # fmt: skip
     """The backend's plain lane for a call on logits that :func:`is_plain`: its
     ``(value, grad)``, or ``None`` (no lane for this array type, or its quick checks did not
-    all pass). ``ignore_index`` is the sparse loss's."""
+    all pass). ``ignore_index`` and ``class_weight`` go to the sparse lane only."""
     lanes = _fast.lanes(type(y_pred))
     if lanes is None or info.lane is None:
         return None
@@ -122,6 +123,10 @@ def plain_lane(
         options["smoothing"] = float(label_smoothing)
     if ignore_index is not None:
         options["ignore_index"] = ignore_index
+    if class_weight is not None:
+        if info.lane != "plain_sparse":
+            return None  # the soft-target lanes take no class weights: the full path does
+        options["class_weight"] = class_weight
     lane = getattr(lanes, info.lane)
     return lane(y_true, y_pred, reduction=reduction, with_grad=with_grad, **options)
 

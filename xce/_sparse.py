@@ -47,7 +47,7 @@ def loss_and_gradient(
         result = pipeline.plain_lane(
             INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
             label_smoothing=label_smoothing,
-            ignore_index=ignore_index,
+            ignore_index=ignore_index, class_weight=class_weight,
         )  # fmt: skip
         if result is not None:
             return result

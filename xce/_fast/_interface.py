@@ -28,7 +28,8 @@ LossAndGrad = tuple[Array, Array | None]
 
 class PlainLanes(Protocol):
     """Calls on logits with no option besides label smoothing (a number, ``smoothing``) and
-    the sparse loss's ``ignore_index``, served in a few calls (the common case).
+    the sparse loss's ``ignore_index`` and class weights, served in a few calls (the common
+    case).
 
     Each lane takes the targets and the logits ``x``, of the one exact array type it was found
     for, runs its quick checks (types, dtypes, shapes, the labels' range; soft and binary targets
@@ -45,10 +46,12 @@ class PlainLanes(Protocol):
     def plain_sparse(
         self, labels: Array, x: Array, /, *, reduction: str, with_grad: bool,
         smoothing: float = 0.0, ignore_index: int | None = None,
+        class_weight: Array | None = None,
     ) -> LossAndGrad | None:  # fmt: skip
         """Integer labels, softmax over the last axis (sparse categorical on logits); labels
         equal to ``ignore_index`` count for nothing (loss and gradient 0, and the mean is
-        over the others: 0 over none)."""
+        over the others: 0 over none); with ``class_weight`` (which the lane checks, or
+        declines) the mean divides by the counted labels' weights."""
 
     def plain_soft(
         self, y: Array, x: Array, /, *, reduction: str, with_grad: bool, smoothing: float = 0.0

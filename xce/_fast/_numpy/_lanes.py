@@ -11,6 +11,7 @@ from ._dense_kernels import sigmoid_bce, softmax_ce_soft
 from ._small import (
     checked_labels,
     count_of,
+    mean_scale,
     plain_reduction,
     small_binary,
     small_labels,
@@ -26,14 +27,17 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _SMALL_BINARY_ENTRIES = 4096
 
 
-def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index=None):
+def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index=None,
+                 class_weight=None):  # fmt: skip
     """The most common call, logits and integer labels with no option besides label
-    smoothing and ``ignore_index``, in few calls.
+    smoothing, ``ignore_index`` and class weights, in few calls.
 
     Returns ``None`` unless every condition holds at a glance; the caller then takes the full
     path, which also raises the proper error for bad input. For a small batch the public
     layer's generic checks and reduction cost several times the loss itself. Ignored labels
     count for nothing: loss and gradient 0, and the mean is over the others (0 over none).
+    With class weights (a float array of one weight per class) the mean divides by the
+    counted labels' weights, ω = w[y], as the shared reduction does.
     """
     if (
         type(labels) is not np.ndarray
@@ -50,15 +54,26 @@ def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index
     if checked is None or first_row_may_be_probabilities(x):
         return None
     labels, valid = checked
-    if x.nbytes <= _config.SMALL_LANE_BYTES:
+    if class_weight is not None:
+        if (
+            type(class_weight) is not np.ndarray
+            or class_weight.shape != (x.shape[-1],)
+            or class_weight.dtype.kind != "f"
+        ):
+            return None  # the full path converts or refuses it
+        class_weight = class_weight.astype(x.dtype, copy=False)
+        omega = class_weight[labels]
+        count = np.add.reduce(omega if valid is None else omega[valid], axis=None)
+    elif x.nbytes <= _config.SMALL_LANE_BYTES:
         result = small_labels(x, labels, reduction=reduction, with_grad=with_grad,
                               smoothing=smoothing, valid=valid)  # fmt: skip
         if result is not None:
             return result
-    count = count_of(valid, labels.size, x.dtype)
-    r = 1.0 / count if reduction == "mean" and count else 1.0
+    if class_weight is None:
+        count = count_of(valid, labels.size, x.dtype)
+    r = mean_scale(count) if reduction == "mean" else 1.0
     scale = r if valid is None else np.where(valid, x.dtype.type(r), x.dtype.type(0))
-    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=smoothing,
+    loss, grad = softmax_ce_labels(x, labels, class_weight=class_weight, smoothing=smoothing,
                                    with_grad=with_grad, grad_scale=scale)  # fmt: skip
     if valid is not None:  # an ignored row's logits may be anything, NaN included
         np.copyto(loss, 0, where=~valid)

@@ -24,6 +24,7 @@ from ._row_ops import row_numbers
 __all__ = [
     "checked_labels",
     "count_of",
+    "mean_scale",
     "plain_reduction",
     "small_binary",
     "small_labels",
@@ -40,7 +41,9 @@ def plain_reduction(loss, reduction, count=None):
     if reduction == "mean":
         count = loss.dtype.type(loss.size) if count is None else count
         total = np.add.reduce(loss, axis=None)
-        return np.asarray(total / count if count else total * 0)
+        if count:
+            return np.asarray(total / count)
+        return np.asarray(total if np.isnan(total) else loss.dtype.type(0))
     return loss
 
 
@@ -95,6 +98,11 @@ def checked_labels(labels, n_classes, ignore_index):
     return labels, valid
 
 
+def mean_scale(count):
+    """The mean's gradient scale 1/count; 0 for a mean over nothing, as in the shared rule."""
+    return 1.0 / count if count else 0.0
+
+
 def count_of(valid, size, dtype):
     """The entries a mean divides by: all ``size``, or the ``valid`` ones."""
     return dtype.type(size if valid is None else np.count_nonzero(valid))
@@ -133,7 +141,7 @@ def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None):
         return None
     if not with_grad:
         return value, None
-    r = 1.0 / count if reduction == "mean" and count else 1.0
+    r = mean_scale(count) if reduction == "mean" else 1.0
     z *= (r / s)[:, None]
     z[rows, flat_labels] -= r * (1.0 - smoothing)
     if smoothing:

@@ -3,6 +3,7 @@ kernels for large inputs."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -26,9 +27,10 @@ __all__ = ["plain_binary", "plain_soft", "plain_sparse"]
 _FLOATS = (torch.float32, torch.float64)
 
 
-def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index=None):
+def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index=None,
+                 class_weight=None):  # fmt: skip
     """The most common call, logits and int64 labels on the CPU with no option besides label
-    smoothing and ``ignore_index``.
+    smoothing, ``ignore_index`` and class weights.
 
     Returns ``None`` unless every condition holds at a glance; the caller then takes the full
     path, which also raises the proper error for bad input. After one read of the largest
@@ -37,8 +39,10 @@ def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index
     larger ones read the smallest label too and run over the row chunks below.
     ``value_and_grad`` on a few thousand logits runs NumPy's short path on views instead
     (:mod:`._host`). Ignored labels count for nothing (loss and gradient 0, the mean over the
-    others, 0 over none). The checks are ordered and spelled for a (64, 10) call, where each
-    tensor attribute read is a visible share of torch's own call.
+    others, 0 over none). Class weights (a float CPU tensor of one weight per class, outside
+    any graph) go to torch's own calls, the mean dividing by the counted labels' weights,
+    ω = w[y]. The checks are ordered and spelled for a (64, 10) call, where each tensor
+    attribute read is a visible share of torch's own call.
     """
     if type(labels) is not torch.Tensor or labels.dtype is not torch.int64:
         return None
@@ -53,9 +57,20 @@ def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index
     ):
         return None
     n_classes = shape[-1]
+    if class_weight is not None:
+        if (
+            type(class_weight) is not torch.Tensor
+            or class_weight.shape != (n_classes,)
+            or class_weight.dtype not in _FLOATS
+            or not class_weight.is_cpu
+            or recording(class_weight)  # nll_loss is not differentiable in its weight
+        ):
+            return None  # the full path converts, refuses or differentiates it
+        class_weight = class_weight.to(x.dtype)
     # value_and_grad on a small input: a handful of NumPy calls on views instead of a dozen
     # torch calls. (The forward stays one F.cross_entropy call, fewer µs than NumPy's reads.)
-    x_view = host_view(x) if with_grad and not x.requires_grad else None
+    small_host = with_grad and not x.requires_grad and class_weight is None
+    x_view = host_view(x) if small_host else None
     if x_view is not None:
         checked = checked_labels(host_view(labels), n_classes, ignore_index)
         if checked is None or first_row_may_be_probabilities(x_view):
@@ -74,11 +89,12 @@ def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index
         and (small or (x.requires_grad and torch.is_grad_enabled()))
     )
     if one_call:
-        return _one_call(x, labels, reduction, smoothing, ignore_index)
+        return _one_call(x, labels, reduction, smoothing, ignore_index, class_weight)
     if ignore_index is not None:
         return None  # the full path's masks (a padded batch's ignored rows)
     r = 1.0 / labels.numel() if reduction == "mean" else 1.0  # the gradient's scale
-    if with_grad and len(shape) == 2 and small and not x.requires_grad and not smoothing:
+    plain = not smoothing and class_weight is None
+    if with_grad and len(shape) == 2 and small and not x.requires_grad and plain:
         # One chunk, and no graph to keep out of (torch.no_grad() itself costs a small
         # call's time): r·(softmax - onehot) from one log-softmax. The lower bound is
         # torch's own check (see _one_call).
@@ -97,31 +113,55 @@ def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index
         return value, grad
     if labels.min().item() < 0:
         return None
+    omega = None
+    if class_weight is not None and reduction == "mean":
+        omega = class_weight[labels].sum().item()
+        r = 1.0 / omega if omega else 0.0  # a mean over no weight is 0
     generic = generic_kernel("softmax_ce_labels", array_namespace(x), float(smoothing))
-    loss, grad = softmax_ce_labels(x, labels, class_weight=None, smoothing=smoothing,
+    if class_weight is not None:
+        generic = functools.partial(generic, class_weight=class_weight)
+    loss, grad = softmax_ce_labels(x, labels, class_weight=class_weight, smoothing=smoothing,
                                    with_grad=with_grad, grad_scale=r, generic=generic)  # fmt: skip
     if reduction == "none":
         return loss, grad
     total = loss.sum()
-    return (total / labels.numel() if reduction == "mean" else total), grad
+    if reduction == "sum":
+        return total, grad
+    if omega is None:
+        return total / labels.numel(), grad
+    return (total / omega if omega else _nothing(total)), grad
 
 
-def _one_call(x, labels, reduction, smoothing, ignore_index):
+def _nothing(total):
+    """A mean over no weight: 0, but a NaN total stays NaN (the shared rule); selected, so
+    that autograd still reaches the logits (with a zero gradient)."""
+    return torch.where(torch.isnan(total), total, torch.zeros_like(total))
+
+
+def _one_call(x, labels, reduction, smoothing, ignore_index, class_weight):
     """(N, C) or one sample (C,) in one ``F.cross_entropy`` call, autograd intact, or
     ``None``. The labels' lower bound is torch's own check, which raises for a label below 0
     unless it is ignore_index: without one, C, which no label equals (the largest is below
     C). One reduction of the labels instead of two is a visible share of a (64, 10) call."""
     n_classes = x.shape[-1]
     ignore = n_classes if ignore_index is None else ignore_index
-    # torch's mean over no label is NaN, xce's is 0: a mean with ignore_index is Σ / count
-    by_count = reduction == "mean" and ignore_index is not None
+    # torch's mean over no label is NaN, xce's is 0; with class weights and smoothing torch
+    # divides by another sum: a mean with either is Σ ℓ / Σ ω here
+    by_count = reduction == "mean" and (ignore_index is not None or class_weight is not None)
     try:
-        value = F.cross_entropy(x, labels, ignore_index=ignore, label_smoothing=smoothing,
+        value = F.cross_entropy(x, labels, weight=class_weight, ignore_index=ignore,
+                                label_smoothing=smoothing,
                                 reduction="sum" if by_count else reduction)  # fmt: skip
     except IndexError:  # a label below 0 (or above C): the full path raises the error
         return None
     if by_count:
-        value = value / (labels != ignore_index).sum().clamp_(min=1)
+        valid = None if ignore_index is None else labels != ignore_index
+        if class_weight is None:
+            value = value / valid.sum().clamp_(min=1)
+        else:
+            omega = class_weight[labels if valid is None else labels.masked_fill(~valid, 0)]
+            count = (omega.sum() if valid is None else omega[valid].sum()).item()
+            value = value / count if count else _nothing(value)
     # An infinite or NaN logit: the full path's kernel applies xce's rule to its rows
     if not _finite(value):
         return None
