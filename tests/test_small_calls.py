@@ -183,6 +183,27 @@ def test_small_calls_take_the_short_path(xp, make, backend, monkeypatch, name):
     assert np.isfinite(float(to_numpy(value))) and np.all(np.isfinite(to_numpy(grad)))
 
 
+def test_torch_tensors_that_require_grad_under_no_grad(backend):
+    """Under ``torch.no_grad()`` nothing is recorded: tensors that require grad are read
+    through detached views, and the numbers are the oracle's."""
+    if backend != "torch":
+        pytest.skip(f"{backend}: torch.no_grad applies to torch tensors only")
+    import torch
+
+    x_np, _, soft, binary = _problem((64, 10))
+    cases = (
+        (xce.categorical_cross_entropy, soft, reference.categorical_cross_entropy),
+        (xce.binary_cross_entropy, binary, reference.binary_cross_entropy),
+    )
+    for fn, y_np, oracle in cases:
+        x = torch.tensor(x_np, requires_grad=True)
+        y = torch.tensor(y_np, requires_grad=True)
+        with torch.no_grad():
+            value = fn(y, x, from_logits=True)
+        expected = oracle(y_np, x_np, from_logits=True)
+        np.testing.assert_allclose(value.numpy(), expected, rtol=1e-12)
+
+
 def test_torch_tensors_in_a_graph_keep_their_graph(backend):
     """A small tensor that autograd records never goes through NumPy: its loss is torch's,
     and backward gives the gradient."""
