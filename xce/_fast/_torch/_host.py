@@ -29,8 +29,14 @@ _NUMPY_DTYPES = (torch.float32, torch.float64, torch.int64)
 
 def host_view(a):
     """A NumPy view of a small CPU tensor (float32, float64 or int64, up to
-    ``_config.TORCH_HOST_ELEMENTS`` entries), detached from any graph; else ``None``."""
-    if a.numel() > _config.TORCH_HOST_ELEMENTS or a.dtype not in _NUMPY_DTYPES or _small is None:
+    ``_config.TORCH_HOST_ELEMENTS`` entries), detached from any graph; else ``None`` (a GPU
+    tensor too: its callers run on CPU tensors, and a read would wait for the device)."""
+    if (
+        a.numel() > _config.TORCH_HOST_ELEMENTS
+        or a.dtype not in _NUMPY_DTYPES
+        or _small is None
+        or not a.is_cpu
+    ):
         return None
     return (a.detach() if a.requires_grad else a).numpy()
 
