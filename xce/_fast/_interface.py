@@ -35,7 +35,7 @@ class PlainLanes(Protocol):
     for, runs its quick checks (types, dtypes, shapes, the labels' range; soft and binary targets
     are checked against [0, 1] block by block inside the kernel; the sparse and soft-target
     lanes decline logits whose first row looks like probabilities, see
-    ``xce._fast._plain.first_row_may_be_probabilities``) and returns ``None`` the moment one
+    ``xce._value_checks.first_row_may_be_probabilities``) and returns ``None`` the moment one
     fails: the pipeline then takes its full path, which raises the proper error for bad input
     (and warns about probabilities given as logits). Otherwise it returns ``(value, grad)``:
     the loss reduced by ``reduction`` (``"none"``, ``"sum"`` or ``"mean"``, as the shared
