@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 
+_NUMPY_FLOATS = (torch.float32, torch.float64)  # the dtypes whose row totals NumPy compares
+
+
 def in_unit_interval(a):
     """Whether every entry of ``a`` lies in [0, 1] (NaN does not)."""
     view = host_view(a)
@@ -55,9 +58,6 @@ def soft_targets_fit(y):
         return fit
     tolerance = max(ROW_SUM_FLOOR, ROW_SUM_ULPS * torch.finfo(y.dtype).eps)
     return bool((((total - 1).abs() <= tolerance) | (total == 0)).all())
-
-
-_NUMPY_FLOATS = (torch.float32, torch.float64)
 
 
 def recording(*tensors):
