@@ -197,3 +197,21 @@ def reference_options(built: dict, options: dict) -> dict:
         )
         for key, value in options.items()
     }
+
+
+def forbid_the_full_path(monkeypatch, backend: str) -> None:
+    """Make the full path's prepare step fail, so that a call proves it was answered by a
+    plain lane; skips where no lane exists (other backends, or fast paths disabled)."""
+    import pytest
+
+    from xce import _pipeline
+    from xce._fast import _config
+
+    if backend not in ("numpy", "torch") or not _config.FAST_PATHS_ENABLED:
+        pytest.skip(f"{backend}: no plain lane (or fast paths disabled)")
+
+    def full_path(*args, **kwargs):
+        raise AssertionError("the full path was taken")
+
+    for name in ("prepare_labels", "prepare_soft", "prepare_binary"):
+        monkeypatch.setattr(_pipeline, name, full_path)

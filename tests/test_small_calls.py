@@ -17,7 +17,7 @@ import pytest
 
 import xce
 from tests import reference
-from tests.helpers import assert_close, to_numpy
+from tests.helpers import assert_close, forbid_the_full_path, to_numpy
 from xce._fast import _config
 from xce._fast._numpy import _lanes as numpy_lanes
 from xce._fast._numpy import _small
@@ -306,15 +306,7 @@ def test_bad_labels_and_options_still_raise(xp, make, backend):
 def test_options_take_the_plain_lane(xp, make, backend, monkeypatch):
     """On NumPy and CPU torch, label smoothing and ignore_index stay in the plain lane: the
     full path's prepare step is never reached."""
-    if backend not in ("numpy", "torch") or not _config.FAST_PATHS_ENABLED:
-        pytest.skip(f"{backend}: no plain lane (or fast paths disabled)")
-    from xce import _pipeline
-
-    def full_path(*args, **kwargs):
-        raise AssertionError("the full path was taken")
-
-    for name in ("prepare_labels", "prepare_soft", "prepare_binary"):
-        monkeypatch.setattr(_pipeline, name, full_path)
+    forbid_the_full_path(monkeypatch, backend)
     x, labels, soft, binary = _problem((64, 10))
     labels[::4] = -100
     xce.sparse_categorical_cross_entropy(

@@ -38,7 +38,7 @@ def loss_and_gradient(
     ):
         result = pipeline.plain_lane(
             INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
-            label_smoothing=label_smoothing,
+            label_smoothing=label_smoothing, sample_weight=sample_weight, where=where,
         )  # fmt: skip
         if result is not None:
             return result

@@ -62,9 +62,10 @@ def is_plain(
 ) -> bool:  # fmt: skip
     """Whether a call uses no option beyond the defaults (any reduction but
     ``"sum_and_count"``), but label smoothing given as a number in [0, 1], an int
-    ``ignore_index`` and class weights (which only the sparse lanes take, and check): the
-    case a native plain lane may serve in a few calls. Exact type tests, not ``==``: an array
-    option must never be compared element-wise here."""
+    ``ignore_index``, class weights (which only the sparse lanes take, and check), sample
+    weights and a ``where`` mask (which :func:`plain_lane` checks): the case a native plain
+    lane may serve in a few calls. Exact type tests, not ``==``: an array option must never be
+    compared element-wise here."""
     return (
         softcap is None
         and type(z_loss) in (int, float)
@@ -73,8 +74,6 @@ def is_plain(
         and type(axis) is int
         and axis == -1
         and (ignore_index is None or type(ignore_index) is int)
-        and sample_weight is None
-        and where is None
         and type(label_smoothing) in (int, float)
         and 0 <= label_smoothing <= 1  # NaN is not: the full path raises
         and eps is None
@@ -107,14 +106,36 @@ def logit_options(
 def plain_lane(
     info: LossInfo, y_true: Array, y_pred: Array, *, reduction: str, with_grad: bool,
     label_smoothing: float | int = 0.0, ignore_index: int | None = None,
-    class_weight: Array | None = None,
+    class_weight: Array | None = None, sample_weight: Array | None = None,
+    where: Array | None = None,
 ) -> tuple[Array, Array | None] | None:  # fmt: skip
     """The backend's plain lane for a call on logits that :func:`is_plain`: its
     ``(value, grad)``, or ``None`` (no lane for this array type, or its quick checks did not
-    all pass). ``ignore_index`` and ``class_weight`` go to the sparse lane only."""
+    all pass). ``ignore_index`` and ``class_weight`` go to the sparse lane only. Sample
+    weights and a ``where`` mask (not with those two) are applied to the lane's per-sample
+    answer (:mod:`xce._fast._weighted`)."""
     lanes = _fast.lanes(type(y_pred))
     if lanes is None or info.lane is None:
         return None
+    if sample_weight is not None or where is not None:
+        if ignore_index is not None or class_weight is not None:
+            return None  # their count, Σ v·s·ω, is the full path's
+        class_axis = info.lane != "plain_binary"
+        batch_shape = tuple(y_pred.shape[:-1] if class_axis else y_pred.shape)
+        if not _fast.weights_fit(
+            y_pred, batch_shape, sample_weight=sample_weight, where=where, with_grad=with_grad
+        ):
+            return None
+        result = plain_lane(
+            info, y_true, y_pred, reduction="none", with_grad=with_grad,
+            label_smoothing=label_smoothing,
+        )  # fmt: skip
+        if result is None:
+            return None
+        return _fast.weighted(
+            result, y_pred, batch_shape, sample_weight=sample_weight, where=where,
+            reduction=reduction, class_axis=class_axis,
+        )  # fmt: skip
     # Each lane also declines logits whose first row looks like probabilities (on host data
     # only: a read of a GPU tensor would synchronise the device); the full path looks closer,
     # and warns.

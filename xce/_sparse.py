@@ -48,6 +48,7 @@ def loss_and_gradient(
             INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
             label_smoothing=label_smoothing,
             ignore_index=ignore_index, class_weight=class_weight,
+            sample_weight=sample_weight, where=where,
         )  # fmt: skip
         if result is not None:
             return result

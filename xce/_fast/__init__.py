@@ -18,6 +18,7 @@ from .._array_api import is_jax_namespace, is_numpy_namespace, is_torch_namespac
 from . import _config
 from ._interface import FastPath, PlainLanes, RowRunner
 from ._rows import block_rows, in_row_blocks
+from ._weighted import weighted, weights_fit
 
 __all__ = [
     "Backend",
@@ -29,6 +30,8 @@ __all__ = [
     "lanes",
     "sharded_block_rows",
     "sharded_in_place",
+    "weighted",
+    "weights_fit",
 ]
 
 

@@ -28,11 +28,17 @@ _OFF = ("", "0", "false", "no")
 # fast path off, the plain-call lanes too, leaving the generic array-API code alone.
 FAST_PATHS_ENABLED = os.environ.get("XCE_DISABLE_FAST_PATHS", "").strip().lower() in _OFF
 
-# ---- The generic row runner, every eager backend ----
+# ---- Every eager backend ----
 
 # Logits per row block of a generic kernel: its several block-sized temporaries stay in cache,
 # and the peak memory beyond the outputs stays bounded.
 ROW_BLOCK_BYTES = _int("XCE_ROW_BLOCK_BYTES", 1024 * 1024)
+
+# Sample weights and ``where`` masks are applied to a plain lane's per-sample answer, which for
+# ``value_and_grad`` costs a pass over the gradient: up to this size of logits that pass costs
+# less than the full path's Python layers (about 300 µs a call), beyond it the full path, which
+# folds the weights into its kernel's one write of the gradient, is the faster.
+WEIGHTED_LANE_BYTES = _int("XCE_WEIGHTED_LANE_BYTES", 1024 * 1024)
 
 # ---- NumPy ----
 
