@@ -19,8 +19,10 @@ import pytest
 
 from tests import reference
 from xce._bench.cases import (
+    ALL_OPERATIONS,
     IMPLEMENTATIONS,
     OPERATIONS,
+    OPTION_OPERATIONS,
     REFERENCE,
     TIMED,
     available,
@@ -31,6 +33,7 @@ from xce._bench.cases import (
 from xce._bench.chart import chart_series, plot
 from xce._bench.floors import add_floors, best_floors, best_floors_by_dtype, floor_seconds
 from xce._bench.machine import cpu_times, machine_description, steal_share
+from xce._bench.options import option_inputs
 from xce._bench.report import disturbances, format_table
 from xce._bench.timing import interleaved_times, paired_ratio, relative_spread, round_orders
 
@@ -63,6 +66,23 @@ def test_every_available_implementation_computes_the_reference_loss(operation):
             grad = (reference.softmax(logits) - onehot) / len(labels)
             np.testing.assert_allclose(_as_float64(result[1]), grad, rtol=1e-5, atol=1e-9,
                                        err_msg=name)  # fmt: skip
+
+
+@pytest.mark.parametrize("operation", OPTION_OPERATIONS)
+def test_every_implementation_of_an_option_operation_computes_the_reference_loss(operation):
+    """The same number from each peer's own option (torch's F.cross_entropy arguments,
+    Optax's arithmetic in jax.numpy), against the float64 reference with that option."""
+    logits, labels = data(16, 7, "float32", seed=5)
+    y, options = option_inputs(operation, logits, labels)
+    assert (y == -100).sum() == (4 if operation == "sparse+ignore_index" else 0)
+    expected = reference.sparse_categorical_cross_entropy(y, logits, from_logits=True, **options)
+    implementations = available(IMPLEMENTATIONS)
+    assert implementations["numpy plain"](operation, logits, labels) is None
+    timed = [name for name in implementations if name != "numpy plain"]
+    assert "xce numpy" in timed
+    for name in timed:
+        loss = implementations[name](operation, logits, labels)()
+        np.testing.assert_allclose(_as_float64(loss), expected, rtol=3e-6, err_msg=name)
 
 
 def test_floor_is_the_slower_of_memory_traffic_and_exponentials():
@@ -262,8 +282,8 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
         names.append(REFERENCE)
     done = subprocess.run(
         [sys.executable, "-m", "xce", "bench", "--sizes", "8x10", "--operations", "sparse",
-         "sparse+grad", "--implementations", *names, "--allocators", "default", "--no-memory",
-         "--csv", str(out)],
+         "sparse+grad", "sparse+sample_weight", "--implementations", *names, "--allocators",
+         "default", "--no-memory", "--csv", str(out)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -271,9 +291,11 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
     assert "| default | float32 | 8 × 10 | sparse+grad | xce numpy |" in done.stdout
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
+    # the textbook NumPy version has no option operation: no row for it
     assert {(r["operation"], r["implementation"]) for r in rows} == {
         (op, name) for op in ("sparse", "sparse+grad") for name in names
-    }
+    } | {("sparse+sample_weight", name) for name in names if name != "numpy plain"}
+    assert "| 8 × 10 | sparse+sample_weight |" in done.stdout  # in the summary table
     for row in rows:
         seconds, floor = float(row["seconds"]), float(row["floor_seconds"])
         assert 0 < floor < seconds < 1
@@ -297,8 +319,11 @@ def test_bench_runs_end_to_end_and_writes_its_csv(tmp_path):
 def test_every_implementation_names_the_function_it_times_for_every_operation():
     assert set(TIMED) == set(IMPLEMENTATIONS)
     for name, functions in TIMED.items():
-        assert set(functions) == set(OPERATIONS), name
+        # the textbook NumPy version has no option operations (its builder gives None)
+        operations = OPERATIONS if name == "numpy plain" else ALL_OPERATIONS
+        assert set(functions) == set(operations), name
     assert TIMED[REFERENCE]["binary"] == "F.binary_cross_entropy_with_logits"
+    assert TIMED[REFERENCE]["sparse+class_weight"] == "F.cross_entropy(weight=w)"
 
 
 def test_relative_spread_is_the_interquartile_range_over_the_median():

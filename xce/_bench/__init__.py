@@ -42,7 +42,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .cases import HEADLINE, IMPLEMENTATIONS, OPERATIONS, SIZES, available
+from .cases import ALL_OPERATIONS, HEADLINE, IMPLEMENTATIONS, OPERATIONS, SIZES, available
 from .floors import add_floors, best_floors_by_dtype, measure_floors
 from .machine import (
     ALLOCATORS,
@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     implementations = list(available(args.implementations))
     sizes = [tuple(s) for s in args.sizes]
     cases_per_setting = len(implementations) * len(sizes) * len(args.operations) * len(args.dtypes)
-    memory_cases = [(i, op) for i in implementations for op in args.operations] if (
-        args.memory and HEADLINE in sizes) else []  # fmt: skip
+    # the default operations' memory: the option operations add nothing there worth a process
+    memory_cases = [(i, op) for i in implementations for op in args.operations
+                    if op in OPERATIONS] if (args.memory and HEADLINE in sizes) else []  # fmt: skip
     total = cases_per_setting * len(args.allocators) + len(memory_cases)
     done, rows, steal, load = 0, [], {}, {}
     measured = {dtype: [measure_floors(dtype)] for dtype in args.dtypes}
@@ -128,9 +129,12 @@ def parser(prog: str = "xce bench") -> argparse.ArgumentParser:
                    + " ".join(f"{n}x{c}" for n, c in SIZES) + ")")  # fmt: skip
     p.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "float64"],
                    help="floating dtypes to time (default: float32)")  # fmt: skip
-    p.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS,
+    p.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=ALL_OPERATIONS,
                    help="sparse: integer labels; sparse+grad: the same with the gradient; "
-                   "soft: soft targets; binary: sigmoid cross entropy (default: all)")  # fmt: skip
+                   "soft: soft targets; binary: sigmoid cross entropy; and, only when named, "
+                   "the sparse forward with one option: sparse+smoothing (label smoothing 0.1), "
+                   "sparse+ignore_index (every fourth label ignored), sparse+class_weight, "
+                   "sparse+sample_weight (default: " + " ".join(OPERATIONS) + ")")  # fmt: skip
     p.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS),
                    choices=list(IMPLEMENTATIONS),
                    help="what to time; those whose library is not installed are left out "

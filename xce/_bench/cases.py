@@ -2,8 +2,10 @@
 
 An implementation is a function that imports its framework and returns a builder; a builder
 takes ``(operation, logits, labels)`` (NumPy arrays) and returns a call that computes that
-operation's loss (and gradient, for ``sparse+grad``) on those arrays. :data:`TIMED` names the
-function that each implementation actually calls for each operation, for the report.
+operation's loss (and gradient, for ``sparse+grad``) on those arrays, or ``None`` where the
+implementation has no such call (the option operations of :mod:`.options` in "numpy plain").
+:data:`TIMED` names the function that each implementation actually calls for each operation,
+for the report.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from . import options
+from .options import OPTION_OPERATIONS, TIMED_OPTIONS
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import DTypeLike
 
 __all__ = [
+    "ALL_OPERATIONS",
     "HEADLINE",
     "IMPLEMENTATIONS",
     "OPERATIONS",
+    "OPTION_OPERATIONS",
     "REFERENCE",
     "SIZES",
     "TIMED",
@@ -31,10 +38,11 @@ __all__ = [
 
 SIZES = ((64, 10), (256, 1000), (4096, 32000), (1024, 128256), (256, 256000))
 HEADLINE = (4096, 32000)
-OPERATIONS = ("sparse", "sparse+grad", "soft", "binary")
+OPERATIONS = ("sparse", "sparse+grad", "soft", "binary")  # the default run's
+ALL_OPERATIONS = OPERATIONS + OPTION_OPERATIONS
 
-# (operation, logits, labels) → a call that computes the operation on them
-Builder = Callable[[str, "np.ndarray", "np.ndarray"], Callable[[], Any]]
+# (operation, logits, labels) → a call that computes the operation on them, or None
+Builder = Callable[[str, "np.ndarray", "np.ndarray"], Callable[[], Any] | None]
 
 
 def data(n: int, c: int, dtype: DTypeLike, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +73,8 @@ def _xce(asarray: Callable[[np.ndarray], Any]) -> Builder:
     grad_fn = xce.value_and_grad(xce.sparse_categorical_cross_entropy)
 
     def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        if op in OPTION_OPERATIONS:
+            return options.xce_call(op, logits, labels, asarray)
         x, y = asarray(logits), asarray(labels)
         if op == "sparse":
             return lambda: xce.sparse_categorical_cross_entropy(y, x, from_logits=True)
@@ -96,6 +106,8 @@ def _torch_native() -> Builder:
     import torch.nn.functional as F
 
     def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        if op in OPTION_OPERATIONS:
+            return options.torch_call(op, logits, labels)
         x, y = torch.from_numpy(logits), torch.from_numpy(labels)
         if op == "sparse":
             return lambda: F.cross_entropy(x, y)
@@ -126,7 +138,9 @@ def _numpy_plain() -> Builder:
         z = x - x.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
-    def build(op: str, x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
+    def build(op: str, x: np.ndarray, y: np.ndarray) -> Callable[[], Any] | None:
+        if op in OPTION_OPERATIONS:
+            return None
         rows = np.arange(x.shape[0])
         if op == "sparse":
             return lambda: -log_softmax(x)[rows, y].mean()
@@ -164,6 +178,8 @@ def _jax_jit() -> Builder:
         return jax.jit(lambda x, t: fn(x, t).mean())
 
     def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        if op in OPTION_OPERATIONS:
+            return options.optax_call(op, logits, labels)
         x, y = jnp.asarray(logits), jnp.asarray(labels)
         if op == "sparse":
             fn, arg = mean_of(sparse), y
@@ -195,6 +211,8 @@ def _xce_jax_jit() -> Builder:
     binary = jax.jit(lambda x, t: xce.binary_cross_entropy(t, x, from_logits=True))
 
     def build(op: str, logits: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+        if op in OPTION_OPERATIONS:
+            return options.xce_jax_call(op, logits, labels)
         x, y = jnp.asarray(logits), jnp.asarray(labels)
         if op == "sparse":
             fn, arg = sparse, y
@@ -225,7 +243,8 @@ _XCE = {
     "soft": "categorical_cross_entropy",
     "binary": "binary_cross_entropy",
 }
-# What each implementation calls for each operation (all from logits, mean over the batch).
+# What each implementation calls for each operation (all from logits, mean over the batch);
+# "numpy plain" has no option operations.
 TIMED: dict[str, dict[str, str]] = {
     "xce numpy": {op: f"xce.{fn}" for op, fn in _XCE.items()},
     "xce torch": {op: f"xce.{fn}" for op, fn in _XCE.items()},
@@ -249,6 +268,9 @@ TIMED: dict[str, dict[str, str]] = {
         "binary": "jax.jit(optax.sigmoid_binary_cross_entropy)",
     },
 }
+
+
+TIMED = {name: {**timed, **TIMED_OPTIONS.get(name, {})} for name, timed in TIMED.items()}
 
 
 def available(names: Iterable[str]) -> dict[str, Builder]:

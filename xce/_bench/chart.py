@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cases import OPERATIONS
+from .cases import ALL_OPERATIONS
 
 __all__ = ["chart_series", "plot"]
 
@@ -31,7 +31,7 @@ def chart_series(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str, list[str]
             r["implementation"], [None] * len(sizes)
         )
         values[sizes.index((r["n"], r["c"]))] = r["times_floor"]
-    ordered = {op: series[op] for op in OPERATIONS if op in series}
+    ordered = {op: series[op] for op in ALL_OPERATIONS if op in series}
     return allocator, dtype, [f"{n}×{c}" for n, c in sizes], ordered
 
 

@@ -72,7 +72,7 @@ def best_floors_by_dtype(
 
 def floor_seconds(op: str, n: int, c: int, itemsize: int, floors: Mapping[str, Any]) -> float:
     """The lower bound for one operation: memory traffic or exponentials, whichever is slower."""
-    reads = {"sparse": 1, "sparse+grad": 1, "soft": 2, "binary": 2}[op]
+    reads = {"soft": 2, "binary": 2}.get(op, 1)  # the sparse operations read the logits
     writes = 1 if op == "sparse+grad" else 0
     memory = (reads + writes) * n * c * itemsize / floors["read_bandwidth"]
     return max(memory, n * c / floors["exp_per_second"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cases import IMPLEMENTATIONS, OPERATIONS, REFERENCE
+from .cases import ALL_OPERATIONS, IMPLEMENTATIONS, REFERENCE
 
 __all__ = ["summary_tables"]
 
@@ -37,7 +37,7 @@ def summary_tables(rows: Sequence[Mapping[str, Any]]) -> str:
             out.append("| N × C | operation | torch ms (× floor) | " + " | ".join(names) + " |")
             out.append("|---|---|---:|" + "---:|" * len(names))
             for n, c in sizes:
-                for op in OPERATIONS:
+                for op in ALL_OPERATIONS:
                     key = (dtype, allocator, n, c, op)
                     reference = by_key.get((*key, REFERENCE))
                     if reference is None and not any((*key, name) in by_key for name in names):

@@ -40,11 +40,12 @@ def worker(spec: Mapping[str, Any]) -> None:
         for n, c in spec["sizes"]:
             logits, labels = data(n, c, getattr(np, dtype_name))
             for op in spec["operations"]:
-                fns = {name: builder(op, logits, labels) for name, builder in builders.items()}
+                built = {name: builder(op, logits, labels) for name, builder in builders.items()}
+                fns = {name: fn for name, fn in built.items() if fn is not None}
                 before = cpu_times()
                 times = interleaved_times(fns)
                 steal = steal_share(before, cpu_times())
-                del fns
+                del built, fns
                 for name, seconds in times.items():
                     median = statistics.median(seconds)
                     row = {"implementation": name, "function": TIMED[name][op],
@@ -69,6 +70,8 @@ def memory_worker(spec: Mapping[str, Any]) -> None:
     logits, labels = data(n, c, getattr(np, spec["dtype"]))
     fn = builder(op, logits, labels)
     small = builder(op, logits[:2, :8].copy(), labels[:2] % 8)
+    if fn is None or small is None:
+        raise ValueError(f"{name} does not time {op}")
     small()  # import-time and first-call machinery, not the call's working memory
     gc.collect()
     before = _peak_rss_bytes()
