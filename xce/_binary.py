@@ -29,16 +29,13 @@ def loss_and_gradient(
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
     """:func:`binary_cross_entropy` and, with ``with_grad``, its gradient in y_pred."""
-    if (
-        from_logits
-        and pos_weight is None
-        and pipeline.is_plain(
-            -1, None, None, sample_weight, label_smoothing, where, reduction, eps, validate
-        )
+    if pos_weight is None and pipeline.is_plain(
+        -1, None, None, sample_weight, label_smoothing, where, reduction, eps, validate
     ):
         result = pipeline.plain_lane(
             INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
             label_smoothing=label_smoothing, sample_weight=sample_weight, where=where,
+            from_logits=from_logits,
         )  # fmt: skip
         if result is not None:
             return result

@@ -39,14 +39,14 @@ def loss_and_gradient(
     """:func:`categorical_cross_entropy` and, with ``with_grad``, its gradient in y_pred."""
     if class_shard is not None:
         check_class_shard(class_shard, from_logits=from_logits, loss_name=INFO.name)
-    elif from_logits and pipeline.is_plain(
+    elif pipeline.is_plain(
         axis, None, class_weight, sample_weight, label_smoothing, where, reduction, eps,
         validate, softcap=softcap, z_loss=z_loss, return_parts=return_parts,
     ):  # fmt: skip
         result = pipeline.plain_lane(
             INFO, y_true, y_pred, reduction=reduction, with_grad=with_grad,
             label_smoothing=label_smoothing, class_weight=class_weight,
-            sample_weight=sample_weight, where=where,
+            sample_weight=sample_weight, where=where, from_logits=from_logits,
         )  # fmt: skip
         if result is not None:
             return result

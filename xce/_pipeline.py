@@ -107,13 +107,14 @@ def plain_lane(
     info: LossInfo, y_true: Array, y_pred: Array, *, reduction: str, with_grad: bool,
     label_smoothing: float | int = 0.0, ignore_index: int | None = None,
     class_weight: Array | None = None, sample_weight: Array | None = None,
-    where: Array | None = None,
+    where: Array | None = None, from_logits: bool = True,
 ) -> tuple[Array, Array | None] | None:  # fmt: skip
-    """The backend's plain lane for a call on logits that :func:`is_plain`: its
-    ``(value, grad)``, or ``None`` (no lane for this array type, or its quick checks did not
-    all pass). ``ignore_index`` and ``class_weight`` go to the sparse lane only. Sample
-    weights and a ``where`` mask (not with those two) are applied to the lane's per-sample
-    answer (:mod:`xce._fast._weighted`)."""
+    """The backend's plain lane for a call that :func:`is_plain`: its ``(value, grad)``, or
+    ``None`` (no lane for this array type, or its quick checks did not all pass).
+    ``ignore_index`` and ``class_weight`` go to the sparse lane only. Sample weights and a
+    ``where`` mask (not with those two) are applied to the lane's per-sample answer
+    (:mod:`xce._fast._weighted`). Probabilities (``from_logits=False``) go to the backend's
+    lane on probabilities, which serves small calls without class weights."""
     lanes = _fast.lanes(type(y_pred))
     if lanes is None or info.lane is None:
         return None
@@ -128,7 +129,7 @@ def plain_lane(
             return None
         result = plain_lane(
             info, y_true, y_pred, reduction="none", with_grad=with_grad,
-            label_smoothing=label_smoothing,
+            label_smoothing=label_smoothing, from_logits=from_logits,
         )  # fmt: skip
         if result is None:
             return None
@@ -148,6 +149,12 @@ def plain_lane(
         if info.lane != "plain_sparse":
             return None  # the soft-target lanes take no class weights: the full path does
         options["class_weight"] = class_weight
+    if not from_logits:
+        if class_weight is not None:
+            return None
+        return lanes.plain_probabilities(
+            info.lane, y_true, y_pred, reduction=reduction, with_grad=with_grad, **options
+        )
     lane = getattr(lanes, info.lane)
     return lane(y_true, y_pred, reduction=reduction, with_grad=with_grad, **options)
 

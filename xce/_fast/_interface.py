@@ -63,6 +63,15 @@ class PlainLanes(Protocol):
     ) -> LossAndGrad | None:
         """Binary targets shaped like the logits, a sigmoid per entry."""
 
+    def plain_probabilities(
+        self, lane: str, y: Array, p: Array, /, *, reduction: str, with_grad: bool,
+        smoothing: float = 0.0, ignore_index: int | None = None,
+    ) -> LossAndGrad | None:  # fmt: skip
+        """The loss whose lane on logits is ``lane`` (``"plain_sparse"``, ``"plain_soft"``,
+        ``"plain_binary"``) on probabilities ``p`` (``from_logits=False``), clipped to the
+        default ``eps`` as the generic kernels clip them; its gradient is with respect to
+        ``p``. A lane may serve only some calls (small ones) and decline the rest."""
+
 
 class FastPath(PlainLanes, Protocol):
     """A backend's native kernels for the three losses on logits, and its plain lanes.

@@ -30,13 +30,14 @@ _ROW_SUM_TOLERANCE = {
 }
 
 
-def sums_are_one(total):
-    """Every row total is 1 within the shared tolerance, or 0 (no target)."""
+def sums_are_one(total, zero_allowed=True):
+    """Every row total is 1 within the shared tolerance, or 0 (a row without target, where
+    ``zero_allowed``: targets, not predictions)."""
     tolerance = _ROW_SUM_TOLERANCE[total.dtype]
     deviation = np.abs(total - 1)
     if np.maximum.reduce(deviation) <= tolerance:  # every row near 1 (False for NaN)
         return True
-    return bool(((deviation <= tolerance) | (total == 0)).all())
+    return zero_allowed and bool(((deviation <= tolerance) | (total == 0)).all())
 
 
 def _generic_block(generic, x, y, loss, grad, scale, lo, hi):

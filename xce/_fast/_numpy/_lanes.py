@@ -1,5 +1,6 @@
 """The NumPy plain lanes: option-free calls on logits in a few calls; small inputs take the
-short paths of :mod:`._small` instead of the blocked kernels."""
+short paths of :mod:`._small` instead of the blocked kernels, and small calls on probabilities
+those of :mod:`._probabilities`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from .. import _config
 from .._plain import first_row_may_be_probabilities, run_plain
 from ._dense_kernels import sigmoid_bce, softmax_ce_soft
+from ._probabilities import probabilities_binary, probabilities_labels, probabilities_soft
 from ._small import (
     checked_labels,
     count_of,
@@ -19,7 +21,7 @@ from ._small import (
 )
 from ._sparse_kernel import softmax_ce_labels
 
-__all__ = ["plain_binary", "plain_soft", "plain_sparse"]
+__all__ = ["plain_binary", "plain_probabilities", "plain_soft", "plain_sparse"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # The binary short path's log1p is NumPy's scalar loop: at (64, 64) float32 the short path
@@ -141,3 +143,35 @@ def plain_binary(y, x, *, reduction, with_grad, smoothing=0.0):
     return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
                      grad_scale=r, reduce=from_total, smoothing=smoothing,
                      summed=True)  # fmt: skip
+
+
+def plain_probabilities(lane, y, p, *, reduction, with_grad, smoothing=0.0, ignore_index=None):
+    """Probabilities (``from_logits=False``) for the loss whose lane on logits is ``lane``
+    (``"plain_sparse"``, ``"plain_soft"``, ``"plain_binary"``), with no option besides label
+    smoothing and the sparse loss's ``ignore_index``: up to
+    ``_config.PROBABILITIES_LANE_BYTES``, in the few whole-array calls of
+    :mod:`._probabilities`; ``None`` otherwise, or where a check fails (see
+    :func:`plain_sparse`)."""
+    if (
+        type(y) is not np.ndarray
+        or p.dtype not in _FLOATS
+        or p.ndim == 0
+        or p.size == 0
+        or p.nbytes > _config.PROBABILITIES_LANE_BYTES
+    ):
+        return None
+    options = {"reduction": reduction, "with_grad": with_grad, "smoothing": smoothing}
+    if lane == "plain_binary":
+        same = y.dtype == p.dtype and y.shape == p.shape
+        return probabilities_binary(p, y, **options) if same else None
+    if p.shape[-1] < 2:
+        return None
+    if lane == "plain_soft":
+        same = y.dtype == p.dtype and y.shape == p.shape
+        return probabilities_soft(p, y, **options) if same else None
+    if y.dtype.kind not in "iu" or y.shape != p.shape[:-1]:
+        return None
+    checked = checked_labels(y, p.shape[-1], ignore_index)
+    if checked is None:
+        return None
+    return probabilities_labels(p, checked[0], valid=checked[1], **options)

@@ -22,10 +22,14 @@ from ._dense_kernels import in_unit_interval, sums_are_one
 from ._row_ops import row_numbers
 
 __all__ = [
+    "all_finite",
     "checked_labels",
     "count_of",
+    "labels_reduction",
     "mean_scale",
     "plain_reduction",
+    "quiet",
+    "row_sums_by_matvec",
     "small_binary",
     "small_labels",
     "small_soft",
@@ -52,14 +56,14 @@ def _ones(n_classes, dtype):
     return np.ones(n_classes, dtype=dtype)
 
 
-def _row_sums(a):
+def row_sums_by_matvec(a):
     """Σ over each row of the 2-d ``a``: a BLAS matrix-vector product with ones, a third of
     the time of a reduction along a short row (1 against 3 µs at (64, 10)). A small call runs
     on the calling thread, so the BLAS's own threads cannot nest inside the kernels' pool."""
     return a @ _ones(a.shape[-1], a.dtype)
 
 
-def _quiet(kernel):
+def quiet(kernel):
     """``kernel`` with NumPy's floating-point warnings off: an infinite or NaN logit (0·inf,
     inf - inf) makes the result non-finite, and the kernel declines; the full path then
     applies xce's rules to those rows."""
@@ -72,7 +76,7 @@ def _quiet(kernel):
     return quiet
 
 
-def _finite(value):
+def all_finite(value):
     """Whether a reduced value (one read) or every entry (one reduction) is finite."""
     if value.ndim == 0:
         return math.isfinite(value)
@@ -98,6 +102,20 @@ def checked_labels(labels, n_classes, ignore_index):
     return labels, valid
 
 
+def labels_reduction(loss, labels, valid, reduction):
+    """The per-row ``loss`` of a call on ``labels`` reduced as the shared rule does, rows
+    where ``valid`` is false counting for nothing (their loss written 0): ``(value, r, flat
+    valid)``, r the gradient's scale (1, or the mean's 1/count), ``value`` ``None`` if it is
+    not finite (the kernel then declines)."""
+    flat_valid = None if valid is None else valid.reshape(-1)
+    if flat_valid is not None:
+        np.copyto(loss, 0, where=~flat_valid)
+    count = count_of(flat_valid, loss.size, loss.dtype)
+    value = plain_reduction(loss.reshape(labels.shape), reduction, count)
+    r = mean_scale(count) if reduction == "mean" else 1.0
+    return (value if all_finite(value) else None), r, flat_valid
+
+
 def mean_scale(count):
     """The mean's gradient scale 1/count; 0 for a mean over nothing, as in the shared rule."""
     return 1.0 / count if count else 0.0
@@ -108,7 +126,7 @@ def count_of(valid, size, dtype):
     return dtype.type(size if valid is None else np.count_nonzero(valid))
 
 
-@_quiet
+@quiet
 def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None):
     """ℓ = log Σ_c e^(x_c - m) - (1-ε)·(x_y - m) - (ε/C)·Σ_c (x_c - m), m the row max, and
     r·(softmax - (1-ε)·onehot - ε/C).
@@ -127,21 +145,16 @@ def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None):
     z_y = z[rows, flat_labels]  # x_y - m exactly
     if smoothing:
         z_y *= 1.0 - smoothing
-        z_y += (smoothing / n_classes) * _row_sums(z)
+        z_y += (smoothing / n_classes) * row_sums_by_matvec(z)
     np.exp(z, out=z)  # the gradient's own array
-    s = _row_sums(z)
+    s = row_sums_by_matvec(z)
     loss = np.log(s)
     loss -= z_y
-    flat_valid = None if valid is None else valid.reshape(-1)
-    if flat_valid is not None:
-        np.copyto(loss, 0, where=~flat_valid)
-    count = count_of(flat_valid, flat_labels.size, loss.dtype)
-    value = plain_reduction(loss.reshape(labels.shape), reduction, count)
-    if not _finite(value):
+    value, r, flat_valid = labels_reduction(loss, labels, valid, reduction)
+    if value is None:
         return None
     if not with_grad:
         return value, None
-    r = mean_scale(count) if reduction == "mean" else 1.0
     z *= (r / s)[:, None]
     z[rows, flat_labels] -= r * (1.0 - smoothing)
     if smoothing:
@@ -151,7 +164,7 @@ def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None):
     return value, z.reshape(x.shape)
 
 
-@_quiet
+@quiet
 def small_soft(x, y, *, reduction, with_grad, smoothing=0.0):
     """ℓ = Σ_c q_c·(lse - x_c) = log Σe·Σq - Σ q·z (z = x - m), q = (1-ε)·y + ε/C, and
     r·(Σq·softmax - q).
@@ -161,23 +174,23 @@ def small_soft(x, y, *, reduction, with_grad, smoothing=0.0):
     """
     n_classes = x.shape[-1]
     flat_x, flat_y = x.reshape(-1, n_classes), y.reshape(-1, n_classes)
-    mass = _row_sums(flat_y)
+    mass = row_sums_by_matvec(flat_y)
     if not (in_unit_interval(flat_y) and sums_are_one(mass)):
         return None
     if smoothing:
         flat_y = flat_y * (1.0 - smoothing)  # a new array: the caller's y is never written
         flat_y += smoothing / n_classes
-        mass = _row_sums(flat_y)
+        mass = row_sums_by_matvec(flat_y)
     z = flat_x - np.maximum.reduce(flat_x, axis=1)[:, None]
-    dot = _row_sums(flat_y * z)  # (np.vecdot: NumPy 2 only)
+    dot = row_sums_by_matvec(flat_y * z)  # (np.vecdot: NumPy 2 only)
     np.exp(z, out=z)
-    s = _row_sums(z)
+    s = row_sums_by_matvec(z)
     loss = np.log(s)
     loss *= mass
     loss -= dot
     value = plain_reduction(loss.reshape(x.shape[:-1]), reduction)
     # an infinite or NaN logit, or target mass on a -inf one: the generic rules decide
-    if not _finite(value):
+    if not all_finite(value):
         return None
     if not with_grad:
         return value, None
@@ -188,7 +201,7 @@ def small_soft(x, y, *, reduction, with_grad, smoothing=0.0):
     return value, z.reshape(x.shape)
 
 
-@_quiet
+@quiet
 def small_binary(x, y, *, reduction, with_grad, smoothing=0.0):
     """ℓ = ([x > 0] - q)·x + log1p(e^-|x|), q = (1-ε)·y + ε/2, and r·(σ(x) - q), entry by
     entry.
@@ -210,7 +223,7 @@ def small_binary(x, y, *, reduction, with_grad, smoothing=0.0):
     np.exp(t, out=t)  # e^-|x|, kept for the gradient
     loss += np.log1p(t)
     value = plain_reduction(loss, reduction)
-    if not _finite(value):
+    if not all_finite(value):
         return None
     if not with_grad:
         return value, None

@@ -16,13 +16,15 @@ from .. import _config
 
 _small: types.ModuleType | None
 _dense: types.ModuleType | None
+_numpy_lanes: types.ModuleType | None
 try:
     from .._numpy import _dense_kernels as _dense
+    from .._numpy import _lanes as _numpy_lanes
     from .._numpy import _small
 except ImportError:  # no NumPy
-    _small = _dense = None
+    _small = _dense = _numpy_lanes = None
 
-__all__ = ["checked_labels", "host_view", "on_host", "row_totals_fit"]
+__all__ = ["checked_labels", "host_view", "on_host", "probabilities_on_host", "row_totals_fit"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.int64)
 
@@ -55,7 +57,17 @@ def on_host(kernel_name, x_view, y_view, *, reduction, with_grad, **options):
     of tensors outside any graph, with its ``options``: ``(value, grad)`` as tensors, or
     ``None`` (the kernel declined: bad targets, a result that is not finite)."""
     kernel = getattr(_small, kernel_name)
-    result = kernel(x_view, y_view, reduction=reduction, with_grad=with_grad, **options)
+    return _tensors(kernel(x_view, y_view, reduction=reduction, with_grad=with_grad, **options))
+
+
+def probabilities_on_host(lane, y_view, p_view, **options):
+    """The NumPy lane on probabilities (``xce._fast._numpy._lanes.plain_probabilities``) on
+    host views of tensors outside any graph: ``(value, grad)`` as tensors, or ``None``."""
+    return _tensors(_numpy_lanes.plain_probabilities(lane, y_view, p_view, **options))
+
+
+def _tensors(result):
+    """A NumPy kernel's ``(value, grad)`` as tensors sharing their memory, or ``None``."""
     if result is None:
         return None
     value, grad = result

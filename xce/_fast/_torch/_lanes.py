@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..._array_api import array_namespace
 from .. import _config
 from .._plain import first_row_may_be_probabilities, generic_kernel, run_plain
-from ._host import checked_labels, host_view, on_host
+from ._host import checked_labels, host_view, on_host, probabilities_on_host
 from ._kernels import (
     in_unit_interval,
     recording,
@@ -22,7 +22,7 @@ from ._kernels import (
     softmax_ce_soft,
 )
 
-__all__ = ["plain_binary", "plain_soft", "plain_sparse"]
+__all__ = ["plain_binary", "plain_probabilities", "plain_soft", "plain_sparse"]
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -269,3 +269,16 @@ def plain_binary(y, x, *, reduction, with_grad, smoothing=0.0):
     return run_plain(sigmoid_bce, x, y, reduction=reduction, with_grad=with_grad,
                      grad_scale=r, reduce=from_total, smoothing=smoothing,
                      summed=True)  # fmt: skip
+
+
+def plain_probabilities(lane, y, p, *, reduction, with_grad, smoothing=0.0, ignore_index=None):
+    """Probabilities (``from_logits=False``) on small CPU tensors outside any graph: NumPy's
+    lane on views of their memory (:mod:`._host`); ``None`` for every other call, which the
+    full path serves (autograd included)."""
+    if type(y) is not torch.Tensor or recording(p, y):
+        return None
+    p_view, y_view = host_view(p), host_view(y)
+    if p_view is None or y_view is None:
+        return None
+    return probabilities_on_host(lane, y_view, p_view, reduction=reduction, with_grad=with_grad,
+                                 smoothing=smoothing, ignore_index=ignore_index)  # fmt: skip
