@@ -29,6 +29,13 @@ def loss_and_gradient(
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
     """:func:`binary_focal_cross_entropy` and, with ``with_grad``, its gradient in y_pred."""
+    result = pipeline.generic_lane(
+        INFO, y_true, y_pred, from_logits=from_logits, axis=-1, sample_weight=sample_weight,
+        label_smoothing=label_smoothing, where=where, reduction=reduction, eps=eps,
+        validate=validate, with_grad=with_grad, gamma=gamma, alpha=alpha,
+    )  # fmt: skip
+    if result is not None:
+        return result
     inputs = pipeline.prepare_binary(
         y_true, y_pred, from_logits=from_logits, sample_weight=sample_weight, where=where,
         reduction=reduction, label_smoothing=label_smoothing, eps=eps, validate=validate,

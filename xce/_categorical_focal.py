@@ -39,6 +39,13 @@ def loss_and_gradient(
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
     """:func:`categorical_focal_cross_entropy` and, with ``with_grad``, its gradient."""
+    result = pipeline.generic_lane(
+        INFO, y_true, y_pred, from_logits=from_logits, axis=axis, sample_weight=sample_weight,
+        label_smoothing=label_smoothing, where=where, reduction=reduction, eps=eps,
+        validate=validate, with_grad=with_grad, gamma=gamma, alpha=alpha,
+    )  # fmt: skip
+    if result is not None:
+        return result
     inputs = pipeline.prepare_soft(
         y_true, y_pred, loss_name=INFO.name, from_logits=from_logits, axis=axis,
         class_weight=None, sample_weight=sample_weight, where=where, reduction=reduction,

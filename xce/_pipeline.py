@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _agnostic as agnostic
 from . import _fast
+from ._arguments import HYPERPARAMETERS
 from ._array_api import is_jax_namespace
 from ._parts import LossParts
 from ._prepare import (
@@ -40,6 +41,7 @@ __all__ = [
     "class_problem",
     "classes_last",
     "evaluate",
+    "generic_lane",
     "is_plain",
     "logit_options",
     "option",
@@ -121,22 +123,15 @@ def plain_lane(
     if sample_weight is not None or where is not None:
         if ignore_index is not None or class_weight is not None:
             return None  # their count, Σ v·s·ω, is the full path's
-        class_axis = info.lane != "plain_binary"
-        batch_shape = tuple(y_pred.shape[:-1] if class_axis else y_pred.shape)
-        if not _fast.weights_fit(
-            y_pred, batch_shape, sample_weight=sample_weight, where=where, with_grad=with_grad
-        ):
-            return None
-        result = plain_lane(
-            info, y_true, y_pred, reduction="none", with_grad=with_grad,
-            label_smoothing=label_smoothing, from_logits=from_logits,
-        )  # fmt: skip
-        if result is None:
-            return None
-        return _fast.weighted(
-            result, y_pred, batch_shape, sample_weight=sample_weight, where=where,
-            reduction=reduction, class_axis=class_axis,
-        )  # fmt: skip
+
+        def per_sample(reduction):
+            return plain_lane(
+                info, y_true, y_pred, reduction=reduction, with_grad=with_grad,
+                label_smoothing=label_smoothing, from_logits=from_logits,
+            )  # fmt: skip
+
+        return _weighted(info, per_sample, y_pred, sample_weight=sample_weight, where=where,
+                         reduction=reduction, with_grad=with_grad)  # fmt: skip
     # Each lane also declines logits whose first row looks like probabilities (on host data
     # only: a read of a GPU tensor would synchronise the device); the full path looks closer,
     # and warns.
@@ -157,6 +152,87 @@ def plain_lane(
         )
     lane = getattr(lanes, info.lane)
     return lane(y_true, y_pred, reduction=reduction, with_grad=with_grad, **options)
+
+
+def _weighted(info, per_sample, y_pred, *, sample_weight, where, reduction, with_grad):
+    """Sample weights and a ``where`` mask applied to a lane's answer without them,
+    ``per_sample("none")`` (:mod:`xce._fast._weighted`), or ``None``."""
+    class_axis = info.target != "binary"
+    batch_shape = tuple(y_pred.shape[:-1] if class_axis else y_pred.shape)
+    if not _fast.weights_fit(
+        y_pred, batch_shape, sample_weight=sample_weight, where=where, with_grad=with_grad
+    ):
+        return None
+    result = per_sample("none")
+    if result is None:
+        return None
+    return _fast.weighted(
+        result, y_pred, batch_shape, sample_weight=sample_weight, where=where,
+        reduction=reduction, class_axis=class_axis,
+    )  # fmt: skip
+
+
+def _plain_numbers(values: Mapping[str, Any]) -> dict[str, float | None] | None:
+    """A loss's scalar hyperparameters as a generic lane takes them: each a Python number
+    inside its rule's range (or ``None`` where the rule allows it), as floats; ``None`` if any
+    is not, so that the full path checks, converts or refuses it (in its own order)."""
+    numbers: dict[str, float | None] = {}
+    for name, value in values.items():
+        rule = HYPERPARAMETERS[name]
+        if value is None and rule.none_allowed:
+            numbers[name] = None
+        elif type(value) in (int, float) and rule.inside(value):
+            numbers[name] = float(value)
+        else:
+            return None
+    return numbers
+
+
+def generic_lane(
+    info: LossInfo, y_true: Array, y_pred: Array, *, from_logits: bool, axis: Any,
+    sample_weight: Any, label_smoothing: Any, where: Any, reduction: Any, eps: Any,
+    validate: Any, with_grad: bool, kernel_options: Mapping[str, Any] | None = None,
+    **hyperparameters: Any,
+) -> tuple[Array, Array | None] | None:  # fmt: skip
+    """A small call of a loss without a plain lane (the focal losses, poly-1), offered as the
+    caller got it: if it :func:`is_plain` and its ``hyperparameters`` (``gamma``, ``alpha``,
+    ``epsilon``) are Python numbers in range, the backend's ``generic_small`` (NumPy arrays,
+    small CPU tensors outside any graph) runs the loss's generic kernel, with them and
+    ``kernel_options``, after the full path's value checks; ``(value, grad)``, or ``None``."""
+    numbers = _plain_numbers(hyperparameters)
+    if numbers is None or not is_plain(
+        axis, None, None, sample_weight, label_smoothing, where, reduction, eps, validate
+    ):
+        return None
+    return _generic_call(info, y_true, y_pred, from_logits=from_logits, reduction=reduction,
+                         with_grad=with_grad, sample_weight=sample_weight, where=where,
+                         smoothing=float(label_smoothing), **numbers,
+                         **(kernel_options or {}))  # fmt: skip
+
+
+def _generic_call(info, y_true, y_pred, *, from_logits, reduction, with_grad, sample_weight,
+                  where, **options):  # fmt: skip
+    """:func:`generic_lane` once its options are checked: weights and masks applied to the
+    lane's per-sample answer, as in :func:`plain_lane`."""
+    lanes = _fast.lanes(type(y_pred))
+    if lanes is None:
+        return None
+    if sample_weight is not None or where is not None:
+
+        def per_sample(reduction):
+            return _generic_call(info, y_true, y_pred, from_logits=from_logits,
+                                 reduction=reduction, with_grad=with_grad, sample_weight=None,
+                                 where=None, **options)  # fmt: skip
+
+        return _weighted(info, per_sample, y_pred, sample_weight=sample_weight, where=where,
+                         reduction=reduction, with_grad=with_grad)  # fmt: skip
+    kernel = info.logits_kernel if from_logits else info.probabilities_kernel
+    if kernel is None:
+        return None
+    return lanes.generic_small(
+        kernel, y_true, y_pred, binary=info.target == "binary", from_logits=bool(from_logits),
+        reduction=reduction, with_grad=with_grad, **options,
+    )  # fmt: skip
 
 
 def _kernel_call(

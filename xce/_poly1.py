@@ -30,6 +30,15 @@ def loss_and_gradient(
     with_grad: bool,
 ) -> tuple[Array, Array | None]:
     """:func:`poly1_cross_entropy` and, with ``with_grad``, its gradient in y_pred."""
+    if class_weight is None:  # else checked and converted by the full path
+        result = pipeline.generic_lane(
+            INFO, y_true, y_pred, from_logits=from_logits, axis=axis,
+            sample_weight=sample_weight, label_smoothing=label_smoothing, where=where,
+            reduction=reduction, eps=eps, validate=validate, with_grad=with_grad,
+            epsilon=epsilon, kernel_options={"class_weight": None},
+        )  # fmt: skip
+        if result is not None:
+            return result
     inputs = pipeline.prepare_soft(
         y_true, y_pred, loss_name=INFO.name, from_logits=from_logits, axis=axis,
         class_weight=class_weight, sample_weight=sample_weight, where=where,

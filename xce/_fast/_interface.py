@@ -72,6 +72,16 @@ class PlainLanes(Protocol):
         default ``eps`` as the generic kernels clip them; its gradient is with respect to
         ``p``. A lane may serve only some calls (small ones) and decline the rest."""
 
+    def generic_small(
+        self, kernel: Callable[..., LossAndGrad], y: Array, x: Array, /, *, binary: bool,
+        from_logits: bool, reduction: str, with_grad: bool, **options: float | None,
+    ) -> LossAndGrad | None:  # fmt: skip
+        """A small call of a loss without a native kernel (focal, poly-1): its generic
+        ``kernel`` called on the whole input with ``options`` (Python numbers the caller
+        checked), after the full path's value checks of targets shaped like ``x`` and of
+        ``x`` (logits, or probabilities with ``from_logits=False``); ``binary``: one loss
+        per entry, else per row."""
+
 
 class FastPath(PlainLanes, Protocol):
     """A backend's native kernels for the three losses on logits, and its plain lanes.

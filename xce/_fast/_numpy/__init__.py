@@ -12,7 +12,8 @@ once, directly into the array returned. This package is the fast-path interface
   per-thread scratch buffers, and where an array that ``exp`` writes is placed;
 - ``_lanes``: the plain lanes; ``_small``: the short paths of small calls (a few KiB), which
   CPU torch tensors take too, on NumPy views; ``_probabilities``: the same for calls on
-  probabilities (``from_logits=False``);
+  probabilities (``from_logits=False``); ``_generic_small``: small calls of the losses
+  without a native kernel (focal, poly-1), their generic kernel called directly;
 - ``_sparse_kernel``, ``_dense_kernels``: the hand-fused kernels, in place on per-thread
   buffers, for the three losses on logits; ``_row_ops``: the per-row steps they share.
 """
@@ -22,11 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._dense_kernels import sigmoid_bce, softmax_ce_soft
+from ._generic_small import generic_small
 from ._lanes import plain_binary, plain_probabilities, plain_soft, plain_sparse
 from ._sparse_kernel import softmax_ce_labels
 from ._threads import spread
 
 __all__ = [
+    "generic_small",
     "handles",
     "plain_binary",
     "plain_probabilities",

@@ -20,10 +20,23 @@ from ._dense_kernels import in_unit_interval, sums_are_one
 from ._row_ops import row_numbers
 from ._small import all_finite, labels_reduction, plain_reduction, quiet, row_sums_by_matvec
 
-__all__ = ["probabilities_binary", "probabilities_labels", "probabilities_soft"]
+__all__ = [
+    "default_eps",
+    "probabilities_binary",
+    "probabilities_labels",
+    "probabilities_soft",
+    "rows_are_probabilities",
+]
 
 # The full path's default clip, per dtype: its machine epsilon.
 _EPS = {np.dtype(t): float(np.finfo(t).eps) for t in (np.float32, np.float64)}
+
+
+def default_eps(dtype):
+    """The full path's default clip for probabilities of ``dtype`` (float32 or float64)."""
+    return _EPS[dtype]
+
+
 # Up to this many entries NumPy's log1p (a scalar loop) costs less than the four calls that
 # replace it in larger inputs (as in the binary kernel on logits).
 _LOG1P_MAX_ENTRIES = 1024
@@ -45,7 +58,7 @@ def _log1p_of_negative(c):
     return u
 
 
-def _rows_fit(p):
+def rows_are_probabilities(p):
     """Whether the rows of the 2-d ``p`` are probabilities: in [0, 1], each summing to 1
     within the shared tolerance (NaN is not)."""
     return in_unit_interval(p) and sums_are_one(row_sums_by_matvec(p), zero_allowed=False)
@@ -62,7 +75,7 @@ def probabilities_labels(p, labels, *, reduction, with_grad, smoothing=0.0, vali
     """
     n_classes = p.shape[-1]
     flat_p, flat_labels = p.reshape(-1, n_classes), labels.reshape(-1)
-    if not _rows_fit(flat_p):
+    if not rows_are_probabilities(flat_p):
         return None
     clipped = np.maximum(flat_p, _EPS[p.dtype])
     rows = row_numbers(flat_p.shape[0])
@@ -93,7 +106,7 @@ def probabilities_soft(p, y, *, reduction, with_grad, smoothing=0.0):
     n_classes = p.shape[-1]
     flat_p, flat_y = p.reshape(-1, n_classes), y.reshape(-1, n_classes)
     targets_fit = in_unit_interval(flat_y) and sums_are_one(row_sums_by_matvec(flat_y))
-    if not (targets_fit and _rows_fit(flat_p)):
+    if not (targets_fit and rows_are_probabilities(flat_p)):
         return None
     if smoothing:
         flat_y = flat_y * (1.0 - smoothing)  # a new array: the caller's y is never written

@@ -16,9 +16,10 @@ would cost a noticeable share of a small call.
 from __future__ import annotations
 
 from ._kernels import sigmoid_bce, softmax_ce_labels, softmax_ce_soft
-from ._lanes import plain_binary, plain_probabilities, plain_soft, plain_sparse
+from ._lanes import generic_small, plain_binary, plain_probabilities, plain_soft, plain_sparse
 
 __all__ = [
+    "generic_small",
     "handles",
     "plain_binary",
     "plain_probabilities",

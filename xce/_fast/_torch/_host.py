@@ -17,14 +17,23 @@ from .. import _config
 _small: types.ModuleType | None
 _dense: types.ModuleType | None
 _numpy_lanes: types.ModuleType | None
+_generic: types.ModuleType | None
 try:
     from .._numpy import _dense_kernels as _dense
+    from .._numpy import _generic_small as _generic
     from .._numpy import _lanes as _numpy_lanes
     from .._numpy import _small
 except ImportError:  # no NumPy
-    _small = _dense = _numpy_lanes = None
+    _small = _dense = _numpy_lanes = _generic = None
 
-__all__ = ["checked_labels", "host_view", "on_host", "probabilities_on_host", "row_totals_fit"]
+__all__ = [
+    "checked_labels",
+    "generic_on_host",
+    "host_view",
+    "on_host",
+    "probabilities_on_host",
+    "row_totals_fit",
+]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.int64)
 
@@ -64,6 +73,12 @@ def probabilities_on_host(lane, y_view, p_view, **options):
     """The NumPy lane on probabilities (``xce._fast._numpy._lanes.plain_probabilities``) on
     host views of tensors outside any graph: ``(value, grad)`` as tensors, or ``None``."""
     return _tensors(_numpy_lanes.plain_probabilities(lane, y_view, p_view, **options))
+
+
+def generic_on_host(kernel, y_view, x_view, **options):
+    """The NumPy small call of a generic ``kernel`` (``xce._fast._numpy._generic_small``) on
+    host views of tensors outside any graph: ``(value, grad)`` as tensors, or ``None``."""
+    return _tensors(_generic.generic_small(kernel, y_view, x_view, **options))
 
 
 def _tensors(result):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..._array_api import array_namespace
 from .. import _config
 from .._plain import first_row_may_be_probabilities, generic_kernel, run_plain
-from ._host import checked_labels, host_view, on_host, probabilities_on_host
+from ._host import checked_labels, generic_on_host, host_view, on_host, probabilities_on_host
 from ._kernels import (
     in_unit_interval,
     recording,
@@ -22,7 +22,7 @@ from ._kernels import (
     softmax_ce_soft,
 )
 
-__all__ = ["plain_binary", "plain_probabilities", "plain_soft", "plain_sparse"]
+__all__ = ["generic_small", "plain_binary", "plain_probabilities", "plain_soft", "plain_sparse"]
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -271,14 +271,33 @@ def plain_binary(y, x, *, reduction, with_grad, smoothing=0.0):
                      summed=True)  # fmt: skip
 
 
+def _views_outside_graph(y, x):
+    """``(y_view, x_view)``, NumPy views of targets ``y`` and predictions ``x`` when both are
+    small CPU tensors that autograd does not record (:func:`._host.host_view`), else
+    ``None``."""
+    if type(y) is not torch.Tensor or recording(x, y):
+        return None
+    x_view, y_view = host_view(x), host_view(y)
+    return None if x_view is None or y_view is None else (y_view, x_view)
+
+
 def plain_probabilities(lane, y, p, *, reduction, with_grad, smoothing=0.0, ignore_index=None):
     """Probabilities (``from_logits=False``) on small CPU tensors outside any graph: NumPy's
     lane on views of their memory (:mod:`._host`); ``None`` for every other call, which the
     full path serves (autograd included)."""
-    if type(y) is not torch.Tensor or recording(p, y):
+    views = _views_outside_graph(y, p)
+    if views is None:
         return None
-    p_view, y_view = host_view(p), host_view(y)
-    if p_view is None or y_view is None:
-        return None
-    return probabilities_on_host(lane, y_view, p_view, reduction=reduction, with_grad=with_grad,
+    return probabilities_on_host(lane, *views, reduction=reduction, with_grad=with_grad,
                                  smoothing=smoothing, ignore_index=ignore_index)  # fmt: skip
+
+
+def generic_small(kernel, y, x, *, binary, from_logits, reduction, with_grad, **options):
+    """A small call of a loss without a native kernel (focal, poly-1) on CPU tensors outside
+    any graph: NumPy's :func:`xce._fast._numpy._generic_small.generic_small` on views of their
+    memory; ``None`` for every other call, which the full path serves (autograd included)."""
+    views = _views_outside_graph(y, x)
+    if views is None:
+        return None
+    return generic_on_host(kernel, *views, binary=binary, from_logits=from_logits,
+                           reduction=reduction, with_grad=with_grad, **options)  # fmt: skip
