@@ -29,7 +29,9 @@ LossAndGrad = tuple[Array, Array | None]
 class PlainLanes(Protocol):
     """Calls on logits with no option besides label smoothing (a number, ``smoothing``) and
     the sparse loss's ``ignore_index`` and class weights, served in a few calls (the common
-    case).
+    case); the same on probabilities (``plain_probabilities``), and small calls of the losses
+    without a native kernel (``generic_small``). Sample weights and masks are the pipeline's:
+    it applies them to a lane's per-sample answer (``xce._fast._weighted``).
 
     Each lane takes the targets and the logits ``x``, of the one exact array type it was found
     for, runs its quick checks (types, dtypes, shapes, the labels' range; soft and binary targets
