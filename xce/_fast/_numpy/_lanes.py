@@ -64,15 +64,17 @@ def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index
         ):
             return None  # the full path converts or refuses it
         class_weight = class_weight.astype(x.dtype, copy=False)
-        omega = class_weight[labels]
-        count = np.add.reduce(omega if valid is None else omega[valid], axis=None)
-    elif x.nbytes <= _config.SMALL_LANE_BYTES:
+    if x.nbytes <= _config.SMALL_LANE_BYTES:
         result = small_labels(x, labels, reduction=reduction, with_grad=with_grad,
-                              smoothing=smoothing, valid=valid)  # fmt: skip
+                              smoothing=smoothing, valid=valid,
+                              class_weight=class_weight)  # fmt: skip
         if result is not None:
             return result
     if class_weight is None:
         count = count_of(valid, labels.size, x.dtype)
+    else:
+        omega = class_weight[labels]
+        count = np.add.reduce(omega if valid is None else omega[valid], axis=None)
     r = mean_scale(count) if reduction == "mean" else 1.0
     scale = r if valid is None else np.where(valid, x.dtype.type(r), x.dtype.type(0))
     loss, grad = softmax_ce_labels(x, labels, class_weight=class_weight, smoothing=smoothing,

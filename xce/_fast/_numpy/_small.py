@@ -102,15 +102,19 @@ def checked_labels(labels, n_classes, ignore_index):
     return labels, valid
 
 
-def labels_reduction(loss, labels, valid, reduction):
+def labels_reduction(loss, labels, valid, reduction, omega=None):
     """The per-row ``loss`` of a call on ``labels`` reduced as the shared rule does, rows
-    where ``valid`` is false counting for nothing (their loss written 0): ``(value, r, flat
+    where ``valid`` is false counting for nothing (their loss written 0), the mean over the
+    counted rows (Σ ω over them with class weights, ω = w_y per row): ``(value, r, flat
     valid)``, r the gradient's scale (1, or the mean's 1/count), ``value`` ``None`` if it is
     not finite (the kernel then declines)."""
     flat_valid = None if valid is None else valid.reshape(-1)
     if flat_valid is not None:
         np.copyto(loss, 0, where=~flat_valid)
-    count = count_of(flat_valid, loss.size, loss.dtype)
+    if omega is None:
+        count = count_of(flat_valid, loss.size, loss.dtype)
+    else:
+        count = np.add.reduce(omega if flat_valid is None else omega[flat_valid], axis=None)
     value = plain_reduction(loss.reshape(labels.shape), reduction, count)
     r = mean_scale(count) if reduction == "mean" else 1.0
     return (value if all_finite(value) else None), r, flat_valid
@@ -127,15 +131,16 @@ def count_of(valid, size, dtype):
 
 
 @quiet
-def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None):
-    """ℓ = log Σ_c e^(x_c - m) - (1-ε)·(x_y - m) - (ε/C)·Σ_c (x_c - m), m the row max, and
-    r·(softmax - (1-ε)·onehot - ε/C).
+def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None,
+                 class_weight=None):  # fmt: skip
+    """ℓ = Σ_c w_c q_c·(lse - x_c) = log Σ_c e^(x_c - m)·Σ wq - Σ_c w_c q_c (x_c - m), m the row
+    max, q = (1-ε)·onehot + ε/C, and r·(Σ wq·softmax - w ⊙ q); w = 1 without class weights.
 
     ``labels`` must be integers within [0, C) (see :func:`checked_labels`); rows where
     ``valid`` is false (ignored labels) count for nothing: loss and gradient 0, and the mean
-    divides by the valid rows (a mean over none is 0). ``None`` if the loss is not finite (an
-    infinity or NaN in a counted row makes its max or its z NaN): the blocked kernel's rules
-    decide those rows.
+    divides by the valid rows' ω = w_y (a mean over none is 0). ``None`` if the loss is not
+    finite (an infinity or NaN in a counted row makes its max or its z NaN): the blocked
+    kernel's rules decide those rows.
     """
     n_classes = x.shape[-1]
     flat_x = x.reshape(-1, n_classes)
@@ -143,22 +148,33 @@ def small_labels(x, labels, *, reduction, with_grad, smoothing=0.0, valid=None):
     z = flat_x - np.maximum.reduce(flat_x, axis=1)[:, None]  # ≤ 0: no overflow, Σ e ≥ 1
     rows = row_numbers(flat_x.shape[0])
     z_y = z[rows, flat_labels]  # x_y - m exactly
+    omega = mass = None  # w_y, and Σ wq per row (1 without class weights)
+    if class_weight is not None:
+        omega = class_weight[flat_labels]
+        z_y *= omega
+        mass = (1.0 - smoothing) * omega
+        if smoothing:
+            mass += (smoothing / n_classes) * np.add.reduce(class_weight)
     if smoothing:
         z_y *= 1.0 - smoothing
-        z_y += (smoothing / n_classes) * row_sums_by_matvec(z)
+        uniform = z if class_weight is None else z * class_weight
+        z_y += (smoothing / n_classes) * row_sums_by_matvec(uniform)
     np.exp(z, out=z)  # the gradient's own array
     s = row_sums_by_matvec(z)
     loss = np.log(s)
+    if mass is not None:
+        loss *= mass
     loss -= z_y
-    value, r, flat_valid = labels_reduction(loss, labels, valid, reduction)
+    value, r, flat_valid = labels_reduction(loss, labels, valid, reduction, omega)
     if value is None:
         return None
     if not with_grad:
         return value, None
-    z *= (r / s)[:, None]
-    z[rows, flat_labels] -= r * (1.0 - smoothing)
+    z *= ((r if mass is None else r * mass) / s)[:, None]
+    hard = r * (1.0 - smoothing)
+    z[rows, flat_labels] -= hard if omega is None else hard * omega
     if smoothing:
-        z -= r * smoothing / n_classes
+        z -= (r * smoothing / n_classes) * (1.0 if class_weight is None else class_weight)
     if flat_valid is not None:
         z[~flat_valid] = 0
     return value, z.reshape(x.shape)
