@@ -14,7 +14,13 @@ from .. import _config
 from ._row_ops import flat_scale, row_sums, rows_of, scale_rows
 from ._threads import empty_clear_of, rows_per_block, scratch_for, spread
 
-__all__ = ["in_unit_interval", "sigmoid_bce", "softmax_ce_soft", "sums_are_one"]
+__all__ = [
+    "LOG1P_MAX_ENTRIES",
+    "in_unit_interval",
+    "sigmoid_bce",
+    "softmax_ce_soft",
+    "sums_are_one",
+]
 
 
 def in_unit_interval(a):
@@ -140,7 +146,7 @@ def softmax_ce_soft(x, y, *, class_weight, smoothing, generic, with_grad=False, 
 
 # Up to this many entries in a block (a small call's whole input), NumPy's log1p costs less
 # than the five calls that replace it in larger blocks.
-_LOG1P_MAX_ENTRIES = 1024
+LOG1P_MAX_ENTRIES = 1024
 
 
 def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_scale=None,
@@ -208,7 +214,7 @@ def sigmoid_bce(x, y, *, pos_weight, smoothing, generic, with_grad=False, grad_s
             np.multiply(aq, neg, out=neg)
             term -= neg  # + a·q·max(-x, 0)
         np.exp(lb, out=lb)  # t = e^-|x|
-        small = lb.size <= _LOG1P_MAX_ENTRIES
+        small = lb.size <= LOG1P_MAX_ENTRIES
         u = None  # 1 + t, for the gradient and the log
         if with_grad or not small:
             u = np.add(lb, 1, out=grad[lo:hi] if with_grad else scratch(0))

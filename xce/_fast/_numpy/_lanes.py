@@ -70,11 +70,8 @@ def plain_sparse(labels, x, *, reduction, with_grad, smoothing=0.0, ignore_index
                               class_weight=class_weight)  # fmt: skip
         if result is not None:
             return result
-    if class_weight is None:
-        count = count_of(valid, labels.size, x.dtype)
-    else:
-        omega = class_weight[labels]
-        count = np.add.reduce(omega if valid is None else omega[valid], axis=None)
+    omega = None if class_weight is None else class_weight[labels]
+    count = count_of(valid, labels.size, x.dtype, omega)
     r = mean_scale(count) if reduction == "mean" else 1.0
     scale = r if valid is None else np.where(valid, x.dtype.type(r), x.dtype.type(0))
     loss, grad = softmax_ce_labels(x, labels, class_weight=class_weight, smoothing=smoothing,

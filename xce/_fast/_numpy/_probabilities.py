@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._dense_kernels import in_unit_interval, sums_are_one
+from ._dense_kernels import LOG1P_MAX_ENTRIES, in_unit_interval, sums_are_one
 from ._row_ops import row_numbers
 from ._small import all_finite, labels_reduction, plain_reduction, quiet, row_sums_by_matvec
 
@@ -37,17 +37,12 @@ def default_eps(dtype):
     return _EPS[dtype]
 
 
-# Up to this many entries NumPy's log1p (a scalar loop) costs less than the four calls that
-# replace it in larger inputs (as in the binary kernel on logits).
-_LOG1P_MAX_ENTRIES = 1024
-
-
 def _log1p_of_negative(c):
     """log1p(-c) for c in (0, 1): a confident prediction's small loss -log(1 - c) ≈ c is kept
     (log(1 - c) in floating point would round it away). With u = 1 - c rounded,
     log1p(-c) = log u + (-c - (u - 1))/u, the second term the rounding error of u over u
     (u - 1 is exact): NumPy's vectorised log instead of its scalar log1p loop."""
-    if c.size <= _LOG1P_MAX_ENTRIES:
+    if c.size <= LOG1P_MAX_ENTRIES:  # the binary kernel's bound: log1p's scalar loop
         return np.log1p(-c)
     u = np.subtract(1, c)
     correction = np.subtract(u, 1)

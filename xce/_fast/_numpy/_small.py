@@ -111,10 +111,7 @@ def labels_reduction(loss, labels, valid, reduction, omega=None):
     flat_valid = None if valid is None else valid.reshape(-1)
     if flat_valid is not None:
         np.copyto(loss, 0, where=~flat_valid)
-    if omega is None:
-        count = count_of(flat_valid, loss.size, loss.dtype)
-    else:
-        count = np.add.reduce(omega if flat_valid is None else omega[flat_valid], axis=None)
+    count = count_of(flat_valid, loss.size, loss.dtype, omega)
     value = plain_reduction(loss.reshape(labels.shape), reduction, count)
     r = mean_scale(count) if reduction == "mean" else 1.0
     return (value if all_finite(value) else None), r, flat_valid
@@ -125,8 +122,11 @@ def mean_scale(count):
     return 1.0 / count if count else 0.0
 
 
-def count_of(valid, size, dtype):
-    """The entries a mean divides by: all ``size``, or the ``valid`` ones."""
+def count_of(valid, size, dtype, omega=None):
+    """What a mean divides by: the entries, all ``size`` or the ``valid`` ones; with class
+    weights, Σ ω over them (ω = w_y, one per entry)."""
+    if omega is not None:
+        return np.add.reduce(omega if valid is None else omega[valid], axis=None)
     return dtype.type(size if valid is None else np.count_nonzero(valid))
 
 
