@@ -13,6 +13,7 @@ reductions.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import reference as ref
 from helpers import assert_close, dtype_name, is_lazy, to_numpy
 from helpers import build_options as _build
@@ -25,6 +26,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xce
+
+# Drawn logits can form a probability distribution ([[0.2, 0.2, 0.2, 0.2, 0.2]]), which xce
+# rightly warns about (tests/test_habits.py tests the warning); the numbers are what
+# these properties check.
+pytestmark = pytest.mark.filterwarnings("ignore:from_logits=True, but every row:UserWarning")
 
 
 def _settings(backend):
